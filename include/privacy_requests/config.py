@@ -1,0 +1,313 @@
+"""The configuration folder (privacy.yml, datasets/*.yml, policies/*.yml) as typed, validated models.
+
+Every problem is collected with its file and field, so one bad file does not hide the others, and the
+whole list shows up as the DAG's import error in the Airflow UI.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from fideslang.default_taxonomy import DEFAULT_TAXONOMY
+from fideslang.models import Dataset
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from .errors import ConfigError, Problem
+from .graph import CollectionAddress, DatasetGraph, TraversalPlan, build_graph
+from .masking import CONFIG_MODELS
+from .policy import Policy, category_matches
+
+CONFIG_DIR_ENV = "PRIVACY_REQUESTS_CONFIG_DIR"
+STORAGE_ENV = "PRIVACY_REQUESTS_STORAGE"
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "privacy"
+_TASK_ID_PART = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class EmailTarget(_Strict):
+    """Where a vendor's erasure instructions go. Addresses are checked in validate_request."""
+
+    to: list[str] = Field(min_length=1)
+    test_to: str | None = None
+    vendor_name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _single_to(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("to"), str):
+            return {**data, "to": [data["to"]]}
+        return data
+
+
+class DatasetMapping(_Strict):
+    """How a dataset is reached: an Airflow connection (SQL) or a vendor's address (email)."""
+
+    conn_id: str | None = None
+    email: EmailTarget | None = None
+    access: Literal["read", "write"] = "write"
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DatasetMapping:
+        if (self.conn_id is None) == (self.email is None):
+            raise ValueError("give exactly one of 'conn_id' (a SQL database) or 'email' (a vendor)")
+        return self
+
+    @property
+    def kind(self) -> Literal["sql", "email"]:
+        return "email" if self.email else "sql"
+
+
+class RetrySettings(_Strict):
+    """Retries for transient failures (database, SMTP, HTTP), with exponential backoff."""
+
+    count: int = Field(default=3, ge=0)
+    delay_seconds: float = Field(default=30, gt=0)
+    max_delay_seconds: float = Field(default=600, gt=0)
+
+
+class Settings(_Strict):
+    organization: str
+    storage: str
+    smtp_conn_id: str = "smtp_default"
+    datasets: dict[str, DatasetMapping] = Field(default_factory=dict)
+    data_categories: list[str] = Field(default_factory=list)
+    retries: RetrySettings = Field(default_factory=RetrySettings)
+
+
+@dataclass
+class PrivacyConfig:
+    """Everything the DAG and its tasks need, loaded once per parse; immutable after loading."""
+
+    folder: Path
+    settings: Settings
+    datasets: dict[str, Dataset]
+    policies: dict[str, Policy]
+    graph: DatasetGraph
+    plan: TraversalPlan
+    files: dict[str, str] = field(default_factory=dict)
+
+    def __deepcopy__(self, memo: dict) -> PrivacyConfig:
+        # Airflow deep-copies tasks (partial_subset, dag.test); the config is shared, never mutated.
+        return self
+
+    @property
+    def storage(self) -> str:
+        return os.environ.get(STORAGE_ENV) or os.path.expandvars(self.settings.storage)
+
+    def mapping(self, dataset: str) -> DatasetMapping:
+        return self.settings.datasets[dataset]
+
+    @cached_property
+    def email_datasets(self) -> list[str]:
+        return sorted(k for k in self.datasets if self.mapping(k).kind == "email")
+
+    def is_email(self, address: CollectionAddress) -> bool:
+        return self.mapping(address.dataset).kind == "email"
+
+
+def config_dir() -> Path:
+    return Path(os.environ.get(CONFIG_DIR_ENV) or DEFAULT_CONFIG_DIR)
+
+
+def load_config(folder: Path | str | None = None) -> PrivacyConfig:
+    """Load and validate the whole folder; raises ConfigError listing every problem found."""
+    folder = Path(folder) if folder else config_dir()
+    problems: list[Problem] = []
+    settings_file = folder / "privacy.yml"
+    settings = _load_model(settings_file, Settings, problems, root=None)
+    datasets, files = _load_datasets(folder / "datasets", problems)
+    policies = _load_policies(folder / "policies", problems)
+    if settings is None:
+        raise ConfigError(problems)
+
+    known = {c.fides_key for c in DEFAULT_TAXONOMY.data_category} | set(settings.data_categories)
+    _check_mappings(settings, datasets, files, _rel(settings_file, folder), problems)
+    _check_dataset_categories(datasets, files, known, problems)
+    _check_policies(policies, known, problems)
+    graph, graph_problems = build_graph(datasets, files)
+    problems += graph_problems
+    plan, cycles = graph.plan()
+    for cycle in cycles:
+        problems.append(Problem("datasets", "fides_meta.after / references", cycle))
+    erase_cycle = graph.erasure_cycle()
+    if erase_cycle:
+        names = ", ".join(str(a) for a in erase_cycle)
+        problems.append(Problem("datasets", "fides_meta.erase_after", f"cycle among: {names}"))
+    if problems:
+        raise ConfigError(problems)
+    return PrivacyConfig(folder, settings, datasets, {p.key: p for p, _, _ in policies}, graph, plan, files)
+
+
+def _rel(path: Path, folder: Path) -> str:
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:
+        return str(path)
+
+
+def _read_yaml(path: Path, problems: list[Problem], folder: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        problems.append(Problem(_rel(path, folder), "", "file not found"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problems.append(Problem(_rel(path, folder), where, f"invalid YAML: {getattr(exc, 'problem', exc)}"))
+    return None
+
+
+def _load_model(path: Path, model: type[BaseModel], problems: list[Problem], root: str | None) -> Any:
+    folder = path.parent
+    data = _read_yaml(path, problems, folder)
+    if data is None:
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(_validation_problems(_rel(path, folder), exc, root))
+        return None
+
+
+def _validation_problems(file: str, exc: ValidationError, prefix: str | None) -> list[Problem]:
+    result = []
+    for err in exc.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
+        where = f"{prefix}{'.' if loc and not loc.startswith('[') else ''}{loc}" if prefix else loc
+        result.append(Problem(file, where, err["msg"]))
+    return result
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
+
+
+def _load_datasets(folder: Path, problems: list[Problem]) -> tuple[dict[str, Dataset], dict[str, str]]:
+    datasets: dict[str, Dataset] = {}
+    files: dict[str, str] = {}
+    for path in _yaml_files(folder):
+        file = f"datasets/{path.name}"
+        data = _read_yaml(path, problems, folder)
+        if data is None:
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("dataset"), list):
+            problems.append(Problem(file, "dataset", "expected a top-level 'dataset:' list"))
+            continue
+        for index, raw in enumerate(data["dataset"]):
+            try:
+                ds = Dataset.model_validate(raw)
+            except ValidationError as exc:
+                problems.extend(_validation_problems(file, exc, f"dataset[{index}]"))
+                continue
+            if ds.fides_key in datasets:
+                problems.append(Problem(file, f"dataset[{index}].fides_key",
+                                        f"'{ds.fides_key}' is already defined in {files[ds.fides_key]}"))
+                continue
+            for name in [ds.fides_key, *(c.name for c in ds.collections)]:
+                if not _TASK_ID_PART.match(name):
+                    problems.append(Problem(file, f"dataset[{index}]",
+                                            f"'{name}' may only use letters, digits, '_' and '-' "
+                                            "(it becomes part of an Airflow task id)"))
+            datasets[ds.fides_key] = ds
+            files[ds.fides_key] = file
+    return datasets, files
+
+
+def _load_policies(folder: Path, problems: list[Problem]) -> list[tuple[Policy, str, int]]:
+    """Policies with the file and list index each came from, for error messages."""
+    policies: list[tuple[Policy, str, int]] = []
+    seen: dict[str, str] = {}
+    for path in _yaml_files(folder):
+        file = f"policies/{path.name}"
+        data = _read_yaml(path, problems, folder)
+        if data is None:
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("policy"), list):
+            problems.append(Problem(file, "policy", "expected a top-level 'policy:' list"))
+            continue
+        for index, raw in enumerate(data["policy"]):
+            try:
+                policy = Policy.model_validate(raw)
+            except ValidationError as exc:
+                problems.extend(_validation_problems(file, exc, f"policy[{index}]"))
+                continue
+            if policy.key in seen:
+                problems.append(Problem(file, f"policy[{index}].key",
+                                        f"'{policy.key}' is already defined in {seen[policy.key]}"))
+                continue
+            seen[policy.key] = file
+            policies.append((policy, file, index))
+            _check_rules(policy, file, index, problems)
+    return policies
+
+
+def _check_rules(policy: Policy, file: str, index: int, problems: list[Problem]) -> None:
+    for r_index, rule in enumerate(policy.rules):
+        where = f"policy[{index}].rules[{r_index}]"
+        spec = rule.masking_strategy
+        if rule.action == "access" and spec is not None:
+            problems.append(Problem(file, f"{where}.masking_strategy", "access rules do not mask"))
+        if rule.action == "erasure":
+            if spec is None:
+                problems.append(Problem(file, f"{where}.masking_strategy", "erasure rules need a masking strategy"))
+            elif spec.strategy not in CONFIG_MODELS:
+                problems.append(Problem(file, f"{where}.masking_strategy.strategy",
+                                        f"unknown masking strategy '{spec.strategy}'; "
+                                        f"known: {', '.join(sorted(CONFIG_MODELS))}"))
+            else:
+                try:
+                    CONFIG_MODELS[spec.strategy].model_validate(spec.configuration)
+                except ValidationError as exc:
+                    problems.extend(_validation_problems(file, exc, f"{where}.masking_strategy.configuration"))
+    erasure_targets = [t for r in policy.erasure_rules for t in r.targets]
+    for t in erasure_targets:
+        for other in erasure_targets:
+            if t != other and category_matches(other, t):
+                problems.append(Problem(file, f"policy[{index}].rules",
+                                        f"erasure targets '{t}' and '{other}' overlap; keep one"))
+
+
+def _check_policies(policies: list[tuple[Policy, str, int]], known: set[str], problems: list[Problem]) -> None:
+    for policy, file, index in policies:
+        for r_index, rule in enumerate(policy.rules):
+            for t_index, target in enumerate(rule.targets):
+                if target not in known:
+                    problems.append(Problem(file, f"policy[{index}].rules[{r_index}].targets[{t_index}]",
+                                            f"unknown data category '{target}'"))
+
+
+def _check_mappings(settings: Settings, datasets: dict[str, Dataset], files: dict[str, str],
+                    settings_file: str, problems: list[Problem]) -> None:
+    for key in sorted(set(datasets) - set(settings.datasets)):
+        problems.append(Problem(files[key], key,
+                                f"dataset has no mapping in privacy.yml (add 'datasets: {{{key}: {{conn_id: ...}}}}')"))
+    for key in sorted(set(settings.datasets) - set(datasets)):
+        problems.append(Problem(settings_file, f"datasets.{key}", "no dataset file defines this dataset"))
+
+
+def _check_dataset_categories(datasets: dict[str, Dataset], files: dict[str, str], known: set[str],
+                              problems: list[Problem]) -> None:
+    for key, ds in datasets.items():
+        for coll in ds.collections:
+            for path, categories in _field_categories(coll.fields):
+                for category in categories:
+                    if category not in known:
+                        problems.append(Problem(files[key], f"{key}.{coll.name}.{path}.data_categories",
+                                                f"unknown data category '{category}' (declare organization "
+                                                "categories under 'data_categories' in privacy.yml)"))
+
+
+def _field_categories(fields, prefix: str = ""):
+    for fld in fields or []:
+        path = f"{prefix}{fld.name}"
+        yield path, fld.data_categories or []
+        yield from _field_categories(fld.fields, prefix=f"{path}.")

@@ -1,0 +1,1 @@
+"""One module per kind of connector: ``sql`` (databases) and ``email`` (vendors)."""

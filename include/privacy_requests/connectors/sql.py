@@ -1,0 +1,124 @@
+"""SQL connector over SQLAlchemy Core: parameterized IN queries to find rows, set-based UPDATEs to mask.
+
+Framework-free: it takes a SQLAlchemy Engine; the operator builds one from the Airflow connection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import Engine, and_, case, column, or_, select, table, tuple_, update
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from ..errors import DataSourceError, TransientError
+from ..graph import Collection
+from ..masking import FieldMask
+
+QUERY_VALUES_LIMIT = 5000
+UPDATE_BATCH = 500
+FETCH_CHUNK = 1000
+
+
+class SqlConnector:
+    """Queries and masks the collections of one database; counts the statements it issues."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.statements = 0
+
+    def retrieve(self, collection: Collection, inputs: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+        """Rows where any input field holds any of its values (ORed), streamed.
+
+        One statement, unless the values exceed QUERY_VALUES_LIMIT; then they go in slices and rows
+        matched by more than one slice are returned once.
+        """
+        tbl = table(collection.address.collection, *(column(c) for c in collection.columns))
+        slices = list(_slices(inputs))
+        seen: set[str] | None = set() if len(slices) > 1 and len(inputs) > 1 else None
+        pk_columns = [f.column for f in collection.primary_keys] or collection.columns
+        try:
+            with self.engine.connect() as conn:
+                for part in slices:
+                    stmt = select(*tbl.c).where(or_(*(tbl.c[f.split(".")[0]].in_(v) for f, v in part.items())))
+                    self.statements += 1
+                    result = conn.execution_options(stream_results=True, yield_per=FETCH_CHUNK).execute(stmt)
+                    for row in result.mappings():
+                        record = dict(row)
+                        if seen is not None:
+                            key = json.dumps([record[c] for c in pk_columns], default=str)
+                            if key in seen:
+                                continue
+                            seen.add(key)
+                        yield record
+        except (OperationalError, DBAPIError) as exc:
+            raise _classify(exc, collection) from exc
+
+    def mask(self, collection: Collection, rows: Iterator[dict[str, Any]], masks: dict[str, FieldMask]) -> int:
+        """Mask found rows by primary key, one UPDATE per batch, all in one transaction.
+
+        A value-dependent mask (hash, hmac ...) becomes a CASE keyed on the original value, so a row
+        changed since access keeps its new value.
+        """
+        keys = [f.column for f in collection.primary_keys]
+        tbl = table(collection.address.collection, *(column(c) for c in {*keys, *masks}))
+        total = 0
+        try:
+            with self.engine.begin() as conn:
+                for batch in _batches(rows, UPDATE_BATCH):
+                    pk_values = [tuple(r[k] for k in keys) for r in batch]
+                    where = (
+                        tbl.c[keys[0]].in_([v[0] for v in pk_values])
+                        if len(keys) == 1
+                        else tuple_(*(tbl.c[k] for k in keys)).in_(pk_values)
+                    )
+                    assignments = {c: _assignment(tbl.c[c], batch, c, m) for c, m in masks.items()}
+                    self.statements += 1
+                    total += conn.execute(update(tbl).where(where).values(assignments)).rowcount
+        except (OperationalError, DBAPIError) as exc:
+            raise _classify(exc, collection) from exc
+        return total
+
+
+def _assignment(col: Any, batch: list[dict[str, Any]], name: str, mask: FieldMask) -> Any:
+    if not mask.value_dependent:
+        return mask.apply(None)
+    mapping = {row[name]: None for row in batch if row.get(name) is not None}
+    if not mapping:
+        return col
+    return case(*((col == original, mask.apply(original)) for original in mapping), else_=col)
+
+
+def _slices(inputs: dict[str, list[Any]]) -> Iterator[dict[str, list[Any]]]:
+    if sum(len(v) for v in inputs.values()) <= QUERY_VALUES_LIMIT:
+        yield inputs
+        return
+    for name, values in inputs.items():
+        for start in range(0, len(values), QUERY_VALUES_LIMIT):
+            yield {name: values[start : start + QUERY_VALUES_LIMIT]}
+
+
+def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _classify(exc: DBAPIError, collection: Collection) -> Exception:
+    """Connection trouble is transient (retry); anything else (missing table, bad column) is not."""
+    message = f"{collection.address}: {type(exc.orig).__name__}: {str(exc.orig).splitlines()[0] if exc.orig else exc}"
+    if exc.connection_invalidated or isinstance(exc, OperationalError) and _looks_like_connection(exc):
+        return TransientError(message)
+    return DataSourceError(message)
+
+
+def _looks_like_connection(exc: OperationalError) -> bool:
+    text = str(exc.orig).lower()
+    return any(w in text for w in ("connect", "connection", "timeout", "timed out", "server has gone away",
+                                   "lost connection", "database is locked", "terminating"))

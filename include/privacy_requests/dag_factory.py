@@ -1,0 +1,141 @@
+"""Builds the ``privacy_request`` DAG from the configuration, in two passes like Cosmos: one task per
+checkpoint and per collection, then the edges from the dataset graph."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk.definitions.param import ParamsDict
+
+from .config import PrivacyConfig
+from .graph import CollectionAddress
+from .operators import (
+    AccessCollectionOperator,
+    EmailSendOperator,
+    ErasureCollectionOperator,
+    FinalizeOperator,
+    UploadAccessPackageOperator,
+    ValidateRequestOperator,
+    WebhooksOperator,
+)
+from .request import REQUEST_ID_PATTERN
+
+DAG_ID = "privacy_request"
+
+
+def request_params(config: PrivacyConfig) -> ParamsDict:
+    """The trigger form: policy as a choice of the configured policies, identity values, optional id."""
+    policies = sorted(config.policies)
+    identity_keys = sorted(config.graph.identity_keys)
+    return ParamsDict({
+        "policy": Param(
+            policies[0] if policies else None,
+            type="string",
+            enum=policies,
+            values_display={k: config.policies[k].display_name for k in policies},
+            title="Policy",
+            description="What the request does: access rules return data, erasure rules mask it.",
+        ),
+        "identity": Param(
+            {},
+            type="object",
+            title="Identity",
+            description=f"The data subject's identity values, by type: {', '.join(identity_keys)}. "
+                        'Example: {"email": "jane@example.com"}.',
+            properties={k: {"type": "string", "minLength": 1} for k in identity_keys},
+            additionalProperties=False,
+            minProperties=1,
+        ),
+        "request_id": Param(
+            None,
+            type=["null", "string"],
+            pattern=REQUEST_ID_PATTERN,
+            title="Request id",
+            description="Optional; defaults to the run id. Names the request's folder in storage.",
+        ),
+    })
+
+
+def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
+    retries = config.settings.retries
+    default_args = {
+        "owner": "privacy",
+        "retries": retries.count,
+        "retry_delay": timedelta(seconds=retries.delay_seconds),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(seconds=retries.max_delay_seconds),
+        # Steps a policy does not need end skipped; the steps after them must still run.
+        "trigger_rule": "none_failed",
+    }
+    with DAG(
+        dag_id=DAG_ID,
+        schedule=None,
+        catchup=False,
+        tags=["privacy"],
+        default_args=default_args,
+        params=request_params(config),
+        doc_md=_doc(config),
+        max_active_tasks=16,
+    ) as dag:
+        common = {"privacy_config": config}
+        validate = ValidateRequestOperator(task_id="validate_request", trigger_rule="all_success", **common)
+        pre = WebhooksOperator(task_id="pre_webhooks", step="pre", **common)
+        access: dict[CollectionAddress, AccessCollectionOperator] = {}
+        erasure: dict[CollectionAddress, ErasureCollectionOperator] = {}
+        with TaskGroup("access", prefix_group_id=True):
+            for address in config.plan.order:
+                access[address] = AccessCollectionOperator(task_id=address.task_suffix, address=address, **common)
+        upload = UploadAccessPackageOperator(task_id="upload_access_package", **common)
+        with TaskGroup("erasure", prefix_group_id=True):
+            for address in config.plan.order:
+                erasure[address] = ErasureCollectionOperator(task_id=address.task_suffix, address=address,
+                                                             **common)
+        with TaskGroup("erasure_email_send", prefix_group_id=True):
+            sends = [EmailSendOperator(task_id=ds, dataset=ds, **common) for ds in config.email_datasets]
+        post = WebhooksOperator(task_id="post_webhooks", step="post", **common)
+        finalize = FinalizeOperator(task_id="finalize", **common)
+
+        # Second pass: the edges.
+        validate >> pre
+        for address, task in access.items():
+            upstream = config.plan.upstream(address)
+            if upstream:
+                for source in sorted(upstream):
+                    access[source] >> task
+            else:
+                pre >> task
+            task >> upload
+        for address, task in erasure.items():
+            before = config.graph.collections[address].erase_after
+            if before:
+                for source in sorted(before):
+                    erasure[source] >> task
+            else:
+                upload >> task
+        erasure_tasks = list(erasure.values())
+        for send in sends:
+            erasure_tasks >> send
+        (sends or erasure_tasks) >> post
+        post >> finalize
+    return dag
+
+
+def _doc(config: PrivacyConfig) -> str:
+    lines = [
+        "# Privacy request",
+        f"One run is one privacy request for **{config.settings.organization}**. Trigger it with a policy "
+        "and the subject's identity; resume a failed step by clearing its task (with downstream).",
+        "",
+        "| collection | reached from | kind |",
+        "|---|---|---|",
+    ]
+    for address in config.plan.order:
+        sources = [
+            f"identity `{i.source_field}`" if i.source is None else f"`{i.source}:{i.source_field}`"
+            for i in config.plan.inputs[address]
+        ]
+        kind = config.mapping(address.dataset).kind
+        lines.append(f"| `{address}` | {', '.join(sources) or 'nothing'} | {'vendor email' if kind == 'email' else 'SQL'} |")
+    lines += ["", "Policies: " + ", ".join(f"`{k}` ({p.display_name})" for k, p in sorted(config.policies.items()))]
+    return "\n".join(lines)

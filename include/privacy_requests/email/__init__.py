@@ -1,0 +1,1 @@
+"""Vendor erasure emails: rendering (Jinja2 templates) and sending (Airflow SMTP connection)."""

@@ -1,0 +1,364 @@
+"""Thin Airflow operators: read inputs from the request store, call the engine, write results back.
+
+XCom carries counts only; rows, values and instructions live in the encrypted request store, so a clear
+(which wipes XCom) loses nothing, and side effects (masking, emails) are recorded in a ledger and never
+repeated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context, ObjectStoragePath, Variable
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk.log import mask_secret
+
+from .access_package import package_chunks
+from .config import PrivacyConfig
+from .connectors.email import build_instruction
+from .connectors.sql import SqlConnector
+from .email.render import render_erasure_email
+from .email.send import send
+from .errors import ConfigError, DataSourceError, RequestError, TransientError
+from .graph import CollectionAddress
+from .masking import FieldMask, Masker, new_request_secrets
+from .report import build_report
+from .request import PrivacyRequest, check_request, check_vendors, open_request, rows_name, values_name
+from .values import distinct, values_at
+
+STORE_KEY_VARIABLE = "privacy_requests_store_key"
+log = logging.getLogger(__name__)
+
+
+class PrivacyRequestOperator(BaseOperator):
+    """Base of every checkpoint task: opens the request, maps engine errors onto Airflow's.
+
+    Input and configuration errors fail at once (no retry); transient errors are retried with backoff.
+    Every failure is recorded in the store, so the report says which checkpoint failed, when and why.
+    """
+
+    template_fields: Sequence[str] = ()
+    ui_color = "#e8f4fa"
+
+    def __init__(self, *, privacy_config: PrivacyConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.privacy_config = privacy_config
+
+    def execute(self, context: Context) -> Any:
+        request = self._open(context)
+        try:
+            return self.run(request, context)
+        except (AirflowSkipException, AirflowFailException):
+            raise
+        except (RequestError, ConfigError, DataSourceError) as exc:
+            self._record_failure(request, context, exc)
+            raise AirflowFailException(str(exc)) from None
+        except TransientError as exc:
+            self._record_failure(request, context, exc)
+            raise AirflowException(f"{exc} (will retry)") from None
+
+    def run(self, request: PrivacyRequest, context: Context) -> Any:
+        raise NotImplementedError
+
+    def _open(self, context: Context) -> PrivacyRequest:
+        params = dict(context["params"])
+        for value in (params.get("identity") or {}).values():
+            if isinstance(value, str) and value:
+                mask_secret(value)
+        try:
+            key = Variable.get(STORE_KEY_VARIABLE)
+        except Exception:  # noqa: BLE001 - any lookup failure means the same: no key configured
+            raise AirflowFailException(
+                f"no request store key: set the Airflow Variable '{STORE_KEY_VARIABLE}' (for example the "
+                "environment variable AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY) to a Fernet key"
+            ) from None
+        try:
+            return open_request(self.privacy_config, params, context["run_id"],
+                                ObjectStoragePath(self.privacy_config.storage), key)
+        except RequestError as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    def _record_failure(self, request: PrivacyRequest, context: Context, exc: Exception) -> None:
+        request.store.add_event("checkpoint_failed", checkpoint=self.task_id,
+                                try_number=context["ti"].try_number, error=type(exc).__name__, message=str(exc))
+
+    def _record_result(self, request: PrivacyRequest, context: Context, **result: Any) -> dict[str, Any]:
+        """Per-task result for the report (counts and reasons, nothing personal)."""
+        result = {"task_id": self.task_id, "try_number": context["ti"].try_number,
+                  "time": datetime.now(timezone.utc).isoformat(), **result}
+        request.store.put(f"results/{self.task_id}.json", result)
+        return result
+
+
+class ValidateRequestOperator(PrivacyRequestOperator):
+    """Checks the conf, the policy, reachability and vendor settings before anything is touched."""
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
+        config = self.privacy_config
+        problems = check_request(config, request.conf)
+        if request.conf.policy in config.policies and request.policy.erasure_rules:
+            problems += check_vendors(config)
+            if config.email_datasets:
+                problems += _check_smtp_connection(config.settings.smtp_conn_id)
+        if problems:
+            raise RequestError("request rejected: " + "; ".join(problems))
+        if not request.store.exists("secrets.json"):
+            request.store.put("secrets.json", new_request_secrets())
+        request.store.put("request.json", {"request_id": request.request_id, "policy": request.conf.policy,
+                                           "identity_types": sorted(request.conf.identity),
+                                           "run_id": context["run_id"]})
+        request.store.add_event("request_validated", policy=request.conf.policy,
+                                identity_types=sorted(request.conf.identity))
+        self.log.info("Request %s valid: policy %s, identity types %s", request.request_id, request.conf.policy,
+                      sorted(request.conf.identity))
+        return {"request_id": request.request_id, "policy": request.conf.policy}
+
+
+def _check_smtp_connection(conn_id: str) -> list[str]:
+    from airflow.sdk import BaseHook
+
+    try:
+        BaseHook.get_connection(conn_id)
+    except Exception:  # noqa: BLE001 - not found or not readable: either way, emails cannot go out
+        return [f"SMTP connection '{conn_id}' (smtp_conn_id in privacy.yml) does not exist"]
+    return []
+
+
+class WebhooksOperator(PrivacyRequestOperator):
+    """Pre- and post-execution policy webhooks. None are configurable yet, so the step ends skipped."""
+
+    def __init__(self, *, step: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.step = step
+
+    def run(self, request: PrivacyRequest, context: Context) -> None:
+        raise AirflowSkipException(f"policy '{request.conf.policy}' has no {self.step}-execution webhooks "
+                                   "(policy webhooks are not supported yet)")
+
+
+class CollectionOperator(PrivacyRequestOperator):
+    """A task for one collection of the graph."""
+
+    def __init__(self, *, address: CollectionAddress, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.address = address
+
+    @property
+    def collection(self):
+        return self.privacy_config.graph.collections[self.address]
+
+
+class AccessCollectionOperator(CollectionOperator):
+    """Finds the subject's rows in one collection: one query over the values arriving on its edges."""
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, int]:
+        store = request.store
+        if self.privacy_config.is_email(self.address):
+            store.write_rows(rows_name(self.address), [])
+            self.log.info("%s is a vendor (email) collection: nothing to query, 0 rows", self.address)
+            self._record_result(request, context, rows=0, status="vendor")
+            return {"rows": 0}
+        inputs = request.incoming_values(self.address)
+        if not inputs:
+            store.write_rows(rows_name(self.address), [])
+            self.log.info("%s: no values arrived on its edges, so no query; 0 rows", self.address)
+            self._record_result(request, context, rows=0, status="no_input")
+            return {"rows": 0}
+        started = time.monotonic()
+        connector = SqlConnector(_engine(self.privacy_config.mapping(self.address.dataset).conn_id))
+        out_fields = sorted(self.privacy_config.plan.out_fields(self.address))
+        collected: dict[str, list[Any]] = {f: [] for f in out_fields}
+        count = store.write_rows(rows_name(self.address),
+                                 _collect(connector.retrieve(self.collection, inputs), collected))
+        for edge in (e for inputs_ in self.privacy_config.plan.inputs.values() for e in inputs_):
+            if edge.source == self.address:
+                store.put(values_name(edge), distinct(collected[edge.source_field]))
+        elapsed = time.monotonic() - started
+        self.log.info("%s: %d rows in %.2f s (%d statement(s), %d input field(s))", self.address, count,
+                      elapsed, connector.statements, len(inputs))
+        self._record_result(request, context, rows=count, status="complete", seconds=round(elapsed, 3),
+                            statements=connector.statements)
+        return {"rows": count}
+
+
+def _collect(rows: Iterator[dict[str, Any]], collected: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """Pass rows through, keeping the values of fields that feed other collections."""
+    for row in rows:
+        for path, bucket in collected.items():
+            bucket.extend(values_at(row, path))
+        yield row
+
+
+def _engine(conn_id: str | None):
+    from airflow.sdk import BaseHook
+
+    try:
+        hook = BaseHook.get_connection(conn_id).get_hook()
+    except Exception as exc:  # noqa: BLE001 - a missing or unusable connection is a configuration error
+        raise RequestError(f"connection '{conn_id}': {exc}") from None
+    if not hasattr(hook, "get_sqlalchemy_engine"):
+        raise RequestError(f"connection '{conn_id}' ({type(hook).__name__}) does not provide a SQLAlchemy engine")
+    return hook.get_sqlalchemy_engine()
+
+
+class UploadAccessPackageOperator(PrivacyRequestOperator):
+    """Writes ``access_package.json``: rows filtered to the access rules' categories, empty ones left out."""
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
+        policy = request.policy
+        if not policy.access_rules:
+            raise AirflowSkipException(f"policy '{policy.key}' has no access rules: no access package")
+        if request.store.list("ledger"):
+            self.log.info("Erasure has already masked data for this request: the access package written "
+                          "before it is kept as it is")
+            return {"kept": True}
+        counts: dict[str, int] = {}
+        path = request.store.write_public("access_package.json",
+                                          package_chunks(self.privacy_config, policy, request.store, counts))
+        self.log.info("Access package written to %s: %d collection(s), %d row(s)", path, len(counts),
+                      sum(counts.values()))
+        request.store.add_event("access_package_uploaded", location=str(path), collections=counts)
+        self._record_result(request, context, collections=counts, location=str(path))
+        return {"collections": len(counts), "rows": sum(counts.values())}
+
+
+class ErasureCollectionOperator(CollectionOperator):
+    """Masks the rows found during access (SQL), or records the vendor's instruction (email)."""
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
+        policy = request.policy
+        if not policy.erasure_rules:
+            raise AirflowSkipException(f"policy '{policy.key}' has no erasure rules")
+        ledger = f"ledger/erasure.{self.address.task_suffix}.json"
+        done = request.store.get(ledger)
+        if done:
+            self.log.info("%s was already masked at try %s (%s rows): not masking again", self.address,
+                          done["try_number"], done["masked"])
+            return {"masked": done["masked"]}
+        mapping = self.privacy_config.mapping(self.address.dataset)
+        if mapping.access == "read":
+            reason = f"dataset '{self.address.dataset}' is read-only (access: read): nothing erased"
+            self.log.warning("%s: %s", self.address, reason)
+            self._record_result(request, context, masked=0, status="read_only", reason=reason)
+            return {"masked": 0}
+        if self.privacy_config.is_email(self.address):
+            return self._prepare_instruction(request, context)
+        return self._mask(request, context, ledger)
+
+    def _prepare_instruction(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
+        instruction = build_instruction(self.collection, self.privacy_config.plan.inputs[self.address],
+                                        request.incoming_values(self.address), request.policy)
+        request.store.put(f"instructions/{self.address.dataset}/{self.address.collection}.json", instruction)
+        self.log.info("%s: instructions prepared: %d locator field(s), %d field(s) to erase", self.address,
+                      len(instruction["locators"]), len(instruction["erase"]))
+        self._record_result(request, context, masked=0, status="instructions_prepared",
+                            locator_fields=len(instruction["locators"]), fields_to_erase=sorted(instruction["erase"]))
+        return {"locator_fields": len(instruction["locators"]), "fields_to_erase": len(instruction["erase"])}
+
+    def _mask(self, request: PrivacyRequest, context: Context, ledger: str) -> dict[str, Any]:
+        collection = self.collection
+        if not collection.primary_keys:
+            reason = "no primary key is defined for this collection: nothing erased"
+            self.log.warning("%s: %s", self.address, reason)
+            self._record_result(request, context, masked=0, status="no_primary_key", reason=reason)
+            return {"masked": 0}
+        masks = self._masks(request)
+        if not masks:
+            self.log.info("%s: no field matches the erasure targets", self.address)
+            self._record_result(request, context, masked=0, status="nothing_to_erase")
+            return {"masked": 0}
+        started = time.monotonic()
+        connector = SqlConnector(_engine(self.privacy_config.mapping(self.address.dataset).conn_id))
+        masked = connector.mask(collection, request.store.read_rows(rows_name(self.address)), masks)
+        elapsed = time.monotonic() - started
+        entry = {"masked": masked, "fields": sorted(masks), "try_number": context["ti"].try_number,
+                 "time": datetime.now(timezone.utc).isoformat(), "statements": connector.statements}
+        request.store.put(ledger, entry)
+        request.store.add_event("collection_masked", collection=str(self.address), rows=masked,
+                                fields=sorted(masks), try_number=entry["try_number"])
+        self.log.info("%s: masked %s in %d row(s) in %.2f s (%d UPDATE statement(s))", self.address,
+                      ", ".join(sorted(masks)), masked, elapsed, connector.statements)
+        self._record_result(request, context, masked=masked, status="complete", fields=sorted(masks),
+                            seconds=round(elapsed, 3))
+        return {"masked": masked}
+
+    def _masks(self, request: PrivacyRequest) -> dict[str, FieldMask]:
+        secrets = request.store.get("secrets.json")
+        if secrets is None:
+            raise RequestError("masking secrets are missing: clear validate_request to make them")
+        masks: dict[str, FieldMask] = {}
+        for path, spec in request.policy.erasure_fields(self.collection).items():
+            fld = self.collection.field(path)
+            assert fld is not None
+            masker = Masker(spec.strategy, spec.configuration, secrets)
+            skip = None
+            if fld.primary_key:
+                skip = "primary key"
+            elif fld.read_only:
+                skip = "read-only field"
+            elif "." in path:
+                skip = "nested field (SQL erasure masks top-level columns only)"
+            elif masker.needs_string and fld.data_type not in (None, "string"):
+                skip = f"strategy '{spec.strategy}' writes text, the field is '{fld.data_type}'"
+            if skip:
+                self.log.warning("%s: not masking %s: %s", self.address, path, skip)
+                continue
+            masks[path] = FieldMask(masker, fld.length)
+        return masks
+
+
+class EmailSendOperator(PrivacyRequestOperator):
+    """Sends one vendor one email with the instructions of all its collections, exactly once."""
+
+    def __init__(self, *, dataset: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
+        config = self.privacy_config
+        if not request.policy.erasure_rules:
+            raise AirflowSkipException(f"policy '{request.policy.key}' has no erasure rules: no vendor email")
+        mapping = config.mapping(self.dataset)
+        assert mapping.email is not None
+        if mapping.access == "read":
+            raise AirflowSkipException(f"dataset '{self.dataset}' is read-only (access: read): no email")
+        ledger = f"ledger/email.{self.dataset}.json"
+        sent = request.store.get(ledger)
+        if sent:
+            self.log.info("Email for '%s' was already sent at %s (Message-ID %s): not sending again",
+                          self.dataset, sent["time"], sent["message_id"])
+            return {"message_id": sent["message_id"]}
+        instructions = [request.store.get(n) for n in request.store.list(f"instructions/{self.dataset}")]
+        if not instructions:
+            raise AirflowSkipException(f"no instruction was recorded for '{self.dataset}': no email")
+        if not any(i["erase"] for i in instructions):
+            raise AirflowSkipException(f"no collection of '{self.dataset}' has anything to erase: no email")
+        rendered = render_erasure_email(organization=config.settings.organization, request_id=request.request_id,
+                                        vendor_name=mapping.email.vendor_name, instructions=instructions)
+        message = send(rendered, conn_id=config.settings.smtp_conn_id, to=mapping.email.to,
+                       default_sender=f"privacy@{mapping.email.to[0].rpartition('@')[2]}")
+        entry = {"dataset": self.dataset, "recipients": mapping.email.to, "message_id": message["Message-ID"],
+                 "subject": rendered.subject, "time": datetime.now(timezone.utc).isoformat(),
+                 "try_number": context["ti"].try_number, "collections": len(instructions)}
+        request.store.put(ledger, entry)
+        request.store.put(f"ledger/email.{self.dataset}.message.json", {"html": rendered.html, "text": rendered.text})
+        request.store.add_event("email_sent", dataset=self.dataset, recipients=mapping.email.to,
+                                message_id=entry["message_id"], try_number=entry["try_number"])
+        self.log.info("Erasure email for '%s' sent to %s (Message-ID %s, %d collection(s))", self.dataset,
+                      ", ".join(mapping.email.to), entry["message_id"], len(instructions))
+        return {"message_id": entry["message_id"]}
+
+
+class FinalizeOperator(PrivacyRequestOperator):
+    """Writes ``report.json`` and deletes the intermediate rows; the ledger and deliverables stay."""
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
+        report = build_report(self.privacy_config, request)
+        path = request.store.write_public("report.json", [report.to_json()])
+        removed = request.store.delete_intermediate()
+        self.log.info("Report written to %s; %d intermediate object(s) deleted", path, removed)
+        return report.summary

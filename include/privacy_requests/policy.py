@@ -1,0 +1,72 @@
+"""Policies: which data categories an access request returns and how an erasure masks them."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .graph import Collection, FieldSpec
+
+
+def category_matches(category: str, target: str) -> bool:
+    """Hierarchical match by whole segments: ``user.contact`` matches ``user.contact.email``, not
+    ``user.contactless``."""
+    return category == target or category.startswith(target + ".")
+
+
+class MaskingStrategySpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str
+    configuration: dict[str, Any] = Field(default_factory=dict)
+
+
+class Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    name: str | None = None
+    action: Literal["access", "erasure"]
+    targets: list[str] = Field(min_length=1)
+    masking_strategy: MaskingStrategySpec | None = None
+
+
+class Policy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str | None = None
+    description: str | None = None
+    rules: list[Rule] = Field(min_length=1)
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.key
+
+    @property
+    def access_rules(self) -> list[Rule]:
+        return [r for r in self.rules if r.action == "access"]
+
+    @property
+    def erasure_rules(self) -> list[Rule]:
+        return [r for r in self.rules if r.action == "erasure"]
+
+    def access_fields(self, collection: Collection) -> list[FieldSpec]:
+        """Leaf fields an access package returns for this collection."""
+        targets = [t for r in self.access_rules for t in r.targets]
+        return [f for f in collection.leaf_fields if _matches_any(f, targets)]
+
+    def erasure_fields(self, collection: Collection) -> dict[str, MaskingStrategySpec]:
+        """Leaf fields to erase, with the strategy of the last erasure rule that targets each."""
+        result: dict[str, MaskingStrategySpec] = {}
+        for rule in self.erasure_rules:
+            assert rule.masking_strategy is not None
+            for fld in collection.leaf_fields:
+                if _matches_any(fld, rule.targets):
+                    result[fld.path] = rule.masking_strategy
+        return result
+
+
+def _matches_any(fld: FieldSpec, targets: list[str]) -> bool:
+    return any(category_matches(c, t) for c in fld.data_categories for t in targets)

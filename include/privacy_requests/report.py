@@ -1,0 +1,55 @@
+"""``report.json``: per collection and step, what happened; every audit event; nothing personal."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from .config import PrivacyConfig
+from .request import PrivacyRequest
+
+
+@dataclass
+class Report:
+    body: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps(self.body, indent=2, sort_keys=False) + "\n"
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Counts for XCom and the task log."""
+        return {k: self.body[k] for k in ("rows_found", "rows_masked", "emails_sent")}
+
+
+def build_report(config: PrivacyConfig, request: PrivacyRequest) -> Report:
+    store = request.store
+    results = {r["task_id"]: r for r in (store.get(n) for n in store.list("results"))}
+    collections = []
+    for address in config.plan.order:
+        access = results.get(f"access.{address.task_suffix}", {})
+        erasure = results.get(f"erasure.{address.task_suffix}", {})
+        ledger = store.get(f"ledger/erasure.{address.task_suffix}.json") or {}
+        collections.append({
+            "collection": str(address),
+            "kind": config.mapping(address.dataset).kind,
+            "access": {k: access[k] for k in ("status", "rows", "seconds", "statements") if k in access},
+            "erasure": {k: v for k, v in erasure.items() if k not in ("task_id", "time")} | (
+                {"masked": ledger["masked"], "masked_at_try": ledger["try_number"]} if ledger else {}),
+        })
+    events = store.events()
+    emails = [e for e in events if e["event"] == "email_sent"]
+    return Report({
+        "request_id": request.request_id,
+        "policy": request.conf.policy,
+        "identity_types": sorted(request.conf.identity),
+        "status": "complete",
+        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "rows_found": sum(c["access"].get("rows", 0) for c in collections),
+        "rows_masked": sum(c["erasure"].get("masked", 0) for c in collections),
+        "emails_sent": len(emails),
+        "collections": collections,
+        "events": events,
+    })

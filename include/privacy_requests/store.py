@@ -1,0 +1,147 @@
+"""The per-request checkpoint store: rows, instructions, the side-effect ledger and audit events.
+
+It lives under ``{storage}/{request_id}/`` on any ObjectStoragePath (``file://``, ``s3://`` ...), so it
+survives clears (XCom does not) and works across workers. Everything personal is Fernet-encrypted with a
+key from the deployment; only ``access_package.json`` and ``report.json`` are written in clear, as the
+request's deliverables. Rows are written and read in encrypted chunks, never held whole in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import date, datetime, timezone
+from decimal import Decimal
+from typing import Any, Protocol
+
+from cryptography.fernet import Fernet
+
+CHUNK_ROWS = 1000
+INTERMEDIATE = ("rows", "values", "instructions")
+
+
+class StoragePath(Protocol):
+    """What the store needs of a path: pathlib.Path and Airflow's ObjectStoragePath both qualify."""
+
+    def __truediv__(self, other: str) -> StoragePath: ...
+    def open(self, mode: str = ...) -> Any: ...
+    def exists(self) -> bool: ...
+    def mkdir(self, parents: bool = ..., exist_ok: bool = ...) -> None: ...
+    def iterdir(self) -> Iterator[StoragePath]: ...
+    def unlink(self) -> None: ...
+    def is_dir(self) -> bool: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes(value).hex()
+    return str(value)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, sort_keys=True)
+
+
+class RequestStore:
+    """All state of one privacy request under ``root/request_id``."""
+
+    def __init__(self, root: StoragePath, request_id: str, key: str | bytes) -> None:
+        self.base = root / request_id
+        self._fernet = Fernet(key)
+
+    # -- encrypted JSON documents -------------------------------------------------------------
+    def put(self, name: str, value: Any) -> None:
+        path = self._path(name)
+        with path.open("wb") as fh:
+            fh.write(self._fernet.encrypt(dumps(value).encode()))
+
+    def get(self, name: str, default: Any = None) -> Any:
+        path = self.base / name
+        if not path.exists():
+            return default
+        with path.open("rb") as fh:
+            return json.loads(self._fernet.decrypt(fh.read()))
+
+    def exists(self, name: str) -> bool:
+        return (self.base / name).exists()
+
+    def list(self, folder: str) -> list[str]:
+        """Names (relative to the request) of the documents in a folder, sorted."""
+        path = self.base / folder
+        if not path.exists():
+            return []
+        return sorted(f"{folder}/{p.name}" for p in path.iterdir())
+
+    # -- rows, streamed in encrypted chunks ------------------------------------------------------
+    def write_rows(self, name: str, rows: Iterable[dict[str, Any]]) -> int:
+        count = 0
+        chunk: list[dict[str, Any]] = []
+        with self._path(name).open("wb") as fh:
+            for row in rows:
+                chunk.append(row)
+                if len(chunk) >= CHUNK_ROWS:
+                    count += self._write_chunk(fh, chunk)
+                    chunk = []
+            count += self._write_chunk(fh, chunk)
+        return count
+
+    def read_rows(self, name: str) -> Iterator[dict[str, Any]]:
+        path = self.base / name
+        if not path.exists():
+            return
+        with path.open("rb") as fh:
+            for line in fh:
+                if line.strip():
+                    yield from json.loads(self._fernet.decrypt(line.strip()))
+
+    def _write_chunk(self, fh: Any, chunk: list[dict[str, Any]]) -> int:
+        if chunk:
+            fh.write(self._fernet.encrypt(dumps(chunk).encode()) + b"\n")
+        return len(chunk)
+
+    # -- audit events -----------------------------------------------------------------------------
+    def add_event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Append an audit event; one object per event, so parallel tasks never overwrite each other."""
+        now = datetime.now(timezone.utc)
+        event = {"event": kind, "time": now.isoformat(), **fields}
+        self.put(f"events/{now.strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.json", event)
+        return event
+
+    def events(self) -> list[dict[str, Any]]:
+        return [self.get(name) for name in self.list("events")]
+
+    # -- deliverables in clear --------------------------------------------------------------------
+    def write_public(self, name: str, chunks: Iterable[str]) -> StoragePath:
+        path = self._path(name)
+        with path.open("w") as fh:
+            for chunk in chunks:
+                fh.write(chunk)
+        return path
+
+    def public_path(self, name: str) -> StoragePath:
+        return self.base / name
+
+    def delete_intermediate(self) -> int:
+        """Remove rows, value sets and instructions; the ledger, events and deliverables stay."""
+        removed = 0
+        for folder in INTERMEDIATE:
+            for name in self.list(folder):
+                (self.base / name).unlink()
+                removed += 1
+        return removed
+
+    def _path(self, name: str) -> StoragePath:
+        path = self.base / name
+        parent = self.base
+        for part in name.split("/")[:-1]:
+            parent = parent / part
+        parent.mkdir(parents=True, exist_ok=True)
+        return path

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: system library for mysqlclient, the venv, pinned packages.
+# Sourced by demo.sh and test.sh; safe to run on its own.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# mysqlclient (required by the MySQL provider) compiles against MariaDB Connector/C.
+if ! pkg-config --exists mariadb 2>/dev/null && ! pkg-config --exists mysqlclient 2>/dev/null; then
+  echo "setup: installing libmariadb-dev (needed to build mysqlclient)"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq libmariadb-dev pkg-config >/dev/null
+fi
+
+stamp="$VENV/.requirements.sha"
+want="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup: creating $VENV"
+  python3 -m venv "$VENV"
+fi
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  echo "setup: installing pinned requirements (about 30 s)"
+  "$VENV/bin/pip" install -q --upgrade pip >/dev/null
+  "$VENV/bin/pip" install -q -r "$ROOT/requirements.txt"
+  echo "$want" > "$stamp"
+fi
