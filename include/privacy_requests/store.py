@@ -132,9 +132,15 @@ class RequestStore:
     def delete_intermediate(self) -> int:
         """Remove rows, value sets and instructions; the ledger, events and deliverables stay."""
         removed = 0
-        for folder in INTERMEDIATE:
-            for name in self.list(folder):
-                (self.base / name).unlink()
+        stack = [self.base / folder for folder in INTERMEDIATE]
+        while stack:
+            path = stack.pop()
+            if not path.exists():
+                continue
+            if path.is_dir():
+                stack.extend(path.iterdir())
+            else:
+                path.unlink()
                 removed += 1
         return removed
 

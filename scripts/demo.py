@@ -1,0 +1,135 @@
+"""The demo: an access request and an erasure request for Jane, on the configuration in include/privacy/.
+
+Sets up a fresh SQLite shop database from include/privacy/seed/, an SMTP sink on 127.0.0.1 that saves each
+email as a .eml file in .demo/mailbox/, and an Airflow home in .demo/airflow/, then runs both requests
+with dag.test() and prints where the results are.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sqlite3
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / ".demo"
+IDENTITY = {"email": "jane@example.com"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def prepare_environment(smtp_port: int) -> Path:
+    """Airflow home, connections and the store key, all under .demo/ (nothing secret in the repo)."""
+    home = DEMO / "airflow"
+    home.mkdir(parents=True, exist_ok=True)
+    key_file = DEMO / "store.key"
+    if not key_file.exists():
+        from cryptography.fernet import Fernet
+
+        key_file.write_text(Fernet.generate_key().decode())
+    shop_db = DEMO / "demo_shop.db"
+    shop_db.unlink(missing_ok=True)
+    with sqlite3.connect(shop_db) as con:
+        con.executescript((ROOT / "include/privacy/seed/demo_shop.sql").read_text())
+    os.environ.update({
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+        "AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY": key_file.read_text().strip(),
+        "AIRFLOW_CONN_DEMO_SHOP_DB": f"sqlite:///{shop_db}",
+        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{smtp_port}?disable_tls=true&disable_ssl=true"
+                                     "&from_email=privacy%40example.com&timeout=10",
+        "PRIVACY_REQUESTS_STORAGE": f"file://{DEMO / 'privacy-requests'}",
+    })
+    return shop_db
+
+
+def run_request(dag, policy: str, request_id: str) -> dict:
+    run = dag.test(run_conf={"policy": policy, "identity": IDENTITY, "request_id": request_id})
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    return {"state": run.state, "tasks": states}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--verbose", action="store_true", help="show Airflow's task log lines")
+    args = parser.parse_args()
+    if not args.verbose:
+        os.environ["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"
+
+    from aiosmtpd.controller import Controller
+
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from smtp_sink import EmlFolderHandler
+
+    mailbox = DEMO / "mailbox"
+    port = free_port()
+    shop_db = prepare_environment(port)
+    sink = Controller(EmlFolderHandler(mailbox), hostname="127.0.0.1", port=port)
+    sink.start()
+    try:
+        from airflow.utils import db
+
+        db.upgradedb()
+        from include.privacy_requests.config import load_config
+        from include.privacy_requests.dag_factory import build_privacy_request_dag
+
+        dag = build_privacy_request_dag(load_config())
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        runs = {
+            "access": run_request(dag, "default_access_policy", f"demo-access-{stamp}"),
+            "erasure": run_request(dag, "default_erasure_policy", f"demo-erasure-{stamp}"),
+        }
+    finally:
+        sink.stop()
+    return summarize(runs, stamp, shop_db, mailbox)
+
+
+def summarize(runs: dict, stamp: str, shop_db: Path, mailbox: Path) -> int:
+    storage = DEMO / "privacy-requests"
+    print("\n=== Airflow Privacy Requests demo ===")
+    ok = True
+    for kind, run in runs.items():
+        request_dir = storage / f"demo-{kind}-{stamp}"
+        print(f"\n{kind} request demo-{kind}-{stamp}: run {run['state']}")
+        failed = [t for t, s in run["tasks"].items() if s not in ("success", "skipped")]
+        if failed:
+            ok = False
+            print(f"  tasks not successful: {failed}")
+        report_file = request_dir / "report.json"
+        if not report_file.exists():
+            ok = False
+            continue
+        report = json.loads(report_file.read_text())
+        print(f"  report:         {report_file}")
+        package = request_dir / "access_package.json"
+        if package.exists():
+            print(f"  access package: {package}")
+        print(f"  {'collection':40} {'rows found':>10} {'rows masked':>12}")
+        for c in report["collections"]:
+            masked = c["erasure"].get("masked", "")
+            status = c["erasure"].get("status", "")
+            note = f"  ({status})" if status and status != "complete" else ""
+            print(f"  {c['collection']:40} {c['access'].get('rows', 0):>10} {masked!s:>12}{note}")
+        for event in report["events"]:
+            if event["event"] == "email_sent":
+                print(f"  vendor email sent to {', '.join(event['recipients'])} (Message-ID {event['message_id']})")
+    emails = sorted(mailbox.glob("*.eml"))
+    print(f"\nshop database (after erasure): {shop_db}")
+    print(f"mailbox: {mailbox} ({len(emails)} email(s); newest: {emails[-1].name if emails else 'none'})")
+    return 0 if ok and all(r["state"] == "success" for r in runs.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
