@@ -17,6 +17,7 @@ from .operators import (
     FinalizeOperator,
     UploadAccessPackageOperator,
     ValidateRequestOperator,
+    VendorTestEmailOperator,
     WebhooksOperator,
 )
 from .request import REQUEST_ID_PATTERN
@@ -139,3 +140,26 @@ def _doc(config: PrivacyConfig) -> str:
         lines.append(f"| `{address}` | {', '.join(sources) or 'nothing'} | {'vendor email' if kind == 'email' else 'SQL'} |")
     lines += ["", "Policies: " + ", ".join(f"`{k}` ({p.display_name})" for k, p in sorted(config.policies.items()))]
     return "\n".join(lines)
+
+
+TEST_EMAIL_DAG_ID = "privacy_vendor_test_email"
+
+
+def build_vendor_test_email_dag(config: PrivacyConfig) -> DAG:
+    """A one-task DAG an operator triggers to send a vendor's test recipient a sample email."""
+    vendors = config.email_datasets
+    with DAG(
+        dag_id=TEST_EMAIL_DAG_ID,
+        schedule=None,
+        catchup=False,
+        tags=["privacy"],
+        default_args={"owner": "privacy", "retries": 0},
+        params={"dataset": Param(vendors[0] if vendors else None, type="string", enum=vendors or [""],
+                                 title="Vendor dataset",
+                                 description="The email dataset whose test recipient (email.test_to) gets "
+                                             "a sample erasure email with dummy data.")},
+        doc_md="Send a vendor's test recipient a sample erasure email, to check the SMTP connection and the "
+               "template without a privacy request.",
+    ) as dag:
+        VendorTestEmailOperator(task_id="send_test_email", privacy_config=config, dataset="{{ params.dataset }}")
+    return dag

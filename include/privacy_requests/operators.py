@@ -19,7 +19,7 @@ from airflow.sdk.log import mask_secret
 
 from .access_package import package_chunks
 from .config import PrivacyConfig
-from .connectors.email import build_instruction
+from .connectors.email import build_instruction, sample_instructions
 from .connectors.sql import SqlConnector
 from .email.render import render_erasure_email
 from .email.send import send
@@ -362,3 +362,39 @@ class FinalizeOperator(PrivacyRequestOperator):
         removed = request.store.delete_intermediate()
         self.log.info("Report written to %s; %d intermediate object(s) deleted", path, removed)
         return report.summary
+
+
+class VendorTestEmailOperator(BaseOperator):
+    """Sends a vendor's test recipient a sample erasure email (dummy data), to check SMTP and template."""
+
+    template_fields: Sequence[str] = ("dataset",)
+
+    def __init__(self, *, privacy_config: PrivacyConfig, dataset: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.privacy_config = privacy_config
+        self.dataset = dataset
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        config = self.privacy_config
+        if self.dataset not in config.email_datasets:
+            raise AirflowFailException(f"'{self.dataset}' is not a vendor (email) dataset; vendors: "
+                                       f"{', '.join(config.email_datasets) or 'none'}")
+        target = config.mapping(self.dataset).email
+        assert target is not None
+        if not target.test_to:
+            raise AirflowFailException(f"dataset '{self.dataset}' has no test recipient: add email.test_to "
+                                       "to its mapping in privacy.yml")
+        problems = check_vendors(config) + _check_smtp_connection(config.settings.smtp_conn_id)
+        if problems:
+            raise AirflowFailException("; ".join(problems))
+        rendered = render_erasure_email(organization=config.settings.organization, request_id="test",
+                                        vendor_name=target.vendor_name, instructions=sample_instructions(),
+                                        test=True)
+        try:
+            message = send(rendered, conn_id=config.settings.smtp_conn_id, to=[target.test_to],
+                           default_sender=f"privacy@{target.test_to.rpartition('@')[2]}")
+        except TransientError as exc:
+            raise AirflowException(str(exc)) from None
+        self.log.info("Test email for '%s' sent to %s (Message-ID %s)", self.dataset, target.test_to,
+                      message["Message-ID"])
+        return {"message_id": message["Message-ID"]}

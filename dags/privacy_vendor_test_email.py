@@ -1,0 +1,8 @@
+"""The ``privacy_vendor_test_email`` DAG: send a vendor's test recipient a sample erasure email (Airflow)."""
+
+from __future__ import annotations
+
+from include.privacy_requests.config import load_config
+from include.privacy_requests.dag_factory import build_vendor_test_email_dag
+
+dag = build_vendor_test_email_dag(load_config())

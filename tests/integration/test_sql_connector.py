@@ -1,0 +1,316 @@
+"""SqlConnector against real databases: SQLite, PostgreSQL and MariaDB (see conftest.engine).
+
+Each test creates its own tables with plain SQL in a fresh database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import sqlite3
+from contextlib import closing
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from include.privacy_requests.connectors import sql as sql_module
+from include.privacy_requests.connectors.sql import SqlConnector
+from include.privacy_requests.errors import DataSourceError, TransientError
+from include.privacy_requests.graph import Collection, CollectionAddress, FieldSpec
+from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets
+
+CUSTOMERS = [
+    {"id": 1, "email": "a@x.org", "name": "Ann"},
+    {"id": 2, "email": "b@x.org", "name": "Bob"},
+    {"id": 3, "email": "c@x.org", "name": "Cid"},
+]
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def run_sql(engine: Engine, statement: str, params: list[dict[str, Any]] | dict[str, Any] | None = None) -> None:
+    """Run one statement (executemany when params is a list) in its own transaction."""
+    with engine.begin() as conn:
+        conn.execute(text(statement), params or {})
+
+
+def fetch(engine: Engine, query: str) -> list[tuple[Any, ...]]:
+    with engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(text(query))]
+
+
+def create_customers(engine: Engine, rows: list[dict[str, Any]] = CUSTOMERS) -> None:
+    run_sql(engine, "CREATE TABLE customer (id INTEGER PRIMARY KEY, email VARCHAR(255), name VARCHAR(255))")
+    run_sql(engine, "INSERT INTO customer (id, email, name) VALUES (:id, :email, :name)", rows)
+
+
+def customer_collection(name: str = "customer") -> Collection:
+    return Collection(
+        CollectionAddress("ds", name),
+        [
+            FieldSpec(path="id", primary_key=True, data_type="integer"),
+            FieldSpec(path="email", data_type="string"),
+            FieldSpec(path="name", data_type="string"),
+        ],
+    )
+
+
+def retrieve(connector: SqlConnector, collection: Collection, inputs: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    return list(connector.retrieve(collection, inputs))
+
+
+def by_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(rows, key=lambda r: r["id"])
+
+
+def field_mask(strategy: str, configuration: dict[str, Any] | None = None, *, length: int | None = None,
+               request_secrets: dict[str, str] | None = None) -> FieldMask:
+    return FieldMask(Masker(strategy, configuration or {}, request_secrets or new_request_secrets()), length)
+
+
+def sha256_salted(value: str, salt: str) -> str:
+    return hashlib.sha256((value + salt).encode()).hexdigest()
+
+
+# --- retrieve ------------------------------------------------------------------------------------
+
+
+def test_retrieve_returns_the_matching_row_with_all_declared_columns(engine: Engine) -> None:
+    create_customers(engine)
+    connector = SqlConnector(engine)
+
+    rows = retrieve(connector, customer_collection(), {"email": ["a@x.org"]})
+
+    assert rows == [{"id": 1, "email": "a@x.org", "name": "Ann"}]
+    assert connector.statements == 1
+
+
+def test_retrieve_ors_the_input_fields(engine: Engine) -> None:
+    create_customers(engine)
+    connector = SqlConnector(engine)
+
+    rows = retrieve(connector, customer_collection(), {"email": ["a@x.org"], "id": [2]})
+
+    assert by_id(rows) == CUSTOMERS[:2]
+    assert connector.statements == 1
+
+
+def test_retrieve_duplicate_values_issue_one_statement(engine: Engine) -> None:
+    create_customers(engine)
+    connector = SqlConnector(engine)
+
+    rows = retrieve(connector, customer_collection(), {"email": ["a@x.org", "a@x.org", "a@x.org"], "id": [1, 1]})
+
+    assert rows == [CUSTOMERS[0]]
+    assert connector.statements == 1
+
+
+def test_retrieve_slices_values_beyond_the_limit_and_returns_each_row_once(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """6 values, limit 3: email in 2 slices, id in 1; row 1 is matched by an email slice and the id slice."""
+    monkeypatch.setattr(sql_module, "QUERY_VALUES_LIMIT", 3)
+    create_customers(engine)
+    connector = SqlConnector(engine)
+
+    rows = retrieve(
+        connector,
+        customer_collection(),
+        {"email": ["a@x.org", "nobody@x.org", "none@x.org", "b@x.org"], "id": [1, 99]},
+    )
+
+    assert by_id(rows) == CUSTOMERS[:2]
+    assert connector.statements == 3
+
+
+def test_retrieve_sliced_single_field_returns_each_row_once(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Distinct values the column's collation finds equal (MariaDB is case-insensitive) fall in two slices.
+
+    The row they both match must still be returned once, as retrieve() promises for sliced queries.
+    """
+    monkeypatch.setattr(sql_module, "QUERY_VALUES_LIMIT", 3)
+    create_customers(engine)
+    connector = SqlConnector(engine)
+
+    rows = retrieve(
+        connector, customer_collection(), {"email": ["a@x.org", "nobody@x.org", "none@x.org", "A@X.ORG"]}
+    )
+
+    assert rows == [CUSTOMERS[0]]
+    assert connector.statements == 2
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("email", "x' OR '1'='1"), ("name", "Ann'; DROP TABLE customer; --"), ("email", 'a@x.org" OR "1"="1')],
+)
+def test_retrieve_injection_looking_values_are_parameters(engine: Engine, field: str, value: str) -> None:
+    create_customers(engine)
+    connector = SqlConnector(engine)
+
+    assert retrieve(connector, customer_collection(), {field: [value]}) == []
+    assert fetch(engine, "SELECT id, email, name FROM customer ORDER BY id") == [
+        tuple(r.values()) for r in CUSTOMERS
+    ]
+
+
+# --- mask ----------------------------------------------------------------------------------------
+
+
+def test_mask_null_rewrite_is_set_based_and_leaves_other_rows_alone(engine: Engine) -> None:
+    total, found = 1_500, 1_200
+    create_customers(engine, [{"id": i, "email": f"u{i}@x.org", "name": f"name{i}"} for i in range(1, total + 1)])
+    collection = customer_collection()
+    rows = retrieve(SqlConnector(engine), collection, {"id": list(range(1, found + 1))})
+    assert len(rows) == found
+
+    connector = SqlConnector(engine)
+    masked = connector.mask(collection, iter(rows), {"name": field_mask("null_rewrite")})
+
+    assert masked == found
+    assert connector.statements == math.ceil(found / sql_module.UPDATE_BATCH)
+    after = fetch(engine, "SELECT id, email, name FROM customer ORDER BY id")
+    assert after[:found] == [(i, f"u{i}@x.org", None) for i in range(1, found + 1)]
+    assert after[found:] == [(i, f"u{i}@x.org", f"name{i}") for i in range(found + 1, total + 1)]
+
+
+def test_mask_hash_writes_each_rows_own_salted_digest(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches of 2 so the per-row CASE is built more than once; row 5 is not in the found set."""
+    monkeypatch.setattr(sql_module, "UPDATE_BATCH", 2)
+    people = [{"id": i, "email": f"u{i}@x.org", "name": n} for i, n in enumerate(["Ann", "Bob", "Cid", "Dee", "Eve"], 1)]
+    create_customers(engine, people)
+    collection = customer_collection()
+    rows = retrieve(SqlConnector(engine), collection, {"id": [1, 2, 3, 4]})
+    request_secrets = new_request_secrets()
+
+    connector = SqlConnector(engine)
+    masked = connector.mask(collection, iter(rows), {"name": field_mask("hash", request_secrets=request_secrets)})
+
+    assert masked == 4
+    assert connector.statements == 2
+    salt = request_secrets["salt"]
+    expected = [(p["id"], sha256_salted(p["name"], salt)) for p in people[:4]] + [(5, "Eve")]
+    assert fetch(engine, "SELECT id, name FROM customer ORDER BY id") == expected
+
+
+def test_mask_hash_values_differing_only_in_case_each_get_their_own_digest(engine: Engine) -> None:
+    """'Ann' and 'ANN' are different originals: each row is masked from its own value."""
+    people = [{"id": 1, "email": "a@x.org", "name": "Ann"}, {"id": 2, "email": "b@x.org", "name": "ANN"}]
+    create_customers(engine, people)
+    collection = customer_collection()
+    rows = retrieve(SqlConnector(engine), collection, {"id": [1, 2]})
+    request_secrets = new_request_secrets()
+
+    SqlConnector(engine).mask(collection, iter(rows), {"name": field_mask("hash", request_secrets=request_secrets)})
+
+    salt = request_secrets["salt"]
+    assert fetch(engine, "SELECT id, name FROM customer ORDER BY id") == [
+        (1, sha256_salted("Ann", salt)),
+        (2, sha256_salted("ANN", salt)),
+    ]
+
+
+def test_mask_string_rewrite_is_truncated_to_the_column_length(engine: Engine) -> None:
+    run_sql(engine, "CREATE TABLE profile (id INTEGER PRIMARY KEY, nickname VARCHAR(10))")
+    run_sql(engine, "INSERT INTO profile (id, nickname) VALUES (:id, :nickname)",
+            [{"id": 1, "nickname": "annie"}, {"id": 2, "nickname": "bobby"}])
+    collection = Collection(
+        CollectionAddress("ds", "profile"),
+        [FieldSpec(path="id", primary_key=True, data_type="integer"),
+         FieldSpec(path="nickname", data_type="string", length=10)],
+    )
+    rows = retrieve(SqlConnector(engine), collection, {"id": [1]})
+    mask = field_mask("string_rewrite", {"rewrite_value": "a-replacement-far-longer-than-ten"}, length=10)
+
+    masked = SqlConnector(engine).mask(collection, iter(rows), {"nickname": mask})
+
+    assert masked == 1
+    assert fetch(engine, "SELECT id, nickname FROM profile ORDER BY id") == [(1, "a-replacem"), (2, "bobby")]
+
+
+def test_mask_composite_primary_key_masks_only_the_listed_pairs(engine: Engine) -> None:
+    run_sql(engine, "CREATE TABLE order_line (order_id INTEGER NOT NULL, line INTEGER NOT NULL, "
+                    "note VARCHAR(255), PRIMARY KEY (order_id, line))")
+    run_sql(engine, "INSERT INTO order_line (order_id, line, note) VALUES (:o, :l, :n)",
+            [{"o": o, "l": ln, "n": f"note {o}.{ln}"} for o in (1, 2) for ln in (1, 2)])
+    collection = Collection(
+        CollectionAddress("ds", "order_line"),
+        [FieldSpec(path="order_id", primary_key=True, data_type="integer"),
+         FieldSpec(path="line", primary_key=True, data_type="integer"),
+         FieldSpec(path="note", data_type="string")],
+    )
+    found = [r for r in retrieve(SqlConnector(engine), collection, {"order_id": [1, 2]})
+             if (r["order_id"], r["line"]) in {(1, 1), (2, 2)}]
+    assert len(found) == 2
+
+    masked = SqlConnector(engine).mask(collection, iter(found), {"note": field_mask("null_rewrite")})
+
+    assert masked == 2
+    assert fetch(engine, "SELECT order_id, line, note FROM order_line ORDER BY order_id, line") == [
+        (1, 1, None), (1, 2, "note 1.2"), (2, 1, "note 2.1"), (2, 2, None),
+    ]
+
+
+def test_mask_value_dependent_keeps_a_value_changed_since_access(engine: Engine) -> None:
+    create_customers(engine)
+    collection = customer_collection()
+    rows = retrieve(SqlConnector(engine), collection, {"id": [1, 2]})
+    run_sql(engine, "UPDATE customer SET name = 'Robert' WHERE id = 2")
+    request_secrets = new_request_secrets()
+
+    SqlConnector(engine).mask(collection, iter(rows), {"name": field_mask("hash", request_secrets=request_secrets)})
+
+    assert fetch(engine, "SELECT id, name FROM customer ORDER BY id") == [
+        (1, sha256_salted("Ann", request_secrets["salt"])),
+        (2, "Robert"),
+        (3, "Cid"),
+    ]
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def _retrieve_all(connector: SqlConnector, collection: Collection) -> None:
+    list(connector.retrieve(collection, {"email": ["a@x.org"]}))
+
+
+def _mask_one(connector: SqlConnector, collection: Collection) -> None:
+    row = {"id": 1, "email": "a@x.org", "name": "Ann"}
+    connector.mask(collection, iter([row]), {"name": field_mask("null_rewrite")})
+
+
+OPERATIONS = pytest.mark.parametrize("operation", [_retrieve_all, _mask_one], ids=["retrieve", "mask"])
+
+
+@OPERATIONS
+def test_missing_table_raises_data_source_error_naming_the_collection(engine: Engine, operation) -> None:
+    with pytest.raises(DataSourceError, match="ds:missing"):
+        operation(SqlConnector(engine), customer_collection("missing"))
+
+
+@OPERATIONS
+def test_missing_table_named_like_a_connection_word_is_not_transient(engine: Engine, operation) -> None:
+    """A missing table is a dataset error whatever its name; 'connections' must not look like a network error."""
+    with pytest.raises(DataSourceError, match="ds:connections"):
+        operation(SqlConnector(engine), customer_collection("connections"))
+
+
+@OPERATIONS
+def test_unreachable_database_raises_transient_error(engine: Engine, operation) -> None:
+    """Servers: the same URL on closed port 1. SQLite has no port: its file is locked by another connection."""
+    if engine.dialect.name != "sqlite":
+        unreachable = create_engine(engine.url.set(host="127.0.0.1", port=1), connect_args={"connect_timeout": 5})
+        with pytest.raises(TransientError, match="ds:customer"):
+            operation(SqlConnector(unreachable), customer_collection())
+        unreachable.dispose()
+        return
+    create_customers(engine)
+    locked = create_engine(engine.url, connect_args={"timeout": 0.1})
+    with closing(sqlite3.connect(engine.url.database, isolation_level=None)) as holder:
+        holder.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(TransientError, match="ds:customer"):
+            operation(SqlConnector(locked), customer_collection())
+        holder.execute("ROLLBACK")
+    locked.dispose()

@@ -1,0 +1,339 @@
+"""load_config: the demo folder loads, and every kind of mistake is reported with its file and field."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from include.privacy_requests.config import load_config
+from include.privacy_requests.errors import ConfigError, Problem
+from include.privacy_requests.graph import CollectionAddress
+
+DEMO = Path(__file__).resolve().parents[2] / "include" / "privacy"
+SHOP = "datasets/demo_shop.yml"
+VENDOR = "datasets/daycare_vendor.yml"
+POLICIES = "policies/demo_policies.yml"
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A copy of the demo configuration (privacy.yml, datasets, policies; not the seed data)."""
+    target = tmp_path / "privacy"
+    target.mkdir()
+    shutil.copy(DEMO / "privacy.yml", target / "privacy.yml")
+    for sub in ("datasets", "policies"):
+        (target / sub).mkdir()
+        for path in (DEMO / sub).glob("*.yml"):
+            shutil.copy(path, target / sub / path.name)
+    return target
+
+
+def edit(folder: Path, name: str, change: Callable[[Any], None]) -> None:
+    """Load a YAML file of the folder, let ``change`` modify it in place, write it back."""
+    path = folder / name
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def problems_of(folder: Path) -> list[Problem]:
+    """The problems load_config reports for the folder (fails the test if it loads)."""
+    with pytest.raises(ConfigError) as info:
+        load_config(folder)
+    return info.value.problems
+
+
+def find(problems: list[Problem], file: str, field: str) -> Problem:
+    """The single problem reported for this file and field."""
+    matches = [p for p in problems if p.file == file and p.field == field]
+    assert len(matches) == 1, f"expected one problem at {file}: {field}, got {[str(p) for p in problems]}"
+    return matches[0]
+
+
+def collection(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in data["dataset"][0]["collections"] if c["name"] == name)
+
+
+def field_of(data: dict[str, Any], coll: str, name: str) -> dict[str, Any]:
+    return next(f for f in collection(data, coll)["fields"] if f["name"] == name)
+
+
+def shop_ref(data: dict[str, Any], coll: str, name: str) -> dict[str, Any]:
+    """The first reference of a demo_shop field, to be edited in place."""
+    return field_of(data, coll, name)["fides_meta"]["references"][0]
+
+
+# -- the demo folder --------------------------------------------------------------------------------------
+
+
+def test_demo_folder_loads() -> None:
+    config = load_config(DEMO)
+    assert len(config.graph.collections) == 10
+    assert sorted(config.policies) == ["access_and_erasure_policy", "default_access_policy",
+                                       "default_erasure_policy"]
+    assert sorted(config.datasets) == ["daycare_vendor", "demo_shop"]
+    assert config.email_datasets == ["daycare_vendor"]
+    assert len(config.plan.order) == 10
+
+
+def test_copied_folder_loads(folder: Path) -> None:
+    """The fixture copy is a valid configuration, so each test below fails only because of its edit."""
+    assert len(load_config(folder).graph.collections) == 10
+
+
+def test_organization_category_declared_in_privacy_yml_is_accepted(folder: Path) -> None:
+    config = load_config(folder)
+    assert "user.loyalty.tier" in config.settings.data_categories
+    customer = config.graph.collections[CollectionAddress("demo_shop", "customer")]
+    assert customer.field("loyalty_tier").data_categories == ("user.loyalty.tier",)
+
+
+def test_organization_category_not_declared_is_rejected(folder: Path) -> None:
+    edit(folder, "privacy.yml", lambda d: d.update(data_categories=[]))
+    problem = find(problems_of(folder), SHOP, "demo_shop.customer.loyalty_tier.data_categories")
+    assert "user.loyalty.tier" in problem.message
+
+
+# -- YAML ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["privacy.yml", SHOP, POLICIES])
+def test_invalid_yaml_names_the_file_and_line(folder: Path, name: str) -> None:
+    """The file is named as in every other problem (``datasets/x.yml``), so it cannot be confused."""
+    (folder / name).write_text("organization: x\nlist: [\n  {name: x\n")
+    problems = problems_of(folder)
+    bad = [p for p in problems if "invalid YAML" in p.message]
+    assert len(bad) == 1, [str(p) for p in problems]
+    assert bad[0].file == name
+    assert re.fullmatch(r"line \d+, column \d+", bad[0].field), bad[0].field
+
+
+# -- references ---------------------------------------------------------------------------------------
+
+
+def test_reference_to_unknown_dataset(folder: Path) -> None:
+    edit(folder, SHOP, lambda d: shop_ref(d, "orders", "customer_id").update(dataset="no_such_dataset"))
+    problem = find(problems_of(folder), SHOP, "demo_shop.orders.customer_id.fides_meta.references[0]")
+    assert "unknown dataset 'no_such_dataset'" in problem.message
+
+
+def test_reference_to_unknown_collection(folder: Path) -> None:
+    edit(folder, SHOP, lambda d: shop_ref(d, "orders", "customer_id").update(field="buyer.id"))
+    problem = find(problems_of(folder), SHOP, "demo_shop.orders.customer_id.fides_meta.references[0]")
+    assert "unknown collection 'buyer'" in problem.message
+
+
+def test_reference_to_unknown_field(folder: Path) -> None:
+    edit(folder, SHOP, lambda d: shop_ref(d, "orders", "customer_id").update(field="customer.uuid"))
+    problem = find(problems_of(folder), SHOP, "demo_shop.orders.customer_id.fides_meta.references[0]")
+    assert "unknown field 'uuid'" in problem.message
+
+
+def test_reference_to_own_collection(folder: Path) -> None:
+    edit(folder, SHOP, lambda d: shop_ref(d, "customer", "address_id").update(field="customer.id"))
+    problem = find(problems_of(folder), SHOP, "demo_shop.customer.address_id.fides_meta.references[0]")
+    assert "own collection" in problem.message
+
+
+def test_cycle_of_directed_references(folder: Path) -> None:
+    """customer -> login by login.customer_id; adding login -> customer closes a cycle."""
+
+    def close_cycle(data: dict[str, Any]) -> None:
+        customer_id = field_of(data, "customer", "id")
+        customer_id["fides_meta"]["references"] = [
+            {"dataset": "demo_shop", "field": "login.customer_id", "direction": "from"}
+        ]
+
+    edit(folder, SHOP, close_cycle)
+    cycles = [p for p in problems_of(folder) if "cycle" in p.message]
+    assert len(cycles) == 1
+    assert "demo_shop:customer" in cycles[0].message
+    assert "demo_shop:login" in cycles[0].message
+
+
+# -- ordering -----------------------------------------------------------------------------------------
+
+
+def _mutual(attr: str) -> Callable[[Any], None]:
+    """login and payment_card each ordered after the other with ``fides_meta.<attr>``."""
+
+    def change(data: dict[str, Any]) -> None:
+        collection(data, "login")["fides_meta"] = {attr: ["demo_shop.payment_card"]}
+        collection(data, "payment_card")["fides_meta"] = {attr: ["demo_shop.login"]}
+
+    return change
+
+
+def test_after_orders_the_plan(folder: Path) -> None:
+    def login_after_address(data: dict[str, Any]) -> None:
+        collection(data, "login")["fides_meta"] = {"after": ["demo_shop.address"]}
+
+    edit(folder, SHOP, login_after_address)
+    plan = load_config(folder).plan
+    login, address = CollectionAddress("demo_shop", "login"), CollectionAddress("demo_shop", "address")
+    assert plan.order.index(address) < plan.order.index(login)
+    assert address in plan.upstream(login)
+
+
+def test_cycle_in_after(folder: Path) -> None:
+    edit(folder, SHOP, _mutual("after"))
+    cycles = [p for p in problems_of(folder) if "cycle" in p.message]
+    assert len(cycles) == 1
+    assert "fides_meta.after" in cycles[0].field
+    assert "demo_shop:login" in cycles[0].message
+    assert "demo_shop:payment_card" in cycles[0].message
+
+
+def test_cycle_message_names_only_the_collections_in_the_cycle(folder: Path) -> None:
+    """address waits for payment_card (billing_address_id) but is not part of the login/payment_card cycle."""
+    edit(folder, SHOP, _mutual("after"))
+    cycles = [p for p in problems_of(folder) if "cycle" in p.message]
+    assert len(cycles) == 1
+    assert "demo_shop:address" not in cycles[0].message
+
+
+def test_cycle_in_erase_after(folder: Path) -> None:
+    edit(folder, SHOP, _mutual("erase_after"))
+    problem = find(problems_of(folder), "datasets", "fides_meta.erase_after")
+    assert "demo_shop:login" in problem.message
+    assert "demo_shop:payment_card" in problem.message
+
+
+def test_after_unknown_collection(folder: Path) -> None:
+    edit(folder, SHOP, lambda d: collection(d, "login").update(fides_meta={"after": ["demo_shop.nowhere"]}))
+    problem = find(problems_of(folder), SHOP, "demo_shop.login.fides_meta.after")
+    assert "unknown collection 'demo_shop.nowhere'" in problem.message
+
+
+# -- privacy.yml mappings ----------------------------------------------------------------------------
+
+
+def test_dataset_without_mapping(folder: Path) -> None:
+    edit(folder, "privacy.yml", lambda d: d["datasets"].pop("daycare_vendor"))
+    problem = find(problems_of(folder), VENDOR, "daycare_vendor")
+    assert "no mapping in privacy.yml" in problem.message
+
+
+def test_mapping_for_undefined_dataset(folder: Path) -> None:
+    edit(folder, "privacy.yml", lambda d: d["datasets"].update(ghost_dataset={"conn_id": "ghost_db"}))
+    problem = find(problems_of(folder), "privacy.yml", "datasets.ghost_dataset")
+    assert "no dataset file defines" in problem.message
+
+
+def test_mapping_with_both_conn_id_and_email(folder: Path) -> None:
+    edit(folder, "privacy.yml",
+         lambda d: d["datasets"]["demo_shop"].update(email={"to": "privacy@vendor.example"}))
+    problem = find(problems_of(folder), "privacy.yml", "datasets.demo_shop")
+    assert "exactly one of 'conn_id'" in problem.message
+
+
+# -- policies -----------------------------------------------------------------------------------------
+
+
+def _rule(data: dict[str, Any], policy: int, rule: int) -> dict[str, Any]:
+    return data["policy"][policy]["rules"][rule]
+
+
+def test_unknown_masking_strategy(folder: Path) -> None:
+    edit(folder, POLICIES, lambda d: _rule(d, 1, 0).update(masking_strategy={"strategy": "shred"}))
+    problem = find(problems_of(folder), POLICIES, "policy[1].rules[0].masking_strategy.strategy")
+    assert "unknown masking strategy 'shred'" in problem.message
+
+
+def test_invalid_strategy_configuration(folder: Path) -> None:
+    """string_rewrite needs a rewrite_value (rules[2] of the erasure policy is the string_rewrite one)."""
+    edit(folder, POLICIES, lambda d: _rule(d, 1, 2)["masking_strategy"].update(configuration={}))
+    problems = problems_of(folder)
+    find(problems, POLICIES, "policy[1].rules[2].masking_strategy.configuration.rewrite_value")
+
+
+def test_unknown_category_in_policy_target(folder: Path) -> None:
+    edit(folder, POLICIES, lambda d: _rule(d, 1, 1).update(targets=["user.contact.phone_numbr"]))
+    problem = find(problems_of(folder), POLICIES, "policy[1].rules[1].targets[0]")
+    assert "user.contact.phone_numbr" in problem.message
+
+
+def test_unknown_category_in_dataset_field(folder: Path) -> None:
+    edit(folder, SHOP, lambda d: field_of(d, "customer", "name").update(data_categories=["user.nmae"]))
+    problem = find(problems_of(folder), SHOP, "demo_shop.customer.name.data_categories")
+    assert "user.nmae" in problem.message
+
+
+def test_unknown_category_in_nested_dataset_field(folder: Path) -> None:
+    def typo(data: dict[str, Any]) -> None:
+        report_card = field_of(data, "children", "report_card")
+        report_card["fields"][0]["data_categories"] = ["user.childrenz"]
+
+    edit(folder, VENDOR, typo)
+    problem = find(problems_of(folder), VENDOR, "daycare_vendor.children.report_card.grades.data_categories")
+    assert "user.childrenz" in problem.message
+
+
+def test_overlapping_erasure_targets(folder: Path) -> None:
+    def add_overlap(data: dict[str, Any]) -> None:
+        data["policy"].append({
+            "key": "overlapping_policy",
+            "rules": [
+                {"key": "a", "action": "erasure", "targets": ["user.contact"],
+                 "masking_strategy": {"strategy": "null_rewrite"}},
+                {"key": "b", "action": "erasure", "targets": ["user.contact.email"],
+                 "masking_strategy": {"strategy": "hash"}},
+            ],
+        })
+
+    edit(folder, POLICIES, add_overlap)
+    problem = find(problems_of(folder), POLICIES, "policy[3].rules")
+    assert "'user.contact'" in problem.message
+    assert "'user.contact.email'" in problem.message
+
+
+def test_problems_in_two_files_are_both_reported(folder: Path) -> None:
+    edit(folder, SHOP, lambda d: field_of(d, "customer", "name").update(data_categories=["user.nmae"]))
+    edit(folder, POLICIES, lambda d: _rule(d, 1, 0).update(masking_strategy={"strategy": "shred"}))
+    problems = problems_of(folder)
+    find(problems, SHOP, "demo_shop.customer.name.data_categories")
+    find(problems, POLICIES, "policy[1].rules[0].masking_strategy.strategy")
+
+
+def test_invalid_yaml_does_not_hide_a_problem_in_another_file(folder: Path) -> None:
+    (folder / VENDOR).write_text("dataset: [\n")
+    edit(folder, POLICIES, lambda d: _rule(d, 1, 0).update(masking_strategy={"strategy": "shred"}))
+    problems = problems_of(folder)
+    assert any("invalid YAML" in p.message and "daycare_vendor.yml" in p.file for p in problems)
+    find(problems, POLICIES, "policy[1].rules[0].masking_strategy.strategy")
+
+
+# -- fides_meta and fidesops_meta ---------------------------------------------------------------------
+
+
+def _rename_keys(node: Any, old: str, new: str) -> Any:
+    if isinstance(node, dict):
+        return {(new if k == old else k): _rename_keys(v, old, new) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_rename_keys(item, old, new) for item in node]
+    return node
+
+
+def test_demo_datasets_use_fides_meta() -> None:
+    for path in (DEMO / "datasets").glob("*.yml"):
+        text = path.read_text()
+        assert "fides_meta" in text and "fidesops_meta" not in text, path.name
+
+
+def test_fidesops_meta_is_accepted_like_fides_meta(folder: Path) -> None:
+    expected = load_config(folder).plan
+    for name in (SHOP, VENDOR):
+        path = folder / name
+        data = _rename_keys(yaml.safe_load(path.read_text()), "fides_meta", "fidesops_meta")
+        path.write_text(yaml.safe_dump(data, sort_keys=False))
+        assert "fides_meta:" not in path.read_text().replace("fidesops_meta:", "")
+    plan = load_config(folder).plan
+    assert plan.order == expected.order
+    assert plan.inputs == expected.inputs
+    assert plan.inputs[CollectionAddress("demo_shop", "customer")] != []
