@@ -34,9 +34,12 @@ class SqlConnector:
         One statement, unless the values exceed QUERY_VALUES_LIMIT; then they go in slices and rows
         matched by more than one slice are returned once.
         """
+        if not any(inputs.values()):
+            return  # no values, no query: an empty OR would select the whole table
         tbl = table(collection.address.collection, *(column(c) for c in collection.columns))
         slices = list(_slices(inputs))
-        seen: set[str] | None = set() if len(slices) > 1 and len(inputs) > 1 else None
+        # Slices can overlap (two fields, or values a case-insensitive collation treats as equal).
+        seen: set[str] | None = set() if len(slices) > 1 else None
         pk_columns = [f.column for f in collection.primary_keys] or collection.columns
         try:
             with self.engine.connect() as conn:
@@ -58,8 +61,9 @@ class SqlConnector:
     def mask(self, collection: Collection, rows: Iterator[dict[str, Any]], masks: dict[str, FieldMask]) -> int:
         """Mask found rows by primary key, one UPDATE per batch, all in one transaction.
 
-        A value-dependent mask (hash, hmac ...) becomes a CASE keyed on the original value, so a row
-        changed since access keeps its new value.
+        A value-dependent mask (hash, hmac ...) becomes a CASE with one branch per row, keyed on its
+        primary key and original value: each row is masked from its own value (whatever the collation),
+        and a row changed since access keeps its new value.
         """
         keys = [f.column for f in collection.primary_keys]
         tbl = table(collection.address.collection, *(column(c) for c in {*keys, *masks}))
@@ -73,7 +77,7 @@ class SqlConnector:
                         if len(keys) == 1
                         else tuple_(*(tbl.c[k] for k in keys)).in_(pk_values)
                     )
-                    assignments = {c: _assignment(tbl.c[c], batch, c, m) for c, m in masks.items()}
+                    assignments = {c: _assignment(tbl, keys, batch, c, m) for c, m in masks.items()}
                     self.statements += 1
                     total += conn.execute(update(tbl).where(where).values(assignments)).rowcount
         except (OperationalError, DBAPIError) as exc:
@@ -81,13 +85,16 @@ class SqlConnector:
         return total
 
 
-def _assignment(col: Any, batch: list[dict[str, Any]], name: str, mask: FieldMask) -> Any:
+def _assignment(tbl: Any, keys: list[str], batch: list[dict[str, Any]], name: str, mask: FieldMask) -> Any:
+    col = tbl.c[name]
     if not mask.value_dependent:
         return mask.apply(None)
-    mapping = {row[name]: None for row in batch if row.get(name) is not None}
-    if not mapping:
-        return col
-    return case(*((col == original, mask.apply(original)) for original in mapping), else_=col)
+    whens = [
+        (and_(*(tbl.c[k] == row[k] for k in keys), col == row[name]), mask.apply(row[name]))
+        for row in batch
+        if row.get(name) is not None
+    ]
+    return case(*whens, else_=col) if whens else col
 
 
 def _slices(inputs: dict[str, list[Any]]) -> Iterator[dict[str, list[Any]]]:
@@ -112,13 +119,27 @@ def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[st
 
 def _classify(exc: DBAPIError, collection: Collection) -> Exception:
     """Connection trouble is transient (retry); anything else (missing table, bad column) is not."""
-    message = f"{collection.address}: {type(exc.orig).__name__}: {str(exc.orig).splitlines()[0] if exc.orig else exc}"
-    if exc.connection_invalidated or isinstance(exc, OperationalError) and _looks_like_connection(exc):
+    first_line = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+    message = f"{collection.address}: {type(exc.orig).__name__}: {first_line}"
+    if exc.connection_invalidated or _is_connection_problem(exc.orig):
         return TransientError(message)
     return DataSourceError(message)
 
 
-def _looks_like_connection(exc: OperationalError) -> bool:
-    text = str(exc.orig).lower()
-    return any(w in text for w in ("connect", "connection", "timeout", "timed out", "server has gone away",
-                                   "lost connection", "database is locked", "terminating"))
+# SQLSTATE classes and MySQL client/server codes that mean "could not talk to the server (now)".
+_TRANSIENT_SQLSTATES = ("08", "53", "57P", "40001", "40P01")
+_TRANSIENT_MYSQL_CODES = {1040, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055}
+_TRANSIENT_MESSAGES = ("database is locked", "unable to open database file", "connection to server",
+                       "could not connect to server", "server closed the connection")
+
+
+def _is_connection_problem(orig: BaseException | None) -> bool:
+    if orig is None:
+        return False
+    state = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
+    if state:
+        return str(state).startswith(_TRANSIENT_SQLSTATES)
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int):
+        return args[0] in _TRANSIENT_MYSQL_CODES
+    return str(orig).lower().startswith(_TRANSIENT_MESSAGES)

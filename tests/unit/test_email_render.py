@@ -1,0 +1,150 @@
+"""Vendor erasure emails: what they list, in HTML and text, and the instructions built from the demo config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from include.privacy_requests.config import PrivacyConfig, load_config
+from include.privacy_requests.connectors.email import build_instruction
+from include.privacy_requests.email.render import RenderedEmail, render_erasure_email
+from include.privacy_requests.graph import CollectionAddress
+
+DEMO = Path(__file__).resolve().parents[2] / "include" / "privacy"
+ORG = "Example Corp"
+HOSTILE = "<script>alert(1)</script>"
+
+
+def instruction(name: str, locators: dict[str, list[Any]], erase: dict[str, str]) -> dict[str, Any]:
+    return {"collection": f"daycare_vendor:{name}", "name": name, "locators": locators, "erase": erase}
+
+
+INSTRUCTIONS = [
+    instruction("daycare_customer", {"customer_id": [17, 42]}, {"scholarship": "null_rewrite"}),
+    instruction("children", {"parent_id": ["daycare_vendor:daycare_customer:id"]},
+                {"first_name": "null_rewrite", "report_card.grades": "null_rewrite"}),
+    instruction("payment", {"payer_email": ["jane@example.com"]}, {}),
+]
+
+
+def render(instructions: list[dict[str, Any]] = INSTRUCTIONS, test: bool = False) -> RenderedEmail:
+    return render_erasure_email(organization=ORG, request_id="req-123", vendor_name="Happy Days Daycare",
+                                instructions=instructions, test=test)
+
+
+def section(body: str, start: str, end: str | None) -> str:
+    """The part of ``body`` from ``start`` up to ``end`` (or the end)."""
+    begin = body.index(start)
+    return body[begin:body.index(end, begin)] if end else body[begin:]
+
+
+def test_subject_names_the_organization_and_request() -> None:
+    email = render()
+    assert ORG in email.subject and "req-123" in email.subject
+    assert not email.subject.startswith("[TEST]")
+
+
+def test_test_email_is_marked() -> None:
+    email = render(test=True)
+    assert email.subject.startswith("[TEST] ")
+    assert "test email" in email.html.lower() and "test email" in email.text.lower()
+
+
+def test_html_lists_every_collection_locator_and_field() -> None:
+    html = render().html
+    assert ORG in html and "Happy Days Daycare" in html and "req-123" in html
+    customer = section(html, "<h3>daycare_customer</h3>", "<h3>")
+    assert "Field: <i>customer_id</i>, Values: 17, 42" in customer
+    assert "<i>scholarship</i>" in customer
+    children = section(html, "<h3>children</h3>", "<h3>")
+    assert "Field: <i>parent_id</i>, Values: daycare_vendor:daycare_customer:id" in children
+    assert "<i>first_name</i>" in children and "<i>report_card.grades</i>" in children
+    assert "No erasures needed" not in children
+    payment = section(html, "<h3>payment</h3>", None)
+    assert "Field: <i>payer_email</i>, Values: jane@example.com" in payment
+    assert "No erasures needed on this collection" in payment
+
+
+def test_text_lists_every_collection_locator_and_field() -> None:
+    text = render().text
+    assert ORG in text and "Happy Days Daycare" in text and "req-123" in text
+    customer = section(text, "== daycare_customer ==", "== ")
+    assert "Field: customer_id, Values: 17, 42" in customer
+    assert "- scholarship" in customer
+    children = section(text, "== children ==", "== ")
+    assert "Field: parent_id, Values: daycare_vendor:daycare_customer:id" in children
+    assert "- first_name" in children and "- report_card.grades" in children
+    assert "No erasures needed" not in children
+    payment = section(text, "== payment ==", None)
+    assert "Field: payer_email, Values: jane@example.com" in payment
+    assert "No erasures needed on this collection" in payment
+
+
+def test_collections_are_listed_in_a_stable_order() -> None:
+    forward, backward = render(INSTRUCTIONS), render(list(reversed(INSTRUCTIONS)))
+    assert forward == backward
+    text = forward.text
+    assert text.index("== children ==") < text.index("== daycare_customer ==") < text.index("== payment ==")
+
+
+def test_markup_in_a_locator_is_escaped_in_html_and_verbatim_in_text() -> None:
+    email = render([instruction("payment", {"payer_email": [HOSTILE]}, {})])
+    assert HOSTILE not in email.html
+    assert "<script" not in email.html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in email.html
+    assert f"Field: payer_email, Values: {HOSTILE}" in email.text
+
+
+# -- instructions built from the demo configuration --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def demo() -> PrivacyConfig:
+    return load_config(DEMO)
+
+
+def demo_instruction(config: PrivacyConfig, name: str, arrived: dict[str, list[Any]]) -> dict[str, Any]:
+    address = CollectionAddress("daycare_vendor", name)
+    return build_instruction(config.graph.collections[address], config.plan.inputs[address], arrived,
+                             config.policies["default_erasure_policy"])
+
+
+def test_children_are_located_by_the_vendor_own_parent_id(demo: PrivacyConfig) -> None:
+    result = demo_instruction(demo, "children", {})
+    assert result["collection"] == "daycare_vendor:children"
+    assert result["name"] == "children"
+    assert result["locators"] == {"parent_id": ["daycare_vendor:daycare_customer:id"]}
+
+
+def test_nested_fields_are_erased(demo: PrivacyConfig) -> None:
+    erase = demo_instruction(demo, "children", {})["erase"]
+    assert erase == {
+        "first_name": "null_rewrite",
+        "birthday": "null_rewrite",
+        "report_card.grades": "null_rewrite",
+        "report_card.behavior_issues": "null_rewrite",
+    }
+
+
+def test_values_from_another_dataset_are_locators(demo: PrivacyConfig) -> None:
+    result = demo_instruction(demo, "daycare_customer", {"customer_id": [1, 2]})
+    assert result["locators"] == {"customer_id": [1, 2]}
+    assert result["erase"] == {"scholarship": "null_rewrite"}
+
+
+def test_collection_without_matching_fields_has_nothing_to_erase(demo: PrivacyConfig) -> None:
+    result = demo_instruction(demo, "payment", {"payer_email": ["jane@example.com"], "id": []})
+    assert result["erase"] == {}
+    assert result["locators"] == {"payer_email": ["jane@example.com"]}
+
+
+def test_demo_instructions_render(demo: PrivacyConfig) -> None:
+    instructions = [demo_instruction(demo, "daycare_customer", {"customer_id": [7]}),
+                    demo_instruction(demo, "children", {}),
+                    demo_instruction(demo, "payment", {"payer_email": ["jane@example.com"]})]
+    text = render(instructions).text
+    assert "Field: parent_id, Values: daycare_vendor:daycare_customer:id" in text
+    assert "- report_card.grades" in text
+    assert "No erasures needed on this collection" in section(text, "== payment ==", None)
