@@ -13,7 +13,7 @@ import os
 import socket
 import sqlite3
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,7 +86,7 @@ def main() -> int:
         from include.privacy_requests.dag_factory import build_privacy_request_dag
 
         dag = build_privacy_request_dag(load_config())
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         runs = {
             "access": run_request(dag, "default_access_policy", f"demo-access-{stamp}"),
             "erasure": run_request(dag, "default_erasure_policy", f"demo-erasure-{stamp}"),

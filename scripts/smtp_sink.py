@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 
@@ -14,8 +14,8 @@ class EmlFolderHandler:
         self.folder.mkdir(parents=True, exist_ok=True)
         self.count = 0
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope) -> str:
         self.count += 1
-        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
         (self.folder / f"{stamp}-{self.count}.eml").write_bytes(envelope.original_content)
         return "250 Message accepted for delivery"

@@ -196,7 +196,7 @@ def _load_datasets(folder: Path, problems: list[Problem]) -> tuple[dict[str, Dat
     files: dict[str, str] = {}
     for path in _yaml_files(folder):
         file = f"datasets/{path.name}"
-        data = _read_yaml(path, problems, folder)
+        data = _read_yaml(path, problems, folder.parent)
         if data is None:
             continue
         if not isinstance(data, dict) or not isinstance(data.get("dataset"), list):
@@ -228,7 +228,7 @@ def _load_policies(folder: Path, problems: list[Problem]) -> list[tuple[Policy, 
     seen: dict[str, str] = {}
     for path in _yaml_files(folder):
         file = f"policies/{path.name}"
-        data = _read_yaml(path, problems, folder)
+        data = _read_yaml(path, problems, folder.parent)
         if data is None:
             continue
         if not isinstance(data, dict) or not isinstance(data.get("policy"), list):

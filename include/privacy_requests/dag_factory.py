@@ -136,8 +136,8 @@ def _doc(config: PrivacyConfig) -> str:
             f"identity `{i.source_field}`" if i.source is None else f"`{i.source}:{i.source_field}`"
             for i in config.plan.inputs[address]
         ]
-        kind = config.mapping(address.dataset).kind
-        lines.append(f"| `{address}` | {', '.join(sources) or 'nothing'} | {'vendor email' if kind == 'email' else 'SQL'} |")
+        kind = "vendor email" if config.mapping(address.dataset).kind == "email" else "SQL"
+        lines.append(f"| `{address}` | {', '.join(sources) or 'nothing'} | {kind} |")
     lines += ["", "Policies: " + ", ".join(f"`{k}` ({p.display_name})" for k, p in sorted(config.policies.items()))]
     return "\n".join(lines)
 

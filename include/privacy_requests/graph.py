@@ -180,7 +180,8 @@ class DatasetGraph:
 
         cycles = []
         if pending:
-            names = ", ".join(str(a) for a in sorted(pending))
+            waits = {a: (directed_in[a] | after[a]) & pending for a in pending}
+            names = ", ".join(str(a) for a in on_cycle(waits) or sorted(pending))
             cycles.append(f"references and 'after' form a cycle among: {names}")
         # Collections no identity reaches keep a task, with no inputs: validate_request names them.
         for address in sorted(set(self.collections) - done):
@@ -190,13 +191,7 @@ class DatasetGraph:
 
     def erasure_cycle(self) -> list[CollectionAddress]:
         """Collections caught in an ``erase_after`` cycle (empty when the order is sound)."""
-        remaining = {a: set(c.erase_after) for a, c in self.collections.items()}
-        while True:
-            free = [a for a, deps in remaining.items() if not deps & remaining.keys()]
-            if not free:
-                return sorted(remaining)
-            for a in free:
-                del remaining[a]
+        return on_cycle({a: set(c.erase_after) for a, c in self.collections.items()})
 
     def _inputs(self, node: CollectionAddress, done: set[CollectionAddress]) -> list[Input]:
         collection = self.collections[node]
@@ -223,6 +218,23 @@ class DatasetGraph:
                     depth[nxt] = depth[node] + 1
                     queue.append(nxt)
         return depth
+
+
+def on_cycle(waits: dict[CollectionAddress, set[CollectionAddress]]) -> list[CollectionAddress]:
+    """The nodes that wait, through any chain, on themselves (not those merely waiting on a cycle)."""
+    result = []
+    for start in waits:
+        seen: set[CollectionAddress] = set()
+        stack = list(waits[start])
+        while stack:
+            node = stack.pop()
+            if node == start:
+                result.append(start)
+                break
+            if node not in seen:
+                seen.add(node)
+                stack.extend(waits.get(node, ()))
+    return sorted(result)
 
 
 def build_graph(datasets: dict[str, Dataset], files: dict[str, str]) -> tuple[DatasetGraph, list[Problem]]:
@@ -292,7 +304,7 @@ def _flatten(fields: list[DatasetField] | None, prefix: str = "") -> Iterator[Fi
 
 
 def _references(dataset: str, collection: str, fields: list[DatasetField] | None, prefix: str = ""):
-    for index, fld in enumerate(fields or []):
+    for fld in fields or []:
         path = f"{prefix}{fld.name}"
         for ref_index, ref in enumerate((fld.fides_meta.references or []) if fld.fides_meta else []):
             where = f"{dataset}.{collection}.{path}.fides_meta.references[{ref_index}]"

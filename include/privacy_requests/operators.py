@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath, Variable
@@ -71,7 +71,7 @@ class PrivacyRequestOperator(BaseOperator):
                 mask_secret(value)
         try:
             key = Variable.get(STORE_KEY_VARIABLE)
-        except Exception:  # noqa: BLE001 - any lookup failure means the same: no key configured
+        except Exception:
             raise AirflowFailException(
                 f"no request store key: set the Airflow Variable '{STORE_KEY_VARIABLE}' (for example the "
                 "environment variable AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY) to a Fernet key"
@@ -89,7 +89,7 @@ class PrivacyRequestOperator(BaseOperator):
     def _record_result(self, request: PrivacyRequest, context: Context, **result: Any) -> dict[str, Any]:
         """Per-task result for the report (counts and reasons, nothing personal)."""
         result = {"task_id": self.task_id, "try_number": context["ti"].try_number,
-                  "time": datetime.now(timezone.utc).isoformat(), **result}
+                  "time": datetime.now(UTC).isoformat(), **result}
         request.store.put(f"results/{self.task_id}.json", result)
         return result
 
@@ -123,7 +123,7 @@ def _check_smtp_connection(conn_id: str) -> list[str]:
 
     try:
         BaseHook.get_connection(conn_id)
-    except Exception:  # noqa: BLE001 - not found or not readable: either way, emails cannot go out
+    except Exception:
         return [f"SMTP connection '{conn_id}' (smtp_conn_id in privacy.yml) does not exist"]
     return []
 
@@ -198,7 +198,7 @@ def _engine(conn_id: str | None):
 
     try:
         hook = BaseHook.get_connection(conn_id).get_hook()
-    except Exception as exc:  # noqa: BLE001 - a missing or unusable connection is a configuration error
+    except Exception as exc:
         raise RequestError(f"connection '{conn_id}': {exc}") from None
     if not hasattr(hook, "get_sqlalchemy_engine"):
         raise RequestError(f"connection '{conn_id}' ({type(hook).__name__}) does not provide a SQLAlchemy engine")
@@ -276,7 +276,7 @@ class ErasureCollectionOperator(CollectionOperator):
         masked = connector.mask(collection, request.store.read_rows(rows_name(self.address)), masks)
         elapsed = time.monotonic() - started
         entry = {"masked": masked, "fields": sorted(masks), "try_number": context["ti"].try_number,
-                 "time": datetime.now(timezone.utc).isoformat(), "statements": connector.statements}
+                 "time": datetime.now(UTC).isoformat(), "statements": connector.statements}
         request.store.put(ledger, entry)
         request.store.add_event("collection_masked", collection=str(self.address), rows=masked,
                                 fields=sorted(masks), try_number=entry["try_number"])
@@ -342,7 +342,7 @@ class EmailSendOperator(PrivacyRequestOperator):
         message = send(rendered, conn_id=config.settings.smtp_conn_id, to=mapping.email.to,
                        default_sender=f"privacy@{mapping.email.to[0].rpartition('@')[2]}")
         entry = {"dataset": self.dataset, "recipients": mapping.email.to, "message_id": message["Message-ID"],
-                 "subject": rendered.subject, "time": datetime.now(timezone.utc).isoformat(),
+                 "subject": rendered.subject, "time": datetime.now(UTC).isoformat(),
                  "try_number": context["ti"].try_number, "collections": len(instructions)}
         request.store.put(ledger, entry)
         request.store.put(f"ledger/email.{self.dataset}.message.json", {"html": rendered.html, "text": rendered.text})

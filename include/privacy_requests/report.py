@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from .config import PrivacyConfig
@@ -46,7 +46,7 @@ def build_report(config: PrivacyConfig, request: PrivacyRequest) -> Report:
         "policy": request.conf.policy,
         "identity_types": sorted(request.conf.identity),
         "status": "complete",
-        "finished_at": datetime.now(timezone.utc).isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
         "rows_found": sum(c["access"].get("rows", 0) for c in collections),
         "rows_masked": sum(c["erasure"].get("masked", 0) for c in collections),
         "emails_sent": len(emails),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -110,7 +110,7 @@ class RequestStore:
     # -- audit events -----------------------------------------------------------------------------
     def add_event(self, kind: str, **fields: Any) -> dict[str, Any]:
         """Append an audit event; one object per event, so parallel tasks never overwrite each other."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         event = {"event": kind, "time": now.isoformat(), **fields}
         self.put(f"events/{now.strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.json", event)
         return event

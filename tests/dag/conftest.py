@@ -42,7 +42,7 @@ class Received:
 class _Collector:
     received: list[Received] = field(default_factory=list)
 
-    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+    async def handle_DATA(self, server, session, envelope) -> str:
         self.received.append(Received(list(envelope.rcpt_tos), email.message_from_bytes(envelope.content)))
         return "250 OK"
 
@@ -126,7 +126,7 @@ def config_folder(tmp_path: Path) -> ConfigFolder:
 
 def table(db: Path, name: str) -> list[tuple]:
     with sqlite3.connect(db) as con:
-        return con.execute(f"SELECT * FROM {name} ORDER BY 1, 2").fetchall()  # noqa: S608 - test's own table names
+        return con.execute(f"SELECT * FROM {name} ORDER BY 1, 2").fetchall()
 
 
 @pytest.fixture

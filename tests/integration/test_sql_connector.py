@@ -179,7 +179,8 @@ def test_mask_null_rewrite_is_set_based_and_leaves_other_rows_alone(engine: Engi
 def test_mask_hash_writes_each_rows_own_salted_digest(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Batches of 2 so the per-row CASE is built more than once; row 5 is not in the found set."""
     monkeypatch.setattr(sql_module, "UPDATE_BATCH", 2)
-    people = [{"id": i, "email": f"u{i}@x.org", "name": n} for i, n in enumerate(["Ann", "Bob", "Cid", "Dee", "Eve"], 1)]
+    names = ["Ann", "Bob", "Cid", "Dee", "Eve"]
+    people = [{"id": i, "email": f"u{i}@x.org", "name": n} for i, n in enumerate(names, 1)]
     create_customers(engine, people)
     collection = customer_collection()
     rows = retrieve(SqlConnector(engine), collection, {"id": [1, 2, 3, 4]})

@@ -37,7 +37,7 @@ def render(instructions: list[dict[str, Any]] = INSTRUCTIONS, test: bool = False
 def section(body: str, start: str, end: str | None) -> str:
     """The part of ``body`` from ``start`` up to ``end`` (or the end)."""
     begin = body.index(start)
-    return body[begin:body.index(end, begin)] if end else body[begin:]
+    return body[begin:body.index(end, begin + len(start))] if end else body[begin:]
 
 
 def test_subject_names_the_organization_and_request() -> None:

@@ -1,0 +1,20 @@
+# Airflow Privacy Requests on the official Airflow image.
+FROM apache/airflow:3.3.2-python3.11
+
+USER root
+# mysqlclient (MySQL provider) builds against MariaDB Connector/C.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libmariadb-dev pkg-config build-essential \
+ && rm -rf /var/lib/apt/lists/*
+USER airflow
+
+COPY --chown=airflow:root requirements.txt /opt/airflow/requirements.txt
+RUN pip install --no-cache-dir -r /opt/airflow/requirements.txt
+
+COPY --chown=airflow:root dags/ /opt/airflow/dags/
+COPY --chown=airflow:root include/ /opt/airflow/include/
+COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
+
+# The DAGs import the engine as `include.privacy_requests`: the project root must be importable.
+ENV PYTHONPATH=/opt/airflow \
+    PRIVACY_REQUESTS_CONFIG_DIR=/opt/airflow/include/privacy
