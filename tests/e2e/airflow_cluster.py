@@ -1,0 +1,124 @@
+"""Real Airflow components on 127.0.0.1 for end-to-end tests: api-server, scheduler, dag-processor and
+triggerer, on a throw-away SQLite metadata DB, driven only through the REST API."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from tests.conftest import ROOT
+
+PASSWORD = "e2e-" + secrets.token_hex(8)
+
+
+class AirflowCluster:
+    """Starts the four components as child processes (own process groups) and stops every one of them."""
+
+    def __init__(self, home: Path, port: int, env: dict[str, str]) -> None:
+        self.home = home
+        self.base = f"http://127.0.0.1:{port}"
+        self.port = port
+        self.env = {
+            **os.environ,
+            **env,
+            "AIRFLOW_HOME": str(home),
+            "PYTHONPATH": str(ROOT),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+            "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.2",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(port),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base}/execution/",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+        }
+        self.processes: list[subprocess.Popen] = []
+        self.session = requests.Session()
+
+    def start(self, timeout: float = 90) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "passwords.json").write_text(json.dumps({"admin": PASSWORD}))
+        airflow = [sys.executable, "-m", "airflow"]
+        subprocess.run([*airflow, "db", "migrate"], env=self.env, check=True, capture_output=True)
+        for name, args in [
+            ("api-server", ["api-server", "-H", "127.0.0.1", "-p", str(self.port)]),
+            ("scheduler", ["scheduler", "--skip-serve-logs"]),
+            ("dag-processor", ["dag-processor"]),
+            ("triggerer", ["triggerer", "--skip-serve-logs"]),
+        ]:
+            log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+            self.processes.append(subprocess.Popen([*airflow, *args], env=self.env, stdout=log,
+                                                   stderr=subprocess.STDOUT, start_new_session=True))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                token = requests.post(f"{self.base}/auth/token", json={"username": "admin", "password": PASSWORD},
+                                      timeout=5)
+                if token.status_code == 201:
+                    self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+                    if self.get("/api/v2/dags/privacy_request").get("dag_id") == "privacy_request":
+                        return
+            except requests.ConnectionError:
+                pass
+            time.sleep(1)
+        raise RuntimeError(f"Airflow did not come up in {timeout} s; logs in {self.home}")
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        for proc in self.processes:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def get(self, path: str, **params: Any) -> dict:
+        response = self.session.get(f"{self.base}{path}", params=params, timeout=30)
+        if response.status_code == 404:
+            return {}
+        response.raise_for_status()
+        return response.json()
+
+    def post(self, path: str, body: dict) -> dict:
+        response = self.session.post(f"{self.base}{path}", json=body, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def trigger(self, run_id: str, conf: dict) -> None:
+        self.post("/api/v2/dags/privacy_request/dagRuns", {"logical_date": None, "dag_run_id": run_id, "conf": conf})
+
+    def wait_for_run(self, run_id: str, timeout: float = 180) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state = self.get(f"/api/v2/dags/privacy_request/dagRuns/{run_id}").get("state")
+            if state in ("success", "failed"):
+                return state
+            time.sleep(1)
+        raise AssertionError(f"run {run_id} not finished after {timeout} s")
+
+    def task_states(self, run_id: str) -> dict[str, tuple[str, int]]:
+        body = self.get(f"/api/v2/dags/privacy_request/dagRuns/{run_id}/taskInstances", limit=500)
+        return {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in body["task_instances"]}
+
+    def clear(self, run_id: str, task_ids: list[str]) -> list[str]:
+        body = self.post("/api/v2/dags/privacy_request/clearTaskInstances", {
+            "dag_run_id": run_id, "task_ids": task_ids, "only_failed": True, "include_downstream": True,
+            "dry_run": False})
+        return sorted(ti["task_id"] for ti in body["task_instances"])
