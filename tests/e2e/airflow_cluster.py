@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import requests
 
@@ -48,6 +48,7 @@ class AirflowCluster:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
         }
         self.processes: list[subprocess.Popen] = []
+        self.logs: list[IO[bytes]] = []
         self.session = requests.Session()
 
     def start(self, timeout: float = 90) -> None:
@@ -61,7 +62,8 @@ class AirflowCluster:
             ("dag-processor", ["dag-processor"]),
             ("triggerer", ["triggerer", "--skip-serve-logs"]),
         ]:
-            log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
+            log = open(self.home / f"{name}.log", "wb")
+            self.logs.append(log)
             self.processes.append(subprocess.Popen([*airflow, *args], env=self.env, stdout=log,
                                                    stderr=subprocess.STDOUT, start_new_session=True))
         deadline = time.monotonic() + timeout
@@ -88,6 +90,8 @@ class AirflowCluster:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+        for log in self.logs:
+            log.close()
 
     def get(self, path: str, **params: Any) -> dict:
         response = self.session.get(f"{self.base}{path}", params=params, timeout=30)
