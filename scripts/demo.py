@@ -27,8 +27,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def prepare_environment(smtp_port: int) -> Path:
-    """Airflow home, connections and the store key, all under .demo/ (nothing secret in the repo)."""
+def prepare_environment(smtp_port: int, fresh_shop: bool = True) -> Path:
+    """Airflow home, connections and the store key, all under .demo/ (nothing secret in the repo).
+
+    ``fresh_shop`` recreates the shop database from the seed, so every demo starts from the same data.
+    """
     home = DEMO / "airflow"
     home.mkdir(parents=True, exist_ok=True)
     key_file = DEMO / "store.key"
@@ -37,14 +40,16 @@ def prepare_environment(smtp_port: int) -> Path:
 
         key_file.write_text(Fernet.generate_key().decode())
     shop_db = DEMO / "demo_shop.db"
-    shop_db.unlink(missing_ok=True)
-    with sqlite3.connect(shop_db) as con:
-        con.executescript((ROOT / "include/privacy/seed/demo_shop.sql").read_text())
+    if fresh_shop or not shop_db.exists():
+        shop_db.unlink(missing_ok=True)
+        with sqlite3.connect(shop_db) as con:
+            con.executescript((ROOT / "include/privacy/seed/demo_shop.sql").read_text())
     os.environ.update({
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
         "AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY": key_file.read_text().strip(),
         "AIRFLOW_CONN_DEMO_SHOP_DB": f"sqlite:///{shop_db}",
@@ -70,8 +75,7 @@ def main() -> int:
 
     from aiosmtpd.controller import Controller
 
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from smtp_sink import EmlFolderHandler
+    from scripts.smtp_sink import EmlFolderHandler
 
     mailbox = DEMO / "mailbox"
     port = free_port()

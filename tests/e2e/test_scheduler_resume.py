@@ -11,7 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.dag.conftest import SmtpServer, free_port
-from tests.e2e.airflow_cluster import AirflowCluster
+from scripts.local_airflow import AirflowCluster
 
 pytestmark = pytest.mark.e2e
 SEND = "erasure_email_send.daycare_vendor"

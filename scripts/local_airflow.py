@@ -1,5 +1,8 @@
-"""Real Airflow components on 127.0.0.1 for end-to-end tests: api-server, scheduler, dag-processor and
-triggerer, on a throw-away SQLite metadata DB, driven only through the REST API."""
+"""A real Airflow on 127.0.0.1: api-server, scheduler, dag-processor and triggerer on a SQLite metadata DB.
+
+Run directly (``./scripts/airflow.sh``) it serves the demo configuration so a person can use the UI; the
+end-to-end tests use the same class on a throw-away home and drive it through the REST API.
+"""
 
 from __future__ import annotations
 
@@ -15,16 +18,15 @@ from typing import IO, Any
 
 import requests
 
-from tests.conftest import ROOT
-
-PASSWORD = "e2e-" + secrets.token_hex(8)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 class AirflowCluster:
     """Starts the four components as child processes (own process groups) and stops every one of them."""
 
-    def __init__(self, home: Path, port: int, env: dict[str, str]) -> None:
+    def __init__(self, home: Path, port: int, env: dict[str, str], password: str | None = None) -> None:
         self.home = home
+        self.password = password or secrets.token_urlsafe(12)
         self.base = f"http://127.0.0.1:{port}"
         self.port = port
         self.env = {
@@ -53,7 +55,7 @@ class AirflowCluster:
 
     def start(self, timeout: float = 90) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "passwords.json").write_text(json.dumps({"admin": PASSWORD}))
+        (self.home / "passwords.json").write_text(json.dumps({"admin": self.password}))
         airflow = [sys.executable, "-m", "airflow"]
         subprocess.run([*airflow, "db", "migrate"], env=self.env, check=True, capture_output=True)
         for name, args in [
@@ -69,16 +71,22 @@ class AirflowCluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                token = requests.post(f"{self.base}/auth/token", json={"username": "admin", "password": PASSWORD},
+                token = requests.post(f"{self.base}/auth/token", json={"username": "admin", "password": self.password},
                                       timeout=5)
                 if token.status_code == 201:
                     self.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
                     if self.get("/api/v2/dags/privacy_request").get("dag_id") == "privacy_request":
+                        self.unpause()
                         return
             except requests.ConnectionError:
                 pass
             time.sleep(1)
         raise RuntimeError(f"Airflow did not come up in {timeout} s; logs in {self.home}")
+
+    def unpause(self) -> None:
+        """DAGs first seen by dag.test (the demo) start paused; a paused DAG's runs stay queued."""
+        for dag_id in ("privacy_request", "privacy_vendor_test_email"):
+            self.session.patch(f"{self.base}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=30)
 
     def stop(self) -> None:
         for proc in self.processes:
@@ -126,3 +134,44 @@ class AirflowCluster:
             "dag_run_id": run_id, "task_ids": task_ids, "only_failed": True, "include_downstream": True,
             "dry_run": False})
         return sorted(ti["task_id"] for ti in body["task_instances"])
+
+
+def main() -> int:
+    """Serve the demo configuration on http://127.0.0.1:PORT until Ctrl-C; vendor emails go to .demo/mailbox."""
+    import argparse
+
+    from aiosmtpd.controller import Controller
+
+    sys.path.insert(0, str(ROOT))
+    from scripts.demo import DEMO, free_port, prepare_environment
+    from scripts.smtp_sink import EmlFolderHandler
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--port", type=int, default=8080)
+    args = parser.parse_args()
+    smtp_port = free_port()
+    prepare_environment(smtp_port, fresh_shop=False)
+    sink = Controller(EmlFolderHandler(DEMO / "mailbox"), hostname="127.0.0.1", port=smtp_port)
+    sink.start()
+    password_file = DEMO / "admin-password"
+    if not password_file.exists():
+        password_file.write_text(secrets.token_urlsafe(12))
+    cluster = AirflowCluster(Path(os.environ["AIRFLOW_HOME"]), args.port, {}, password_file.read_text().strip())
+    try:
+        print(f"Starting Airflow on {cluster.base} (logs in {cluster.home}) ...", flush=True)
+        cluster.start()
+        print(f"Airflow is up: {cluster.base}  user: admin  password: {cluster.password}\n"
+              f"Vendor emails land in {DEMO / 'mailbox'}. Ctrl-C stops everything.", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        cluster.stop()
+        sink.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
