@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.dag.conftest import SmtpServer, free_port
 from scripts.local_airflow import AirflowCluster
+from tests.dag.conftest import SmtpServer, free_port
 
 pytestmark = pytest.mark.e2e
 SEND = "erasure_email_send.daycare_vendor"
