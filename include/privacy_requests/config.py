@@ -78,6 +78,7 @@ class Settings(_Strict):
     organization: str
     storage: str
     smtp_conn_id: str = "smtp_default"
+    email_from: str | None = None  # sender of vendor emails; else the SMTP connection's from_email
     datasets: dict[str, DatasetMapping] = Field(default_factory=dict)
     data_categories: list[str] = Field(default_factory=list)
     retries: RetrySettings = Field(default_factory=RetrySettings)

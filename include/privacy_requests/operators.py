@@ -103,7 +103,7 @@ class ValidateRequestOperator(PrivacyRequestOperator):
         if request.conf.policy in config.policies and request.policy.erasure_rules:
             problems += check_vendors(config)
             if config.email_datasets:
-                problems += _check_smtp_connection(config.settings.smtp_conn_id)
+                problems += _check_smtp_connection(config)
         if problems:
             raise RequestError("request rejected: " + "; ".join(problems))
         if not request.store.exists("secrets.json"):
@@ -118,13 +118,18 @@ class ValidateRequestOperator(PrivacyRequestOperator):
         return {"request_id": request.request_id, "policy": request.conf.policy}
 
 
-def _check_smtp_connection(conn_id: str) -> list[str]:
+def _check_smtp_connection(config: PrivacyConfig) -> list[str]:
+    """The SMTP connection exists and a sender address is known (privacy.yml or the connection)."""
     from airflow.sdk import BaseHook
 
+    conn_id = config.settings.smtp_conn_id
     try:
-        BaseHook.get_connection(conn_id)
-    except Exception:
+        connection = BaseHook.get_connection(conn_id)
+    except Exception:  # not found or not readable: either way, emails cannot go out
         return [f"SMTP connection '{conn_id}' (smtp_conn_id in privacy.yml) does not exist"]
+    if not (config.settings.email_from or connection.extra_dejson.get("from_email")):
+        return [f"no sender address for vendor emails: set 'email_from' in privacy.yml or the 'from_email' "
+                f"extra of the SMTP connection '{conn_id}'"]
     return []
 
 
@@ -174,9 +179,8 @@ class AccessCollectionOperator(CollectionOperator):
         collected: dict[str, list[Any]] = {f: [] for f in out_fields}
         count = store.write_rows(rows_name(self.address),
                                  _collect(connector.retrieve(self.collection, inputs), collected))
-        for edge in (e for inputs_ in self.privacy_config.plan.inputs.values() for e in inputs_):
-            if edge.source == self.address:
-                store.put(values_name(edge), distinct(collected[edge.source_field]))
+        for path, values in collected.items():
+            store.put(values_name(self.address, path), distinct(values))
         elapsed = time.monotonic() - started
         self.log.info("%s: %d rows in %.2f s (%d statement(s), %d input field(s))", self.address, count,
                       elapsed, connector.statements, len(inputs))
@@ -340,7 +344,7 @@ class EmailSendOperator(PrivacyRequestOperator):
         rendered = render_erasure_email(organization=config.settings.organization, request_id=request.request_id,
                                         vendor_name=mapping.email.vendor_name, instructions=instructions)
         message = send(rendered, conn_id=config.settings.smtp_conn_id, to=mapping.email.to,
-                       default_sender=f"privacy@{mapping.email.to[0].rpartition('@')[2]}")
+                       sender=config.settings.email_from)
         entry = {"dataset": self.dataset, "recipients": mapping.email.to, "message_id": message["Message-ID"],
                  "subject": rendered.subject, "time": datetime.now(UTC).isoformat(),
                  "try_number": context["ti"].try_number, "collections": len(instructions)}
@@ -384,7 +388,7 @@ class VendorTestEmailOperator(BaseOperator):
         if not target.test_to:
             raise AirflowFailException(f"dataset '{self.dataset}' has no test recipient: add email.test_to "
                                        "to its mapping in privacy.yml")
-        problems = check_vendors(config) + _check_smtp_connection(config.settings.smtp_conn_id)
+        problems = check_vendors(config) + _check_smtp_connection(config)
         if problems:
             raise AirflowFailException("; ".join(problems))
         rendered = render_erasure_email(organization=config.settings.organization, request_id="test",
@@ -392,7 +396,7 @@ class VendorTestEmailOperator(BaseOperator):
                                         test=True)
         try:
             message = send(rendered, conn_id=config.settings.smtp_conn_id, to=[target.test_to],
-                           default_sender=f"privacy@{target.test_to.rpartition('@')[2]}")
+                           sender=config.settings.email_from)
         except TransientError as exc:
             raise AirflowException(str(exc)) from None
         self.log.info("Test email for '%s' sent to %s (Message-ID %s)", self.dataset, target.test_to,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .config import PrivacyConfig
 from .errors import RequestError
-from .graph import CollectionAddress, Input
+from .graph import CollectionAddress
 from .policy import Policy
 from .store import RequestStore, StoragePath
 from .values import cast, distinct
@@ -104,7 +104,7 @@ class PrivacyRequest:
             if edge.source is None:
                 raw = [self.conf.identity[edge.source_field]] if edge.source_field in self.conf.identity else []
             else:
-                raw = self.store.get(values_name(edge), [])
+                raw = self.store.get(values_name(edge.source, edge.source_field), [])
             target = collection.field(edge.target_field)
             typed = [cast(v, target.data_type if target else None) for v in raw]
             result.setdefault(edge.target_field, []).extend(v for v in typed if v is not None)
@@ -122,6 +122,6 @@ def rows_name(address: CollectionAddress) -> str:
     return f"rows/{address.task_suffix}.jsonl"
 
 
-def values_name(edge: Input) -> str:
-    """Where the values of an upstream field are kept for the collections it feeds."""
-    return f"values/{edge.source.task_suffix if edge.source else 'identity'}.{edge.source_field}.json"
+def values_name(source: CollectionAddress, field: str) -> str:
+    """Where the distinct values of a field are kept for the collections it feeds."""
+    return f"values/{source.task_suffix}.{field}.json"

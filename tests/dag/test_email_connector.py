@@ -153,3 +153,37 @@ def test_vendor_test_email_goes_to_the_test_recipient(airflow_db, config_folder,
     mail = smtp.received[0]
     assert mail.message["Subject"].startswith("[TEST]")
     assert "test_collection" in mail.part("text/html") and "example_id" in mail.part("text/plain")
+
+
+def test_missing_smtp_connection_fails_validation_before_anything_is_touched(run_request, monkeypatch,
+                                                                            shop_db: Path, storage: Path) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_SMTP_DEFAULT", raising=False)
+    before = _customer_row(shop_db)
+    _, dag_run, states = run_request("default_erasure_policy", JANE)
+
+    assert dag_run.state == "failed"
+    assert states["validate_request"] == ("failed", 1)
+    assert _customer_row(shop_db) == before
+    assert "SMTP connection 'smtp_default'" in _failure_message(storage)
+
+
+def test_no_sender_address_fails_validation(run_request, monkeypatch, shop_db: Path, storage: Path,
+                                            smtp) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", f"smtp://127.0.0.1:{smtp.port}?disable_tls=true&disable_ssl=true")
+    _, dag_run, _ = run_request("default_erasure_policy", JANE)
+
+    assert dag_run.state == "failed"
+    assert "email_from" in _failure_message(storage)
+    assert smtp.received == []
+
+
+def _failure_message(storage: Path) -> str:
+    """The recorded checkpoint_failed event (the store is encrypted with the test key)."""
+    import os
+
+    from include.privacy_requests.store import RequestStore
+
+    store = RequestStore(storage, "req-1", os.environ["AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY"])
+    failures = [e for e in store.events() if e["event"] == "checkpoint_failed"]
+    assert len(failures) == 1
+    return failures[0]["message"]

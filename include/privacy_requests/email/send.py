@@ -28,12 +28,12 @@ def build_message(rendered: RenderedEmail, *, sender: str, to: list[str]) -> Ema
     return msg
 
 
-def send(rendered: RenderedEmail, *, conn_id: str, to: list[str], default_sender: str) -> EmailMessage:
-    """Send once; connection and refusal problems become TransientError so Airflow retries."""
+def send(rendered: RenderedEmail, *, conn_id: str, to: list[str], sender: str | None) -> EmailMessage:
+    """Send once, from ``sender`` or else the connection's ``from_email``; connection and refusal
+    problems become TransientError so Airflow retries."""
     try:
         with SmtpHook(smtp_conn_id=conn_id) as hook:
-            sender = hook.from_email or default_sender
-            msg = build_message(rendered, sender=sender, to=to)
+            msg = build_message(rendered, sender=sender or hook.from_email or "", to=to)
             hook._smtp_client.send_message(msg)  # the provider's own test_connection uses this client
     except (smtplib.SMTPException, OSError) as exc:
         raise TransientError(f"SMTP connection '{conn_id}': {type(exc).__name__}: {exc}") from exc
