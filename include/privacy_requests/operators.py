@@ -7,9 +7,7 @@ repeated.
 
 from __future__ import annotations
 
-import logging
-import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,19 +17,18 @@ from airflow.sdk.log import mask_secret
 
 from .access_package import package_chunks
 from .config import PrivacyConfig
-from .connectors.email import build_instruction, sample_instructions
+from .connectors.email import sample_instructions
 from .connectors.sql import SqlConnector
 from .email.render import render_erasure_email
 from .email.send import send
 from .errors import ConfigError, DataSourceError, RequestError, TransientError
+from .execution import access_collection, erase_collection
 from .graph import CollectionAddress
-from .masking import FieldMask, Masker, new_request_secrets
+from .masking import new_request_secrets
 from .report import build_report
-from .request import PrivacyRequest, check_request, check_vendors, open_request, rows_name, values_name
-from .values import distinct, values_at
+from .request import PrivacyRequest, check_request, check_vendors, open_request
 
 STORE_KEY_VARIABLE = "privacy_requests_store_key"
-log = logging.getLogger(__name__)
 
 
 class PrivacyRequestOperator(BaseOperator):
@@ -152,52 +149,18 @@ class CollectionOperator(PrivacyRequestOperator):
         super().__init__(**kwargs)
         self.address = address
 
-    @property
-    def collection(self):
-        return self.privacy_config.graph.collections[self.address]
-
 
 class AccessCollectionOperator(CollectionOperator):
     """Finds the subject's rows in one collection: one query over the values arriving on its edges."""
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, int]:
-        store = request.store
-        if self.privacy_config.is_email(self.address):
-            store.write_rows(rows_name(self.address), [])
-            self.log.info("%s is a vendor (email) collection: nothing to query, 0 rows", self.address)
-            self._record_result(request, context, rows=0, status="vendor")
-            return {"rows": 0}
-        inputs = request.incoming_values(self.address)
-        if not inputs:
-            store.write_rows(rows_name(self.address), [])
-            self.log.info("%s: no values arrived on its edges, so no query; 0 rows", self.address)
-            self._record_result(request, context, rows=0, status="no_input")
-            return {"rows": 0}
-        started = time.monotonic()
-        connector = SqlConnector(_engine(self.privacy_config.mapping(self.address.dataset).conn_id))
-        out_fields = sorted(self.privacy_config.plan.out_fields(self.address))
-        collected: dict[str, list[Any]] = {f: [] for f in out_fields}
-        count = store.write_rows(rows_name(self.address),
-                                 _collect(connector.retrieve(self.collection, inputs), collected))
-        for path, values in collected.items():
-            store.put(values_name(self.address, path), distinct(values))
-        elapsed = time.monotonic() - started
-        self.log.info("%s: %d rows in %.2f s (%d statement(s), %d input field(s))", self.address, count,
-                      elapsed, connector.statements, len(inputs))
-        self._record_result(request, context, rows=count, status="complete", seconds=round(elapsed, 3),
-                            statements=connector.statements)
-        return {"rows": count}
+        outcome = access_collection(request, self.address, sql_connector)
+        self._record_result(request, context, **outcome.as_dict())
+        return {"rows": outcome.rows}
 
 
-def _collect(rows: Iterator[dict[str, Any]], collected: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
-    """Pass rows through, keeping the values of fields that feed other collections."""
-    for row in rows:
-        for path, bucket in collected.items():
-            bucket.extend(values_at(row, path))
-        yield row
-
-
-def _engine(conn_id: str | None):
+def sql_connector(conn_id: str) -> SqlConnector:
+    """A connector on the SQLAlchemy engine of an Airflow connection's hook (any SQL provider)."""
     from airflow.sdk import BaseHook
 
     try:
@@ -206,7 +169,7 @@ def _engine(conn_id: str | None):
         raise RequestError(f"connection '{conn_id}': {exc}") from None
     if not hasattr(hook, "get_sqlalchemy_engine"):
         raise RequestError(f"connection '{conn_id}' ({type(hook).__name__}) does not provide a SQLAlchemy engine")
-    return hook.get_sqlalchemy_engine()
+    return SqlConnector(hook.get_sqlalchemy_engine())
 
 
 class UploadAccessPackageOperator(PrivacyRequestOperator):
@@ -234,85 +197,11 @@ class ErasureCollectionOperator(CollectionOperator):
     """Masks the rows found during access (SQL), or records the vendor's instruction (email)."""
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
-        policy = request.policy
-        if not policy.erasure_rules:
-            raise AirflowSkipException(f"policy '{policy.key}' has no erasure rules")
-        ledger = f"ledger/erasure.{self.address.task_suffix}.json"
-        done = request.store.get(ledger)
-        if done:
-            self.log.info("%s was already masked at try %s (%s rows): not masking again", self.address,
-                          done["try_number"], done["masked"])
-            return {"masked": done["masked"]}
-        mapping = self.privacy_config.mapping(self.address.dataset)
-        if mapping.access == "read":
-            reason = f"dataset '{self.address.dataset}' is read-only (access: read): nothing erased"
-            self.log.warning("%s: %s", self.address, reason)
-            self._record_result(request, context, masked=0, status="read_only", reason=reason)
-            return {"masked": 0}
-        if self.privacy_config.is_email(self.address):
-            return self._prepare_instruction(request, context)
-        return self._mask(request, context, ledger)
-
-    def _prepare_instruction(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
-        instruction = build_instruction(self.collection, self.privacy_config.plan.inputs[self.address],
-                                        request.incoming_values(self.address), request.policy)
-        request.store.put(f"instructions/{self.address.dataset}/{self.address.collection}.json", instruction)
-        self.log.info("%s: instructions prepared: %d locator field(s), %d field(s) to erase", self.address,
-                      len(instruction["locators"]), len(instruction["erase"]))
-        self._record_result(request, context, masked=0, status="instructions_prepared",
-                            locator_fields=len(instruction["locators"]), fields_to_erase=sorted(instruction["erase"]))
-        return {"locator_fields": len(instruction["locators"]), "fields_to_erase": len(instruction["erase"])}
-
-    def _mask(self, request: PrivacyRequest, context: Context, ledger: str) -> dict[str, Any]:
-        collection = self.collection
-        if not collection.primary_keys:
-            reason = "no primary key is defined for this collection: nothing erased"
-            self.log.warning("%s: %s", self.address, reason)
-            self._record_result(request, context, masked=0, status="no_primary_key", reason=reason)
-            return {"masked": 0}
-        masks = self._masks(request)
-        if not masks:
-            self.log.info("%s: no field matches the erasure targets", self.address)
-            self._record_result(request, context, masked=0, status="nothing_to_erase")
-            return {"masked": 0}
-        started = time.monotonic()
-        connector = SqlConnector(_engine(self.privacy_config.mapping(self.address.dataset).conn_id))
-        masked = connector.mask(collection, request.store.read_rows(rows_name(self.address)), masks)
-        elapsed = time.monotonic() - started
-        entry = {"masked": masked, "fields": sorted(masks), "try_number": context["ti"].try_number,
-                 "time": datetime.now(UTC).isoformat(), "statements": connector.statements}
-        request.store.put(ledger, entry)
-        request.store.add_event("collection_masked", collection=str(self.address), rows=masked,
-                                fields=sorted(masks), try_number=entry["try_number"])
-        self.log.info("%s: masked %s in %d row(s) in %.2f s (%d UPDATE statement(s))", self.address,
-                      ", ".join(sorted(masks)), masked, elapsed, connector.statements)
-        self._record_result(request, context, masked=masked, status="complete", fields=sorted(masks),
-                            seconds=round(elapsed, 3))
-        return {"masked": masked}
-
-    def _masks(self, request: PrivacyRequest) -> dict[str, FieldMask]:
-        secrets = request.store.get("secrets.json")
-        if secrets is None:
-            raise RequestError("masking secrets are missing: clear validate_request to make them")
-        masks: dict[str, FieldMask] = {}
-        for path, spec in request.policy.erasure_fields(self.collection).items():
-            fld = self.collection.field(path)
-            assert fld is not None
-            masker = Masker(spec.strategy, spec.configuration, secrets)
-            skip = None
-            if fld.primary_key:
-                skip = "primary key"
-            elif fld.read_only:
-                skip = "read-only field"
-            elif "." in path:
-                skip = "nested field (SQL erasure masks top-level columns only)"
-            elif masker.needs_string and fld.data_type not in (None, "string"):
-                skip = f"strategy '{spec.strategy}' writes text, the field is '{fld.data_type}'"
-            if skip:
-                self.log.warning("%s: not masking %s: %s", self.address, path, skip)
-                continue
-            masks[path] = FieldMask(masker, fld.length)
-        return masks
+        if not request.policy.erasure_rules:
+            raise AirflowSkipException(f"policy '{request.policy.key}' has no erasure rules")
+        outcome = erase_collection(request, self.address, sql_connector, context["ti"].try_number)
+        self._record_result(request, context, **outcome.as_dict())
+        return {"masked": outcome.masked}
 
 
 class EmailSendOperator(PrivacyRequestOperator):

@@ -1,0 +1,155 @@
+"""The per-collection steps of a request, framework-free: find the subject's rows (access), then mask
+them or prepare a vendor's instruction (erasure). Operators and the benchmark both run these."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .connectors.email import build_instruction
+from .connectors.sql import SqlConnector
+from .errors import RequestError
+from .graph import Collection, CollectionAddress
+from .masking import FieldMask, Masker
+from .request import PrivacyRequest, rows_name, values_name
+from .values import distinct, values_at
+
+log = logging.getLogger(__name__)
+ConnectorFor = Callable[[str], SqlConnector]
+
+
+@dataclass
+class Outcome:
+    """What a step did, for the report, XCom and the log: counts and reasons, nothing personal."""
+
+    status: str
+    rows: int = 0
+    masked: int = 0
+    seconds: float = 0.0
+    statements: int = 0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {**{k: v for k, v in data.items() if k != "detail"}, **self.detail}
+
+
+def ledger_name(address: CollectionAddress) -> str:
+    return f"ledger/erasure.{address.task_suffix}.json"
+
+
+def instruction_name(address: CollectionAddress) -> str:
+    return f"instructions/{address.dataset}/{address.collection}.json"
+
+
+def access_collection(request: PrivacyRequest, address: CollectionAddress, connector_for: ConnectorFor) -> Outcome:
+    """One query over the values arriving on the collection's edges; rows and outgoing values go to the store."""
+    config, store = request.config, request.store
+    if config.is_email(address):
+        store.write_rows(rows_name(address), [])
+        log.info("%s is a vendor (email) collection: nothing to query, 0 rows", address)
+        return Outcome("vendor")
+    inputs = request.incoming_values(address)
+    if not inputs:
+        store.write_rows(rows_name(address), [])
+        log.info("%s: no values arrived on its edges, so no query; 0 rows", address)
+        return Outcome("no_input")
+    started = time.monotonic()
+    connector = connector_for(config.mapping(address.dataset).conn_id or "")
+    collected: dict[str, list[Any]] = {f: [] for f in sorted(config.plan.out_fields(address))}
+    rows = connector.retrieve(config.graph.collections[address], inputs)
+    count = store.write_rows(rows_name(address), _collect(rows, collected))
+    for path, values in collected.items():
+        store.put(values_name(address, path), distinct(values))
+    outcome = Outcome("complete", rows=count, seconds=round(time.monotonic() - started, 3),
+                      statements=connector.statements)
+    log.info("%s: %d rows in %.2f s (%d statement(s), %d input field(s))", address, count, outcome.seconds,
+             outcome.statements, len(inputs))
+    return outcome
+
+
+def _collect(rows: Iterator[dict[str, Any]], collected: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """Pass rows through, keeping the values of fields that feed other collections."""
+    for row in rows:
+        for path, bucket in collected.items():
+            bucket.extend(values_at(row, path))
+        yield row
+
+
+def erase_collection(request: PrivacyRequest, address: CollectionAddress, connector_for: ConnectorFor,
+                     try_number: int) -> Outcome:
+    """Mask the rows found during access (SQL) or record the vendor's instruction (email), at most once."""
+    config, store = request.config, request.store
+    done = store.get(ledger_name(address))
+    if done:
+        log.info("%s was already masked at try %s (%s rows): not masking again", address, done["try_number"],
+                 done["masked"])
+        return Outcome("complete", masked=done["masked"], detail={"masked_at_try": done["try_number"]})
+    if config.mapping(address.dataset).access == "read":
+        reason = f"dataset '{address.dataset}' is read-only (access: read): nothing erased"
+        log.warning("%s: %s", address, reason)
+        return Outcome("read_only", detail={"reason": reason})
+    if config.is_email(address):
+        return _prepare_instruction(request, address)
+    collection = config.graph.collections[address]
+    if not collection.primary_keys:
+        reason = "no primary key is defined for this collection: nothing erased"
+        log.warning("%s: %s", address, reason)
+        return Outcome("no_primary_key", detail={"reason": reason})
+    masks = field_masks(request, collection)
+    if not masks:
+        log.info("%s: no field matches the erasure targets", address)
+        return Outcome("nothing_to_erase")
+    started = time.monotonic()
+    connector = connector_for(config.mapping(address.dataset).conn_id or "")
+    masked = connector.mask(collection, store.read_rows(rows_name(address)), masks)
+    outcome = Outcome("complete", masked=masked, seconds=round(time.monotonic() - started, 3),
+                      statements=connector.statements, detail={"fields": sorted(masks), "masked_at_try": try_number})
+    store.put(ledger_name(address), {"masked": masked, "fields": sorted(masks), "try_number": try_number,
+                                     "time": datetime.now(UTC).isoformat()})
+    store.add_event("collection_masked", collection=str(address), rows=masked, fields=sorted(masks),
+                    try_number=try_number)
+    log.info("%s: masked %s in %d row(s) in %.2f s (%d UPDATE statement(s))", address, ", ".join(sorted(masks)),
+             masked, outcome.seconds, outcome.statements)
+    return outcome
+
+
+def _prepare_instruction(request: PrivacyRequest, address: CollectionAddress) -> Outcome:
+    config = request.config
+    instruction = build_instruction(config.graph.collections[address], config.plan.inputs[address],
+                                    request.incoming_values(address), request.policy)
+    request.store.put(instruction_name(address), instruction)
+    log.info("%s: instructions prepared: %d locator field(s), %d field(s) to erase", address,
+             len(instruction["locators"]), len(instruction["erase"]))
+    return Outcome("instructions_prepared", detail={"locator_fields": len(instruction["locators"]),
+                                                    "fields_to_erase": sorted(instruction["erase"])})
+
+
+def field_masks(request: PrivacyRequest, collection: Collection) -> dict[str, FieldMask]:
+    """The columns to mask with their strategies; fields that cannot be masked are logged and left out."""
+    secrets = request.store.get("secrets.json")
+    if secrets is None:
+        raise RequestError("masking secrets are missing: clear validate_request to make them")
+    masks: dict[str, FieldMask] = {}
+    for path, spec in request.policy.erasure_fields(collection).items():
+        fld = collection.field(path)
+        assert fld is not None
+        masker = Masker(spec.strategy, spec.configuration, secrets)
+        skip = None
+        if fld.primary_key:
+            skip = "primary key"
+        elif fld.read_only:
+            skip = "read-only field"
+        elif "." in path:
+            skip = "nested field (SQL erasure masks top-level columns only)"
+        elif masker.needs_string and fld.data_type not in (None, "string"):
+            skip = f"strategy '{spec.strategy}' writes text, the field is '{fld.data_type}'"
+        if skip:
+            log.warning("%s: not masking %s: %s", collection.address, path, skip)
+            continue
+        masks[path] = FieldMask(masker, fld.length)
+    return masks
