@@ -31,7 +31,6 @@ class AirflowCluster:
         self.port = port
         self.env = {
             **os.environ,
-            **env,
             "AIRFLOW_HOME": str(home),
             "PYTHONPATH": str(ROOT),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
@@ -48,6 +47,7 @@ class AirflowCluster:
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            **env,  # the caller's settings win (metadata DB, idle sleep ...)
         }
         self.processes: list[subprocess.Popen] = []
         self.logs: list[IO[bytes]] = []
