@@ -96,7 +96,7 @@ def load_graph(dbname: str, sizes: Sizes) -> None:
                 owner = f"CASE WHEN g % {every} = 0 THEN 1 ELSE 2 + g % ({sizes.users} - 1) END"
             else:
                 owner = f"1 + g % {sizes.level2}"
-            cur.execute(f"INSERT INTO {table} SELECT g, {owner}, 'name ' || g, 'note' "  # noqa: S608 - generated
+            cur.execute(f"INSERT INTO {table} SELECT g, {owner}, 'name ' || g, 'note' "
                         f"FROM generate_series(1, {rows}) g")
             cur.execute(f"CREATE INDEX ON {table} ({key})")
         cur.execute("ANALYZE")
@@ -108,7 +108,7 @@ def restore_names(dbname: str) -> None:
     conn = connect(dbname)
     with conn.cursor() as cur:
         for table, _, _ in tables():
-            cur.execute(f"UPDATE {table} SET name = 'name ' || id WHERE name IS NULL")  # noqa: S608
+            cur.execute(f"UPDATE {table} SET name = 'name ' || id WHERE name IS NULL")
     conn.close()
 
 
@@ -140,8 +140,9 @@ def _collection(table: str, parent: str | None, key: str) -> dict:
         fields.append({"name": key, "data_categories": ["user.contact.email"],
                        "fides_meta": {"identity": "email", "data_type": "string"}})
     else:
-        fields.append({"name": key, "data_categories": ["system.operations"], "fides_meta": {
-            "data_type": "integer", "references": [{"dataset": "bench", "field": f"{parent}.id", "direction": "from"}]}})
+        reference = {"dataset": "bench", "field": f"{parent}.id", "direction": "from"}
+        fields.append({"name": key, "data_categories": ["system.operations"],
+                       "fides_meta": {"data_type": "integer", "references": [reference]}})
     return {"name": table, "fields": fields}
 
 

@@ -90,12 +90,12 @@ def lower_bound_run(dbname: str) -> tuple[float, int]:
     with conn.cursor() as cur:
         for table, parent, key in data.tables():
             values = [data.SUBJECT] if parent is None else found[parent]
-            cur.execute(f"SELECT * FROM {table} WHERE {key} = ANY(%s)", (values,))  # noqa: S608 - fixed names
+            cur.execute(f"SELECT * FROM {table} WHERE {key} = ANY(%s)", (values,))
             found[table] = [row[0] for row in cur.fetchall()]
             statements += 1
         for table, _, _ in data.tables():
             if found[table]:
-                cur.execute(f"UPDATE {table} SET name = NULL WHERE id = ANY(%s)", (found[table],))  # noqa: S608
+                cur.execute(f"UPDATE {table} SET name = NULL WHERE id = ANY(%s)", (found[table],))
                 statements += 1
     conn.commit()
     elapsed = time.perf_counter() - started

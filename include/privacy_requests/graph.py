@@ -8,6 +8,7 @@ supplies fewer identities runs the same plan; collections it cannot reach make i
 
 from __future__ import annotations
 
+import heapq
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -134,6 +135,12 @@ class DatasetGraph:
     def __init__(self, collections: dict[CollectionAddress, Collection], references: list[_Reference]):
         self.collections = collections
         self.references = references
+        # References by the collections they touch, so planning stays linear in the graph's size.
+        self._touching: dict[CollectionAddress, list[_Reference]] = {a: [] for a in collections}
+        for ref in references:
+            self._touching[ref.src].append(ref)
+            if ref.dst != ref.src:
+                self._touching[ref.dst].append(ref)
 
     @property
     def identity_keys(self) -> set[str]:
@@ -158,25 +165,34 @@ class DatasetGraph:
             if ref.bidirectional:
                 feeders[ref.src].add(ref.dst)
 
+        # Kahn's walk with a priority queue: a collection is ready once something feeds it (an identity or
+        # a placed neighbour) and everything it must wait for (directed inputs, 'after') is placed.
+        waits = {a: directed_in[a] | after[a] for a in reachable}
+        blockers = {a: len(w) for a, w in waits.items()}
+        fed = {a: a in seeds for a in reachable}
+        unblocks: dict[CollectionAddress, list[CollectionAddress]] = {a: [] for a in self.collections}
+        for a, wait in waits.items():
+            for b in wait:
+                unblocks[b].append(a)
+        heap = [(depth[a], a) for a in reachable if fed[a] and not blockers[a]]
+        heapq.heapify(heap)
         placed: list[CollectionAddress] = []
         done: set[CollectionAddress] = set()
         inputs: dict[CollectionAddress, list[Input]] = {}
-        pending = set(reachable)
-        while pending:
-            ready = [
-                a
-                for a in pending
-                if (a in seeds or feeders[a] & done)
-                and directed_in[a] <= done
-                and after[a] <= done
-            ]
-            if not ready:
-                break
-            node = min(ready, key=lambda a: (depth[a], a))
+        while heap:
+            _, node = heapq.heappop(heap)
+            if node in done:
+                continue
             inputs[node] = self._inputs(node, done)
             placed.append(node)
             done.add(node)
-            pending.discard(node)
+            for other in unblocks[node]:
+                blockers[other] -= 1
+            for other in {*unblocks[node], *(b for b in self._neighbours(node) if b in reachable)}:
+                fed[other] = fed[other] or node in feeders[other]
+                if other not in done and fed[other] and not blockers[other]:
+                    heapq.heappush(heap, (depth[other], other))
+        pending = reachable - done
 
         cycles = []
         if pending:
@@ -193,10 +209,13 @@ class DatasetGraph:
         """Collections caught in an ``erase_after`` cycle (empty when the order is sound)."""
         return on_cycle({a: set(c.erase_after) for a, c in self.collections.items()})
 
+    def _neighbours(self, node: CollectionAddress) -> set[CollectionAddress]:
+        return {ref.dst if ref.src == node else ref.src for ref in self._touching[node]}
+
     def _inputs(self, node: CollectionAddress, done: set[CollectionAddress]) -> list[Input]:
         collection = self.collections[node]
         result = [Input(None, f.identity, f.path) for f in collection.fields if f.identity]
-        for ref in self.references:
+        for ref in self._touching[node]:
             if ref.dst == node and ref.src in done:
                 result.append(Input(ref.src, ref.src_field, ref.dst_field))
             elif ref.bidirectional and ref.src == node and ref.dst in done:
@@ -208,7 +227,7 @@ class DatasetGraph:
         queue = deque(sorted(seeds))
         while queue:
             node = queue.popleft()
-            for ref in self.references:
+            for ref in self._touching[node]:
                 nxt = None
                 if ref.src == node:
                     nxt = ref.dst
