@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
@@ -96,7 +96,6 @@ class PrivacyConfig:
     policies: dict[str, Policy]
     graph: DatasetGraph
     plan: TraversalPlan
-    files: dict[str, str] = field(default_factory=dict)
 
     def __deepcopy__(self, memo: dict) -> PrivacyConfig:
         # Airflow deep-copies tasks (partial_subset, dag.test); the config is shared, never mutated.
@@ -104,7 +103,7 @@ class PrivacyConfig:
 
     @property
     def storage(self) -> str:
-        return os.environ.get(STORAGE_ENV) or os.path.expandvars(self.settings.storage)
+        return os.environ.get(STORAGE_ENV) or expand_storage(self.settings.storage)
 
     def mapping(self, dataset: str) -> DatasetMapping:
         return self.settings.datasets[dataset]
@@ -115,6 +114,12 @@ class PrivacyConfig:
 
     def is_email(self, address: CollectionAddress) -> bool:
         return self.mapping(address.dataset).kind == "email"
+
+
+def expand_storage(url: str) -> str:
+    """``$VARS`` expanded; ``$AIRFLOW_HOME`` falls back to Airflow's default home, which Airflow does not export."""
+    env = {"AIRFLOW_HOME": str(Path("~/airflow").expanduser()), **os.environ}
+    return re.sub(r"\$\{(\w+)\}|\$(\w+)", lambda m: env.get(m[1] or m[2], m[0]), url)
 
 
 def config_dir() -> Path:
@@ -141,13 +146,20 @@ def load_config(folder: Path | str | None = None) -> PrivacyConfig:
     plan, cycles = graph.plan()
     for cycle in cycles:
         problems.append(Problem("datasets", "fides_meta.after / references", cycle))
+    if not graph_problems and not cycles:
+        _check_plan(settings, plan, files, problems)
+    if "$" in expand_storage(settings.storage):
+        problems.append(Problem("privacy.yml", "storage", f"'{settings.storage}' names an environment variable "
+                                "that is not set"))
+    if not policies and not any(p.file.startswith("policies/") for p in problems):
+        problems.append(Problem("policies", "", "no policy is defined (add policies/*.yml with a 'policy:' list)"))
     erase_cycle = graph.erasure_cycle()
     if erase_cycle:
         names = ", ".join(str(a) for a in erase_cycle)
         problems.append(Problem("datasets", "fides_meta.erase_after", f"cycle among: {names}"))
     if problems:
         raise ConfigError(problems)
-    return PrivacyConfig(folder, settings, datasets, {p.key: p for p, _, _ in policies}, graph, plan, files)
+    return PrivacyConfig(folder, settings, datasets, {p.key: p for p, _, _ in policies}, graph, plan)
 
 
 def _rel(path: Path, folder: Path) -> str:
@@ -220,9 +232,24 @@ def _load_datasets(folder: Path, problems: list[Problem]) -> tuple[dict[str, Dat
                     problems.append(Problem(file, f"dataset[{index}]",
                                             f"'{name}' may only use letters, digits, '_' and '-' "
                                             "(it becomes part of an Airflow task id)"))
+            _check_unsupported(ds, file, problems)
             datasets[ds.fides_key] = ds
             files[ds.fides_key] = file
     return datasets, files
+
+
+def _check_unsupported(ds: Dataset, file: str, problems: list[Problem]) -> None:
+    """fideslang settings this engine does not apply: refused rather than silently ignored."""
+    for coll in ds.collections:
+        meta = coll.fides_meta
+        where = f"{ds.fides_key}.{coll.name}.fides_meta"
+        if meta and meta.skip_processing:
+            problems.append(Problem(file, f"{where}.skip_processing", "not supported: remove the collection instead"))
+        if meta and meta.masking_strategy_override:
+            problems.append(Problem(file, f"{where}.masking_strategy_override",
+                                    "not supported: masking follows the policy's erasure rules"))
+        if meta and meta.partitioning:
+            problems.append(Problem(file, f"{where}.partitioning", "not supported"))
 
 
 def _load_policies(folder: Path, problems: list[Problem]) -> list[tuple[Policy, str, int]]:
@@ -272,9 +299,9 @@ def _check_rules(policy: Policy, file: str, index: int, problems: list[Problem])
                 except ValidationError as exc:
                     problems.extend(_validation_problems(file, exc, f"{where}.masking_strategy.configuration"))
     erasure_targets = [t for r in policy.erasure_rules for t in r.targets]
-    for t in erasure_targets:
-        for other in erasure_targets:
-            if t != other and category_matches(other, t):
+    for i, t in enumerate(erasure_targets):
+        for j, other in enumerate(erasure_targets):
+            if i != j and category_matches(other, t) and (t != other or i < j):
                 problems.append(Problem(file, f"policy[{index}].rules",
                                         f"erasure targets '{t}' and '{other}' overlap; keep one"))
 
@@ -286,6 +313,26 @@ def _check_policies(policies: list[tuple[Policy, str, int]], known: set[str], pr
                 if target not in known:
                     problems.append(Problem(file, f"policy[{index}].rules[{r_index}].targets[{t_index}]",
                                             f"unknown data category '{target}'"))
+
+
+def _check_plan(settings: Settings, plan: TraversalPlan, files: dict[str, str], problems: list[Problem]) -> None:
+    """What the static plan shows: collections no identity reaches, and SQL inputs on nested fields."""
+    for address in plan.unreachable(_all_identities(plan)):
+        problems.append(Problem(files[address.dataset], f"{address.dataset}.{address.collection}",
+                                "no identity reaches this collection through references: every request would "
+                                "fail (add an identity field or a reference)"))
+    for address, inputs in plan.inputs.items():
+        mapping = settings.datasets.get(address.dataset)
+        for edge in inputs:
+            if mapping and mapping.kind == "sql" and "." in edge.target_field:
+                problems.append(Problem(files[address.dataset],
+                                        f"{address.dataset}.{address.collection}.{edge.target_field}",
+                                        "a nested field cannot be queried in a SQL dataset; reference or identify "
+                                        "a top-level column"))
+
+
+def _all_identities(plan: TraversalPlan) -> set[str]:
+    return {i.source_field for inputs in plan.inputs.values() for i in inputs if i.source is None}
 
 
 def _check_mappings(settings: Settings, datasets: dict[str, Dataset], files: dict[str, str],

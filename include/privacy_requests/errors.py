@@ -28,7 +28,8 @@ class ConfigError(Exception):
 
 
 class RequestError(Exception):
-    """A privacy request's input (conf) is invalid: bad policy, identity or request id."""
+    """A request cannot go on as given or deployed (bad conf, missing connection, wrong store key): not worth
+    retrying; fix the cause, then clear the task."""
 
 
 class TransientError(Exception):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +16,7 @@ from .errors import RequestError
 from .graph import Collection, CollectionAddress
 from .masking import FieldMask, Masker
 from .request import PrivacyRequest, rows_name, values_name
+from .store import RequestStore
 from .values import distinct, values_at
 
 log = logging.getLogger(__name__)
@@ -49,22 +50,25 @@ def instruction_name(address: CollectionAddress) -> str:
 def access_collection(request: PrivacyRequest, address: CollectionAddress, connector_for: ConnectorFor) -> Outcome:
     """One query over the values arriving on the collection's edges; rows and outgoing values go to the store."""
     config, store = request.config, request.store
+    collected: dict[str, list[Any]] = {f: [] for f in sorted(config.plan.out_fields(address))}
+    if store.list("ledger") and store.exists(rows_name(address)):
+        # Erasure has begun: a new query would find masked data and shrink what is left to erase.
+        previous = store.get(f"results/access.{address.task_suffix}.json") or {}
+        log.info("%s: erasure has begun for this request, so the rows found before it are kept", address)
+        return Outcome("kept", rows=previous.get("rows", 0))
     if config.is_email(address):
-        store.write_rows(rows_name(address), [])
+        _write_found(store, address, [], collected)
         log.info("%s is a vendor (email) collection: nothing to query, 0 rows", address)
         return Outcome("vendor")
     inputs = request.incoming_values(address)
     if not inputs:
-        store.write_rows(rows_name(address), [])
+        _write_found(store, address, [], collected)
         log.info("%s: no values arrived on its edges, so no query; 0 rows", address)
         return Outcome("no_input")
     started = time.monotonic()
     connector = connector_for(config.mapping(address.dataset).conn_id or "")
-    collected: dict[str, list[Any]] = {f: [] for f in sorted(config.plan.out_fields(address))}
     rows = connector.retrieve(config.graph.collections[address], inputs)
-    count = store.write_rows(rows_name(address), _collect(rows, collected))
-    for path, values in collected.items():
-        store.put(values_name(address, path), distinct(values))
+    count = _write_found(store, address, rows, collected)
     outcome = Outcome("complete", rows=count, seconds=round(time.monotonic() - started, 3),
                       statements=connector.statements)
     log.info("%s: %d rows in %.2f s (%d statement(s), %d input field(s))", address, count, outcome.seconds,
@@ -72,7 +76,16 @@ def access_collection(request: PrivacyRequest, address: CollectionAddress, conne
     return outcome
 
 
-def _collect(rows: Iterator[dict[str, Any]], collected: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+def _write_found(store: RequestStore, address: CollectionAddress, rows: Iterable[dict[str, Any]],
+                 collected: dict[str, list[Any]]) -> int:
+    """Rows to the store, and the distinct values of every field that feeds another collection (even none)."""
+    count = store.write_rows(rows_name(address), _collect(rows, collected))
+    for path, values in collected.items():
+        store.put(values_name(address, path), distinct(values))
+    return count
+
+
+def _collect(rows: Iterable[dict[str, Any]], collected: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
     """Pass rows through, keeping the values of fields that feed other collections."""
     for row in rows:
         for path, bucket in collected.items():
@@ -104,6 +117,9 @@ def erase_collection(request: PrivacyRequest, address: CollectionAddress, connec
     if not masks:
         log.info("%s: no field matches the erasure targets", address)
         return Outcome("nothing_to_erase")
+    if not store.exists(rows_name(address)):
+        raise RequestError(f"the rows found in {address} are gone (the request was finished): clear "
+                           f"access.{address.task_suffix} with its downstream tasks instead")
     started = time.monotonic()
     connector = connector_for(config.mapping(address.dataset).conn_id or "")
     masked = connector.mask(collection, store.read_rows(rows_name(address)), masks)
@@ -131,14 +147,10 @@ def _prepare_instruction(request: PrivacyRequest, address: CollectionAddress) ->
 
 def field_masks(request: PrivacyRequest, collection: Collection) -> dict[str, FieldMask]:
     """The columns to mask with their strategies; fields that cannot be masked are logged and left out."""
-    secrets = request.store.get("secrets.json")
-    if secrets is None:
-        raise RequestError("masking secrets are missing: clear validate_request to make them")
-    masks: dict[str, FieldMask] = {}
+    chosen = {}
     for path, spec in request.policy.erasure_fields(collection).items():
         fld = collection.field(path)
         assert fld is not None
-        masker = Masker(spec.strategy, spec.configuration, secrets)
         skip = None
         if fld.primary_key:
             skip = "primary key"
@@ -146,10 +158,16 @@ def field_masks(request: PrivacyRequest, collection: Collection) -> dict[str, Fi
             skip = "read-only field"
         elif "." in path:
             skip = "nested field (SQL erasure masks top-level columns only)"
-        elif masker.needs_string and fld.data_type not in (None, "string"):
+        elif spec.strategy != "null_rewrite" and fld.data_type not in (None, "string"):
             skip = f"strategy '{spec.strategy}' writes text, the field is '{fld.data_type}'"
         if skip:
             log.warning("%s: not masking %s: %s", collection.address, path, skip)
-            continue
-        masks[path] = FieldMask(masker, fld.length)
-    return masks
+        else:
+            chosen[path] = (spec, fld.length)
+    if not chosen:
+        return {}
+    secrets = request.store.get("secrets.json")
+    if secrets is None:
+        raise RequestError("masking secrets are missing: clear validate_request to make them")
+    return {path: FieldMask(Masker(spec.strategy, spec.configuration, secrets), length)
+            for path, (spec, length) in chosen.items()}

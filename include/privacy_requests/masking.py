@@ -88,13 +88,13 @@ class Masker:
         self._mask: Callable[[str], str | None] = getattr(self, f"_{strategy}")
 
     @property
-    def needs_string(self) -> bool:
+    def writes_text(self) -> bool:
         """Every strategy but null_rewrite writes a string, so it only fits string columns."""
         return self.strategy != "null_rewrite"
 
     @property
-    def value_dependent(self) -> bool:
-        """True when the masked value depends on the original (so it differs row by row)."""
+    def per_row(self) -> bool:
+        """True when rows get different masked values (derived from the original, or random)."""
         return self.strategy not in ("null_rewrite", "string_rewrite")
 
     def mask(self, value: Any, length: int | None = None) -> str | None:
@@ -148,8 +148,8 @@ class FieldMask:
     length: int | None = None
 
     @property
-    def value_dependent(self) -> bool:
-        return self.masker.value_dependent
+    def per_row(self) -> bool:
+        return self.masker.per_row
 
     def apply(self, value: Any) -> str | None:
         return self.masker.mask(value, self.length)

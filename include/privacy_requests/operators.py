@@ -12,15 +12,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath, Variable
-from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
+from airflow.sdk.exceptions import (
+    AirflowException,
+    AirflowFailException,
+    AirflowNotFoundException,
+    AirflowSkipException,
+)
 from airflow.sdk.log import mask_secret
 
 from .access_package import package_chunks
 from .config import PrivacyConfig
-from .connectors.email import sample_instructions
+from .connectors.email import locatable, sample_instructions
 from .connectors.sql import SqlConnector
 from .email.render import render_erasure_email
-from .email.send import send
+from .email.send import build_message, send
 from .errors import ConfigError, DataSourceError, RequestError, TransientError
 from .execution import access_collection, erase_collection
 from .graph import CollectionAddress
@@ -57,6 +62,9 @@ class PrivacyRequestOperator(BaseOperator):
         except TransientError as exc:
             self._record_failure(request, context, exc)
             raise AirflowException(f"{exc} (will retry)") from None
+        except Exception as exc:  # unforeseen: recorded, then Airflow retries as for any task
+            self._record_failure(request, context, exc)
+            raise
 
     def run(self, request: PrivacyRequest, context: Context) -> Any:
         raise NotImplementedError
@@ -64,8 +72,8 @@ class PrivacyRequestOperator(BaseOperator):
     def _open(self, context: Context) -> PrivacyRequest:
         params = dict(context["params"])
         for value in (params.get("identity") or {}).values():
-            if isinstance(value, str) and value:
-                mask_secret(value)
+            if isinstance(value, str) and value.strip():
+                mask_secret(value.strip())
         try:
             key = Variable.get(STORE_KEY_VARIABLE)
         except Exception:
@@ -80,8 +88,15 @@ class PrivacyRequestOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from None
 
     def _record_failure(self, request: PrivacyRequest, context: Context, exc: Exception) -> None:
-        request.store.add_event("checkpoint_failed", checkpoint=self.task_id,
-                                try_number=context["ti"].try_number, error=type(exc).__name__, message=str(exc))
+        """An event, and report.json saying the request failed here (finalize rewrites it on success)."""
+        known = isinstance(exc, (RequestError, ConfigError, DataSourceError, TransientError))
+        try:
+            failure = request.store.add_event(
+                "checkpoint_failed", checkpoint=self.task_id, try_number=context["ti"].try_number,
+                error=type(exc).__name__, message=str(exc) if known else "see the task log")
+            request.store.write_public("report.json", [build_report(request, failure=failure).to_json()])
+        except Exception:  # the store itself may be what failed; the task log still has the error
+            self.log.warning("Could not record the failure of %s in the request store", self.task_id, exc_info=True)
 
     def _record_result(self, request: PrivacyRequest, context: Context, **result: Any) -> dict[str, Any]:
         """Per-task result for the report (counts and reasons, nothing personal)."""
@@ -101,6 +116,10 @@ class ValidateRequestOperator(PrivacyRequestOperator):
             problems += check_vendors(config)
             if config.email_datasets:
                 problems += _check_smtp_connection(config)
+        earlier = request.store.get("request.json")
+        if earlier and earlier["run_id"] != context["run_id"]:
+            problems.append(f"request id '{request.request_id}' is already used by run '{earlier['run_id']}': "
+                            "give each request its own id")
         if problems:
             raise RequestError("request rejected: " + "; ".join(problems))
         if not request.store.exists("secrets.json"):
@@ -122,8 +141,10 @@ def _check_smtp_connection(config: PrivacyConfig) -> list[str]:
     conn_id = config.settings.smtp_conn_id
     try:
         connection = BaseHook.get_connection(conn_id)
-    except Exception:  # not found or not readable: either way, emails cannot go out
+    except AirflowNotFoundException:
         return [f"SMTP connection '{conn_id}' (smtp_conn_id in privacy.yml) does not exist"]
+    except Exception as exc:  # the API server or a secrets backend could not answer: try again later
+        raise TransientError(f"could not look up connection '{conn_id}': {type(exc).__name__}") from None
     if not (config.settings.email_from or connection.extra_dejson.get("from_email")):
         return [f"no sender address for vendor emails: set 'email_from' in privacy.yml or the 'from_email' "
                 f"extra of the SMTP connection '{conn_id}'"]
@@ -164,9 +185,15 @@ def sql_connector(conn_id: str) -> SqlConnector:
     from airflow.sdk import BaseHook
 
     try:
-        hook = BaseHook.get_connection(conn_id).get_hook()
+        connection = BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise RequestError(f"connection '{conn_id}' does not exist (privacy.yml maps a dataset to it)") from None
+    except Exception as exc:  # the API server or a secrets backend could not answer: try again later
+        raise TransientError(f"could not look up connection '{conn_id}': {type(exc).__name__}") from None
+    try:
+        hook = connection.get_hook()
     except Exception as exc:
-        raise RequestError(f"connection '{conn_id}': {exc}") from None
+        raise RequestError(f"connection '{conn_id}' ({connection.conn_type}) has no usable hook: {exc}") from None
     if not hasattr(hook, "get_sqlalchemy_engine"):
         raise RequestError(f"connection '{conn_id}' ({type(hook).__name__}) does not provide a SQLAlchemy engine")
     return SqlConnector(hook.get_sqlalchemy_engine())
@@ -219,38 +246,67 @@ class EmailSendOperator(PrivacyRequestOperator):
         assert mapping.email is not None
         if mapping.access == "read":
             raise AirflowSkipException(f"dataset '{self.dataset}' is read-only (access: read): no email")
-        ledger = f"ledger/email.{self.dataset}.json"
-        sent = request.store.get(ledger)
+        store = request.store
+        ledger, sending = f"ledger/email.{self.dataset}.json", f"ledger/email.{self.dataset}.sending.json"
+        sent = store.get(ledger)
         if sent:
             self.log.info("Email for '%s' was already sent at %s (Message-ID %s): not sending again",
                           self.dataset, sent["time"], sent["message_id"])
             return {"message_id": sent["message_id"]}
-        instructions = [request.store.get(n) for n in request.store.list(f"instructions/{self.dataset}")]
+        began = store.get(sending)
+        if began:
+            raise RequestError(
+                f"an earlier try began sending the email for '{self.dataset}' (Message-ID {began['message_id']}) "
+                f"at {began['time']} and stopped before recording the outcome: check the SMTP server's log for "
+                f"that Message-ID; to send anyway, delete {store.base / sending} and clear this task")
+        instructions = [store.get(n) for n in store.list(f"instructions/{self.dataset}")]
         if not instructions:
             raise AirflowSkipException(f"no instruction was recorded for '{self.dataset}': no email")
-        if not any(i["erase"] for i in instructions):
-            raise AirflowSkipException(f"no collection of '{self.dataset}' has anything to erase: no email")
+        found = locatable(instructions)
+        if not any(i["erase"] for i in instructions if i["collection"] in found):
+            raise AirflowSkipException(f"no collection of '{self.dataset}' has anything to erase that the vendor "
+                                       "can locate with what we hold: no email")
         rendered = render_erasure_email(organization=config.settings.organization, request_id=request.request_id,
                                         vendor_name=mapping.email.vendor_name, instructions=instructions)
-        message = send(rendered, conn_id=config.settings.smtp_conn_id, to=mapping.email.to,
-                       sender=config.settings.email_from)
-        entry = {"dataset": self.dataset, "recipients": mapping.email.to, "message_id": message["Message-ID"],
-                 "subject": rendered.subject, "time": datetime.now(UTC).isoformat(),
-                 "try_number": context["ti"].try_number, "collections": len(instructions)}
-        request.store.put(ledger, entry)
-        request.store.put(f"ledger/email.{self.dataset}.message.json", {"html": rendered.html, "text": rendered.text})
-        request.store.add_event("email_sent", dataset=self.dataset, recipients=mapping.email.to,
-                                message_id=entry["message_id"], try_number=entry["try_number"])
+        message = build_message(rendered, sender=_sender(config), to=mapping.email.to)
+        try_number = context["ti"].try_number
+        store.put(sending, {"message_id": message["Message-ID"], "time": datetime.now(UTC).isoformat(),
+                            "try_number": try_number})
+        try:
+            refused = send(message, conn_id=config.settings.smtp_conn_id)
+        except (RequestError, TransientError):
+            store.delete(sending)  # the server said no: nothing went out, a retry may send
+            raise
+        recipients = [r for r in mapping.email.to if r not in refused]
+        entry = {"dataset": self.dataset, "recipients": recipients, "refused": sorted(refused),
+                 "message_id": message["Message-ID"], "subject": rendered.subject,
+                 "time": datetime.now(UTC).isoformat(), "try_number": try_number, "collections": len(instructions)}
+        store.put(ledger, entry)
+        store.put(f"ledger/email.{self.dataset}.message.json", {"html": rendered.html, "text": rendered.text})
+        store.delete(sending)
+        store.add_event("email_sent", dataset=self.dataset, recipients=recipients, refused=sorted(refused),
+                        message_id=entry["message_id"], try_number=try_number)
+        if refused:
+            self.log.warning("The SMTP server refused %s for '%s'", ", ".join(sorted(refused)), self.dataset)
         self.log.info("Erasure email for '%s' sent to %s (Message-ID %s, %d collection(s))", self.dataset,
-                      ", ".join(mapping.email.to), entry["message_id"], len(instructions))
+                      ", ".join(recipients), entry["message_id"], len(instructions))
         return {"message_id": entry["message_id"]}
+
+
+def _sender(config: PrivacyConfig) -> str:
+    """privacy.yml's email_from, else the SMTP connection's from_email (validate_request checked one is set)."""
+    from airflow.sdk import BaseHook
+
+    if config.settings.email_from:
+        return config.settings.email_from
+    return BaseHook.get_connection(config.settings.smtp_conn_id).extra_dejson.get("from_email", "")
 
 
 class FinalizeOperator(PrivacyRequestOperator):
     """Writes ``report.json`` and deletes the intermediate rows; the ledger and deliverables stay."""
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
-        report = build_report(self.privacy_config, request)
+        report = build_report(request)
         path = request.store.write_public("report.json", [report.to_json()])
         removed = request.store.delete_intermediate()
         self.log.info("Report written to %s; %d intermediate object(s) deleted", path, removed)
@@ -283,9 +339,11 @@ class VendorTestEmailOperator(BaseOperator):
         rendered = render_erasure_email(organization=config.settings.organization, request_id="test",
                                         vendor_name=target.vendor_name, instructions=sample_instructions(),
                                         test=True)
+        message = build_message(rendered, sender=_sender(config), to=[target.test_to])
         try:
-            message = send(rendered, conn_id=config.settings.smtp_conn_id, to=[target.test_to],
-                           sender=config.settings.email_from)
+            send(message, conn_id=config.settings.smtp_conn_id)
+        except RequestError as exc:
+            raise AirflowFailException(str(exc)) from None
         except TransientError as exc:
             raise AirflowException(str(exc)) from None
         self.log.info("Test email for '%s' sent to %s (Message-ID %s)", self.dataset, target.test_to,

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .config import PrivacyConfig
 from .request import PrivacyRequest
 
 
@@ -24,8 +23,9 @@ class Report:
         return {k: self.body[k] for k in ("rows_found", "rows_masked", "emails_sent")}
 
 
-def build_report(config: PrivacyConfig, request: PrivacyRequest) -> Report:
-    store = request.store
+def build_report(request: PrivacyRequest, failure: dict[str, Any] | None = None) -> Report:
+    """The request's report; ``failure`` (a checkpoint_failed event) makes it a report of a failed request."""
+    config, store = request.config, request.store
     results = {r["task_id"]: r for r in (store.get(n) for n in store.list("results"))}
     collections = []
     for address in config.plan.order:
@@ -45,8 +45,9 @@ def build_report(config: PrivacyConfig, request: PrivacyRequest) -> Report:
         "request_id": request.request_id,
         "policy": request.conf.policy,
         "identity_types": sorted(request.conf.identity),
-        "status": "complete",
-        "finished_at": datetime.now(UTC).isoformat(),
+        "status": "failed" if failure else "complete",
+        "failed_checkpoint": failure,
+        "updated_at": datetime.now(UTC).isoformat(),
         "rows_found": sum(c["access"].get("rows", 0) for c in collections),
         "rows_masked": sum(c["erasure"].get("masked", 0) for c in collections),
         "emails_sent": len(emails),

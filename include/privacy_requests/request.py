@@ -104,7 +104,12 @@ class PrivacyRequest:
             if edge.source is None:
                 raw = [self.conf.identity[edge.source_field]] if edge.source_field in self.conf.identity else []
             else:
-                raw = self.store.get(values_name(edge.source, edge.source_field), [])
+                name = values_name(edge.source, edge.source_field)
+                if not self.store.exists(name):
+                    raise RequestError(f"the values of {edge.source}:{edge.source_field} are gone (the request "
+                                       f"was finished): clear access.{edge.source.task_suffix} with its "
+                                       "downstream tasks instead")
+                raw = self.store.get(name)
             target = collection.field(edge.target_field)
             typed = [cast(v, target.data_type if target else None) for v in raw]
             result.setdefault(edge.target_field, []).extend(v for v in typed if v is not None)

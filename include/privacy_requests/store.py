@@ -15,10 +15,14 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from cryptography.fernet import Fernet
+from cryptography.fernet import Fernet, InvalidToken
+
+from .errors import RequestError
 
 CHUNK_ROWS = 1000
-INTERMEDIATE = ("rows", "values", "instructions")
+# Deleted when the request finishes: found rows, value sets, vendor instructions and the masking secrets
+# (which would let a key holder brute-force hashed values). The ledger, events and deliverables stay.
+INTERMEDIATE = ("rows", "values", "instructions", "secrets.json")
 
 
 class StoragePath(Protocol):
@@ -55,7 +59,10 @@ class RequestStore:
 
     def __init__(self, root: StoragePath, request_id: str, key: str | bytes) -> None:
         self.base = root / request_id
-        self._fernet = Fernet(key)
+        try:
+            self._fernet = Fernet(key)
+        except (ValueError, TypeError):
+            raise RequestError("the request store key is not a valid Fernet key (32 url-safe base64 bytes)") from None
 
     # -- encrypted JSON documents -------------------------------------------------------------
     def put(self, name: str, value: Any) -> None:
@@ -68,7 +75,12 @@ class RequestStore:
         if not path.exists():
             return default
         with path.open("rb") as fh:
-            return json.loads(self._fernet.decrypt(fh.read()))
+            return json.loads(self._decrypt(fh.read(), name))
+
+    def delete(self, name: str) -> None:
+        path = self.base / name
+        if path.exists():
+            path.unlink()
 
     def exists(self, name: str) -> bool:
         return (self.base / name).exists()
@@ -100,7 +112,14 @@ class RequestStore:
         with path.open("rb") as fh:
             for line in fh:
                 if line.strip():
-                    yield from json.loads(self._fernet.decrypt(line.strip()))
+                    yield from json.loads(self._decrypt(line.strip(), name))
+
+    def _decrypt(self, token: bytes, name: str) -> bytes:
+        try:
+            return self._fernet.decrypt(token)
+        except InvalidToken:
+            raise RequestError(f"cannot decrypt {name}: the store key is not the one this request was written "
+                               "with") from None
 
     def _write_chunk(self, fh: Any, chunk: list[dict[str, Any]]) -> int:
         if chunk:
@@ -126,11 +145,8 @@ class RequestStore:
                 fh.write(chunk)
         return path
 
-    def public_path(self, name: str) -> StoragePath:
-        return self.base / name
-
     def delete_intermediate(self) -> int:
-        """Remove rows, value sets and instructions; the ledger, events and deliverables stay."""
+        """Remove what INTERMEDIATE names; returns how many objects were deleted."""
         removed = 0
         stack = [self.base / folder for folder in INTERMEDIATE]
         while stack:

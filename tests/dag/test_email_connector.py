@@ -187,3 +187,12 @@ def _failure_message(storage: Path) -> str:
     failures = [e for e in store.events() if e["event"] == "checkpoint_failed"]
     assert len(failures) == 1
     return failures[0]["message"]
+
+
+def test_no_email_when_the_vendor_could_not_locate_anything(run_request, shop_db: Path, smtp) -> None:
+    """Someone we hold nothing about: no customer id to give, so daycare records cannot be located."""
+    _, dag_run, states = run_request("default_erasure_policy", {"email": "nobody@example.com"})
+
+    assert dag_run.state == "success"
+    assert states[SEND][0] == "skipped"
+    assert smtp.received == []

@@ -74,17 +74,18 @@ def test_erasure_request_masks_exactly_the_targeted_fields(run_request, shop_db:
     assert states["upload_access_package"][0] == "skipped"
 
 
-def test_hash_masking_uses_the_request_salt(run_request, shop_db: Path, storage: Path, smtp) -> None:
-    """Check the hash against an independent computation with the salt kept (encrypted) in the store."""
-    import os
-
-    from cryptography.fernet import Fernet
-
-    run_request("default_erasure_policy", JANE)
-    key = os.environ["AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY"]
-    secrets = json.loads(Fernet(key).decrypt((storage / "req-1" / "secrets.json").read_bytes()))
-    expected = hashlib.sha256(("+15555550100" + secrets["salt"]).encode()).hexdigest()
-    assert table(shop_db, "customer")[0][3] == expected
+def test_hash_masking_matches_an_independent_computation(run_request, config_folder, shop_db: Path,
+                                                           storage: Path, smtp) -> None:
+    config_folder.write("policies/hash.yml", {"policy": [{
+        "key": "hash_phones",
+        "rules": [{"key": "phones", "action": "erasure", "targets": ["user.contact.phone_number"],
+                   "masking_strategy": {"strategy": "hash", "configuration": {"algorithm": "SHA-512",
+                                                                              "salt": "pepper"}}}],
+    }]})
+    run_request("hash_phones", JANE)
+    assert table(shop_db, "customer")[0][3] == hashlib.sha512(b"+15555550100pepper").hexdigest()
+    # The per-request secrets are gone once the request is finished.
+    assert not (storage / "req-1" / "secrets.json").exists()
 
 
 def test_store_keeps_nothing_personal_in_clear_and_drops_rows_when_done(run_request, shop_db: Path,
@@ -188,3 +189,16 @@ def test_sqlite_file_unchanged_by_access(run_request, shop_db: Path, smtp) -> No
     with sqlite3.connect(shop_db):
         pass
     assert hashlib.sha256(shop_db.read_bytes()).hexdigest() == digest
+
+
+def test_a_request_id_cannot_be_reused_for_another_request(run_request, shop_db: Path, storage: Path,
+                                                           smtp) -> None:
+    run_request("default_erasure_policy", JANE, request_id="req-7")
+    john_before = table(shop_db, "customer")[1]
+    _, dag_run, states = run_request("default_erasure_policy", {"email": "john@example.com"}, request_id="req-7")
+
+    assert dag_run.state == "failed"
+    assert states["validate_request"] == ("failed", 1)
+    assert table(shop_db, "customer")[1] == john_before
+    report = read_json(storage / "req-7" / "report.json")
+    assert "already used by run" in report["failed_checkpoint"]["message"]

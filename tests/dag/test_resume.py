@@ -122,3 +122,55 @@ def test_transient_errors_are_retried_and_input_errors_are_not(run_request, conf
     monkeypatch.delenv("AIRFLOW_CONN_DEMO_SHOP_DB")
     _, _, states = run_request(POLICY, JANE, request_id="missing")
     assert states["access.demo_shop.customer"] == ("failed", 1)  # no such connection: no retry
+
+
+def test_a_whole_run_clear_after_partial_erasure_still_erases_everything(run_request, shop_db: Path,
+                                                                          storage: Path, smtp) -> None:
+    """Access must not re-query data already masked: that would shrink what is left to erase."""
+    with sqlite3.connect(shop_db) as con:
+        con.execute("CREATE TRIGGER no_updates BEFORE UPDATE ON sms_subscription "
+                    "BEGIN SELECT RAISE(ABORT, 'locked'); END")
+    dag, dag_run, states = run_request("default_erasure_policy", JANE)
+    assert states["erasure.demo_shop.sms_subscription"][0] == "failed"
+    assert states["erasure.demo_shop.customer"][0] == "success"  # Jane's phone is hashed already
+
+    with sqlite3.connect(shop_db) as con:
+        con.execute("DROP TRIGGER no_updates")
+    clear(dag, dag_run.run_id, ["validate_request"])
+    assert resume(dag, dag_run.run_id) == "success"
+    jane_phone = table(shop_db, "customer")[0][3]
+    assert table(shop_db, "sms_subscription")[0][1] == jane_phone  # masked, with the same hash
+
+
+def test_clearing_one_erasure_task_after_finalize(run_request, shop_db: Path, storage: Path, smtp) -> None:
+    """Masking is reported from the ledger; a vendor instruction whose inputs are gone asks for the access
+    task to be cleared instead of sending an empty instruction."""
+    dag, dag_run, _ = run_request("default_erasure_policy", JANE)
+    with sqlite3.connect(shop_db) as con:
+        con.execute("UPDATE customer SET name = 'Jane Again' WHERE id = 1")
+    clear(dag, dag_run.run_id, ["erasure.demo_shop.customer"])
+    assert resume(dag, dag_run.run_id) == "success"
+    assert table(shop_db, "customer")[0][2] == "Jane Again"  # recorded in the ledger: not masked again
+
+    clear(dag, dag_run.run_id, ["erasure.daycare_vendor.daycare_customer"])
+    assert resume(dag, dag_run.run_id) == "failed"
+    report = json.loads((storage / "req-1" / "report.json").read_text())
+    assert "clear access.demo_shop.customer" in report["failed_checkpoint"]["message"]
+
+    clear(dag, dag_run.run_id, ["access.demo_shop.customer"])
+    assert resume(dag, dag_run.run_id) == "success"
+    assert len(smtp.received) == 1  # the email was sent once, by the first run
+
+
+def test_a_failed_request_has_a_report_naming_the_checkpoint(run_request, shop_db: Path, storage: Path,
+                                                             smtp) -> None:
+    (storage / "req-1").mkdir(parents=True)
+    smtp.stop()
+    _, dag_run, _ = run_request("default_erasure_policy", JANE)
+
+    assert dag_run.state == "failed"
+    report = json.loads((storage / "req-1" / "report.json").read_text())
+    assert report["status"] == "failed"
+    assert report["failed_checkpoint"]["checkpoint"] == "erasure_email_send.daycare_vendor"
+    assert report["failed_checkpoint"]["error"] == "TransientError"
+    assert report["rows_masked"] == 5

@@ -254,7 +254,7 @@ def test_mask_composite_primary_key_masks_only_the_listed_pairs(engine: Engine) 
     ]
 
 
-def test_mask_value_dependent_keeps_a_value_changed_since_access(engine: Engine) -> None:
+def test_mask_per_row_keeps_a_value_changed_since_access(engine: Engine) -> None:
     create_customers(engine)
     collection = customer_collection()
     rows = retrieve(SqlConnector(engine), collection, {"id": [1, 2]})

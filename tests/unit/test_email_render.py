@@ -17,14 +17,18 @@ ORG = "Example Corp"
 HOSTILE = "<script>alert(1)</script>"
 
 
-def instruction(name: str, locators: dict[str, list[Any]], erase: dict[str, str]) -> dict[str, Any]:
-    return {"collection": f"daycare_vendor:{name}", "name": name, "locators": locators, "erase": erase}
+def instruction(name: str, locators: dict[str, list[Any]], erase: dict[str, str],
+                upstream: tuple[str, ...] = ()) -> dict[str, Any]:
+    """An instruction as the erasure step records it; one with an upstream is located only through it."""
+    return {"collection": f"daycare_vendor:{name}", "name": name, "locators": locators, "erase": erase,
+            "located_by_values": not upstream, "upstream": list(upstream)}
 
 
 INSTRUCTIONS = [
     instruction("daycare_customer", {"customer_id": [17, 42]}, {"scholarship": "null_rewrite"}),
     instruction("children", {"parent_id": ["daycare_vendor:daycare_customer:id"]},
-                {"first_name": "null_rewrite", "report_card.grades": "null_rewrite"}),
+                {"first_name": "null_rewrite", "report_card.grades": "null_rewrite"},
+                upstream=("daycare_vendor:daycare_customer",)),
     instruction("payment", {"payer_email": ["jane@example.com"]}, {}),
 ]
 
@@ -148,3 +152,17 @@ def test_demo_instructions_render(demo: PrivacyConfig) -> None:
     assert "Field: parent_id, Values: daycare_vendor:daycare_customer:id" in text
     assert "- report_card.grades" in text
     assert "No erasures needed on this collection" in section(text, "== payment ==", None)
+
+
+def test_collections_the_vendor_cannot_locate_ask_for_nothing() -> None:
+    """children is located through daycare_customer; with no customer id to give, neither can be found."""
+    unlocated = [
+        instruction("daycare_customer", {}, {"scholarship": "null_rewrite"}, upstream=()),
+        instruction("children", {"parent_id": ["daycare_vendor:daycare_customer:id"]}, {"first_name": "null_rewrite"},
+                    upstream=("daycare_vendor:daycare_customer",)),
+    ]
+    unlocated[0]["located_by_values"] = False
+    email = render(unlocated)
+    for body in (email.html, email.text):
+        assert body.count("We hold nothing that locates records in this collection") == 2
+        assert "first_name" not in body and "scholarship" not in body

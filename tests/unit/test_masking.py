@@ -29,7 +29,7 @@ def test_null_rewrite(secrets: dict[str, str]) -> None:
     m = masker("null_rewrite", secrets)
     assert m.mask(EMAIL) is None
     assert m.mask(EMAIL, length=5) is None
-    assert m.needs_string is False
+    assert m.writes_text is False
 
 
 def test_string_rewrite(secrets: dict[str, str]) -> None:
@@ -136,9 +136,9 @@ def test_length_applies_after_the_format_preservation_suffix(secrets: dict[str, 
         ("random_string_rewrite", {}, True),
     ],
 )
-def test_field_mask_value_dependent(strategy: str, configuration: dict[str, Any], expected: bool,
+def test_field_mask_per_row(strategy: str, configuration: dict[str, Any], expected: bool,
                                     secrets: dict[str, str]) -> None:
-    assert FieldMask(Masker(strategy, configuration, secrets), length=10).value_dependent is expected
+    assert FieldMask(Masker(strategy, configuration, secrets), length=10).per_row is expected
 
 
 def test_field_mask_applies_its_length(secrets: dict[str, str]) -> None:

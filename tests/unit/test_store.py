@@ -6,8 +6,9 @@ import math
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet
 
+from include.privacy_requests.errors import RequestError
 from include.privacy_requests.store import CHUNK_ROWS, RequestStore
 
 EMAIL = "jane.doe@example.com"
@@ -92,10 +93,12 @@ def test_delete_intermediate_keeps_ledger_events_and_deliverables(store: Request
     store.put("instructions/vendor/children.json", {"erase": {"name": "null_rewrite"}})
     store.put("ledger/erasure.shop.customer.json", {"masked": 1})
     store.put("results/access.shop.customer.json", {"rows": 1})
+    store.put("secrets.json", {"salt": "s"})
     event = store.add_event("collection_masked", rows=1)
     store.write_public("access_package.json", ['{"shop:customer": ', "[]}"])
 
-    assert store.delete_intermediate() == 3
+    assert store.delete_intermediate() == 4
+    assert not store.exists("secrets.json")
 
     for folder in ("rows", "values", "instructions"):
         assert files_under(base / folder) == [], folder
@@ -114,7 +117,6 @@ def test_delete_intermediate_without_intermediate_data(store: RequestStore) -> N
 def test_public_documents_are_written_in_clear(store: RequestStore, tmp_path: Path) -> None:
     path = store.write_public("report.json", ['{"status": ', '"complete"}'])
     assert Path(str(path)) == tmp_path / REQUEST / "report.json"
-    assert store.public_path("report.json") == path
     assert Path(str(path)).read_text() == '{"status": "complete"}'
 
 
@@ -122,10 +124,15 @@ def test_another_key_cannot_read(store: RequestStore, tmp_path: Path) -> None:
     store.put("identity.json", {"email": EMAIL})
     store.write_rows("rows/shop.customer.jsonl", [{"email": EMAIL}])
     intruder = RequestStore(tmp_path, REQUEST, Fernet.generate_key())
-    with pytest.raises(InvalidToken):
+    with pytest.raises(RequestError, match="cannot decrypt identity.json: the store key"):
         intruder.get("identity.json")
-    with pytest.raises(InvalidToken):
+    with pytest.raises(RequestError, match="cannot decrypt rows/shop.customer.jsonl"):
         list(intruder.read_rows("rows/shop.customer.jsonl"))
+
+
+def test_a_malformed_key_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(RequestError, match="not a valid Fernet key"):
+        RequestStore(tmp_path, REQUEST, "not-a-key")
 
 
 def test_requests_are_kept_apart(tmp_path: Path, key: bytes) -> None:

@@ -6,11 +6,12 @@ Framework-free: it takes a SQLAlchemy Engine; the operator builds one from the A
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import Engine, and_, case, column, or_, select, table, tuple_, update
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from ..errors import DataSourceError, TransientError
 from ..graph import Collection
@@ -55,13 +56,13 @@ class SqlConnector:
                                 continue
                             seen.add(key)
                         yield record
-        except (OperationalError, DBAPIError) as exc:
+        except DBAPIError as exc:
             raise _classify(exc, collection) from exc
 
     def mask(self, collection: Collection, rows: Iterator[dict[str, Any]], masks: dict[str, FieldMask]) -> int:
         """Mask found rows by primary key, one UPDATE per batch, all in one transaction.
 
-        A value-dependent mask (hash, hmac ...) becomes a CASE with one branch per row, keyed on its
+        A per-row mask (hash, hmac ...) becomes a CASE with one branch per row, keyed on its
         primary key and original value: each row is masked from its own value (whatever the collation),
         and a row changed since access keeps its new value.
         """
@@ -79,15 +80,20 @@ class SqlConnector:
                     )
                     assignments = {c: _assignment(tbl, keys, batch, c, m) for c, m in masks.items()}
                     self.statements += 1
-                    total += conn.execute(update(tbl).where(where).values(assignments)).rowcount
-        except (OperationalError, DBAPIError) as exc:
+                    changed = conn.execute(update(tbl).where(where).values(assignments)).rowcount
+                    if changed > len(set(pk_values)):  # raising here rolls the whole collection back
+                        raise DataSourceError(f"{collection.address}: the primary key ({', '.join(keys)}) is not "
+                                              f"unique: {changed} rows matched {len(set(pk_values))} keys; "
+                                              "nothing was masked")
+                    total += changed
+        except DBAPIError as exc:
             raise _classify(exc, collection) from exc
         return total
 
 
 def _assignment(tbl: Any, keys: list[str], batch: list[dict[str, Any]], name: str, mask: FieldMask) -> Any:
     col = tbl.c[name]
-    if not mask.value_dependent:
+    if not mask.per_row:
         return mask.apply(None)
     whens = [
         (and_(*(tbl.c[k] == row[k] for k in keys), col == row[name]), mask.apply(row[name]))
@@ -118,14 +124,21 @@ def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[st
 
 
 def _classify(exc: DBAPIError, collection: Collection) -> Exception:
-    """Connection trouble is transient (retry); anything else (missing table, bad column) is not."""
-    first_line = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
-    message = f"{collection.address}: {type(exc.orig).__name__}: {first_line}"
+    """Connection trouble is transient (retry); anything else (missing table, bad column) is not.
+
+    The database's message can quote values (``invalid input syntax for type integer: "jane@…"``), so
+    quoted text is redacted unless it names the collection or one of its columns.
+    """
+    first_line = str(exc.orig).splitlines()[0] if exc.orig else type(exc).__name__
+    known = {collection.address.collection, *collection.columns}
+    scrubbed = _QUOTED.sub(lambda m: m[0] if m[2] in known else f"{m[1]}***{m[1]}", first_line)
+    message = f"{collection.address}: {type(exc.orig).__name__}: {scrubbed}"
     if exc.connection_invalidated or _is_connection_problem(exc.orig):
         return TransientError(message)
     return DataSourceError(message)
 
 
+_QUOTED = re.compile(r"""(['"`])(.*?)\1""")
 # SQLSTATE classes and MySQL client/server codes that mean "could not talk to the server (now)".
 _TRANSIENT_SQLSTATES = ("08", "53", "57P", "40001", "40P01")
 _TRANSIENT_MYSQL_CODES = {1040, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055}

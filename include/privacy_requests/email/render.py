@@ -8,6 +8,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from ..connectors.email import locatable
+
 _TEMPLATES = Path(__file__).parent / "templates"
 _html = Environment(loader=FileSystemLoader(_TEMPLATES), autoescape=True, undefined=StrictUndefined)
 _text = Environment(loader=FileSystemLoader(_TEMPLATES), autoescape=False, undefined=StrictUndefined,
@@ -26,11 +28,13 @@ def render_erasure_email(
     test: bool = False,
 ) -> RenderedEmail:
     """Collections in a stable order; locator values joined for reading, markup in them escaped."""
+    found = locatable(instructions)
+    items = [{**i, "locatable": i["collection"] in found} for i in sorted(instructions, key=lambda i: i["collection"])]
     context = {
         "organization": organization,
         "request_id": request_id,
         "vendor_name": vendor_name,
-        "instructions": sorted(instructions, key=lambda i: i["collection"]),
+        "instructions": items,
         "test": test,
     }
     prefix = "[TEST] " if test else ""

@@ -1,4 +1,4 @@
-"""Send a rendered email (multipart/alternative: text + HTML) over an Airflow SMTP connection.
+"""Build and send a vendor email (multipart/alternative: text + HTML) over an Airflow SMTP connection.
 
 The SMTP provider's hook builds HTML-only messages, so we build the message ourselves and send it over the
 hook's client: connection, TLS/SSL settings and login stay the provider's.
@@ -12,11 +12,12 @@ from email.utils import formatdate, make_msgid
 
 from airflow.providers.smtp.hooks.smtp import SmtpHook
 
-from ..errors import TransientError
+from ..errors import RequestError, TransientError
 from .render import RenderedEmail
 
 
 def build_message(rendered: RenderedEmail, *, sender: str, to: list[str]) -> EmailMessage:
+    """The message, with its Message-ID fixed before sending so the ledger can name it beforehand."""
     msg = EmailMessage()
     msg["Subject"] = rendered.subject
     msg["From"] = sender
@@ -28,13 +29,16 @@ def build_message(rendered: RenderedEmail, *, sender: str, to: list[str]) -> Ema
     return msg
 
 
-def send(rendered: RenderedEmail, *, conn_id: str, to: list[str], sender: str | None) -> EmailMessage:
-    """Send once, from ``sender`` or else the connection's ``from_email``; connection and refusal
-    problems become TransientError so Airflow retries."""
+def send(message: EmailMessage, *, conn_id: str) -> dict[str, tuple[int, bytes]]:
+    """Send once; returns the recipients the server refused (the others got it).
+
+    Bad credentials or a refused sender are configuration errors (no retry); a server that cannot be
+    reached or refuses every recipient is transient (Airflow retries).
+    """
     try:
         with SmtpHook(smtp_conn_id=conn_id) as hook:
-            msg = build_message(rendered, sender=sender or hook.from_email or "", to=to)
-            hook._smtp_client.send_message(msg)  # the provider's own test_connection uses this client
+            return hook._smtp_client.send_message(message)  # the provider's own test_connection uses it
+    except (smtplib.SMTPAuthenticationError, smtplib.SMTPSenderRefused) as exc:
+        raise RequestError(f"SMTP connection '{conn_id}' refused: {type(exc).__name__}: {exc}") from None
     except (smtplib.SMTPException, OSError) as exc:
-        raise TransientError(f"SMTP connection '{conn_id}': {type(exc).__name__}: {exc}") from exc
-    return msg
+        raise TransientError(f"SMTP connection '{conn_id}': {type(exc).__name__}: {exc}") from None
