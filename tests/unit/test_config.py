@@ -337,3 +337,70 @@ def test_fidesops_meta_is_accepted_like_fides_meta(folder: Path) -> None:
     assert plan.order == expected.order
     assert plan.inputs == expected.inputs
     assert plan.inputs[CollectionAddress("demo_shop", "customer")] != []
+
+
+def test_a_collection_no_identity_reaches_is_refused(folder: Path) -> None:
+    def orphan(data: dict[str, Any]) -> None:
+        data["dataset"][0]["collections"].append({"name": "audit_log", "fields": [
+            {"name": "id", "data_categories": ["system.operations"], "fides_meta": {"primary_key": True}}]})
+
+    edit(folder, SHOP, orphan)
+    problem = find(problems_of(folder), SHOP, "demo_shop.audit_log")
+    assert "no identity reaches this collection" in problem.message
+
+
+def test_a_nested_field_cannot_be_a_sql_query_input(folder: Path) -> None:
+    def nest(data: dict[str, Any]) -> None:
+        login = collection(data, "login")
+        login["fields"].append({"name": "meta", "fields": [{
+            "name": "customer_ref", "data_categories": ["user.unique_id"],
+            "fides_meta": {"references": [{"dataset": "demo_shop", "field": "customer.id", "direction": "from"}]}}]})
+
+    edit(folder, SHOP, nest)
+    problem = find(problems_of(folder), SHOP, "demo_shop.login.meta.customer_ref")
+    assert "nested field cannot be queried in a SQL dataset" in problem.message
+
+
+def test_a_nested_field_can_locate_vendor_records(folder: Path) -> None:
+    """Vendors are emailed, not queried: dotted locators are fine there."""
+    def nest(data: dict[str, Any]) -> None:
+        children = collection(data, "children")
+        children["fields"].append({"name": "guardian", "fields": [{
+            "name": "email", "data_categories": ["user.contact.email"], "fides_meta": {"identity": "email"}}]})
+
+    edit(folder, VENDOR, nest)
+    assert load_config(folder).graph.collections[CollectionAddress("daycare_vendor", "children")]
+
+
+def test_a_storage_url_naming_an_unset_variable_is_refused(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PRIVACY_STORE_BUCKET", raising=False)
+    edit(folder, "privacy.yml", lambda d: d.update(storage="s3://${PRIVACY_STORE_BUCKET}/requests"))
+    assert "not set" in find(problems_of(folder), "privacy.yml", "storage").message
+
+
+def test_airflow_home_in_storage_falls_back_to_airflows_default(folder: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AIRFLOW_HOME", raising=False)
+    monkeypatch.delenv("PRIVACY_REQUESTS_STORAGE", raising=False)
+    config = load_config(folder)
+    assert config.storage == f"file://{Path('~/airflow').expanduser()}/privacy-requests"
+
+
+def test_unsupported_fideslang_settings_are_refused_not_ignored(folder: Path) -> None:
+    edit(folder, SHOP, lambda d: collection(d, "login").update(fides_meta={"skip_processing": True}))
+    assert "not supported" in find(problems_of(folder), SHOP, "demo_shop.login.fides_meta.skip_processing").message
+
+
+def test_the_same_erasure_target_in_two_rules_is_refused(folder: Path) -> None:
+    def twice(data: dict[str, Any]) -> None:
+        data["policy"][1]["rules"][3]["targets"].append("user.name")
+
+    edit(folder, POLICIES, twice)
+    problem = find(problems_of(folder), POLICIES, "policy[1].rules")
+    assert "'user.name' and 'user.name' overlap" in problem.message
+
+
+def test_a_folder_without_policies_is_refused(folder: Path) -> None:
+    for path in (folder / "policies").glob("*.yml"):
+        path.unlink()
+    assert "no policy is defined" in find(problems_of(folder), "policies", "").message
