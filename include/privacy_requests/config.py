@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Literal
 
 import yaml
 from fideslang.default_taxonomy import DEFAULT_TAXONOMY
-from fideslang.models import Dataset
+from fideslang.models import Dataset, DatasetField
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError, Problem
@@ -356,7 +357,7 @@ def _check_dataset_categories(datasets: dict[str, Dataset], files: dict[str, str
                                                 "categories under 'data_categories' in privacy.yml)"))
 
 
-def _field_categories(fields, prefix: str = ""):
+def _field_categories(fields: list[DatasetField] | None, prefix: str = "") -> Iterator[tuple[str, list[str]]]:
     for fld in fields or []:
         path = f"{prefix}{fld.name}"
         yield path, fld.data_categories or []

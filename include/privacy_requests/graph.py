@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-from fideslang.models import Dataset, DatasetField
+from fideslang.models import Dataset, DatasetField, FidesDatasetReference
 
 from .errors import Problem
 
@@ -322,7 +322,8 @@ def _flatten(fields: list[DatasetField] | None, prefix: str = "") -> Iterator[Fi
         yield from _flatten(fld.fields, prefix=f"{path}.")
 
 
-def _references(dataset: str, collection: str, fields: list[DatasetField] | None, prefix: str = ""):
+def _references(dataset: str, collection: str, fields: list[DatasetField] | None,
+                prefix: str = "") -> Iterator[tuple[str, FidesDatasetReference, str]]:
     for fld in fields or []:
         path = f"{prefix}{fld.name}"
         for ref_index, ref in enumerate((fld.fides_meta.references or []) if fld.fides_meta else []):
@@ -337,7 +338,8 @@ def _collection_key(key: str, collections: dict[CollectionAddress, Collection]) 
     return address if address in collections else None
 
 
-def _resolve_reference(ref, collections) -> tuple[tuple[CollectionAddress, str] | None, str | None]:
+def _resolve_reference(ref: FidesDatasetReference, collections: dict[CollectionAddress, Collection]
+                       ) -> tuple[tuple[CollectionAddress, str] | None, str | None]:
     collection, _, path = ref.field.partition(".")
     if not path:
         return None, f"field '{ref.field}' must be '<collection>.<field>'"

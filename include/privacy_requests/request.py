@@ -66,8 +66,11 @@ def check_request(config: PrivacyConfig, conf: RequestConf) -> list[str]:
     unreachable = config.plan.unreachable(conf.identity)
     if unreachable:
         names = ", ".join(str(a) for a in unreachable)
-        problems.append(f"collections not reachable from the identities given ({', '.join(sorted(conf.identity))}): "
-                        f"{names}")
+        helps = [k for k in sorted(config.graph.identity_keys - set(conf.identity))
+                 if not set(config.plan.unreachable({*conf.identity, k})) & set(unreachable)]
+        hint = f"; giving also {' or '.join(helps)} reaches them" if helps else ""
+        problems.append(f"collections not reachable from the identities given ({', '.join(sorted(conf.identity))}), "
+                        f"following the DAG's direction of each reference: {names}{hint}")
     return problems
 
 

@@ -29,7 +29,8 @@ def values_at(row: dict[str, Any], path: str) -> Iterator[Any]:
 def cast(value: Any, data_type: str | None) -> Any:
     """Cast to the declared type (``integer``, ``string``, ``float``, ``boolean``; ``x[]`` as ``x``).
 
-    Values that do not cast are dropped (None), as a value of the wrong type cannot match the column.
+    A value that does not cast becomes None (callers drop it: it cannot match the column); booleans accept
+    true/1/yes, anything else is False.
     """
     base = (data_type or "").removesuffix("[]")
     try:
