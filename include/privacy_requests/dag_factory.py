@@ -58,6 +58,18 @@ def request_params(config: PrivacyConfig) -> ParamsDict:
     })
 
 
+def checkpoint_order(config: PrivacyConfig) -> list[str]:
+    """Every task id of the privacy_request DAG, in the order the checkpoints run."""
+    return [
+        "validate_request", "pre_webhooks",
+        *(f"access.{a.task_suffix}" for a in config.plan.order),
+        "upload_access_package",
+        *(f"erasure.{a.task_suffix}" for a in config.plan.order),
+        *(f"erasure_email_send.{ds}" for ds in config.email_datasets),
+        "post_webhooks", "finalize",
+    ]
+
+
 def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
     retries = config.settings.retries
     default_args = {

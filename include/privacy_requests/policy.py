@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import calendar
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -38,7 +40,19 @@ class Policy(BaseModel):
     key: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     name: str | None = None
     description: str | None = None
+    regulation: Literal["gdpr", "ccpa"] = "gdpr"
+    due_days: int | None = Field(default=None, gt=0)  # overrides the regulation's time limit
     rules: list[Rule] = Field(min_length=1)
+
+    def due_date(self, received: datetime) -> datetime:
+        """When the answer is due: GDPR one calendar month (Art. 12(3)), CCPA 45 days, or ``due_days``."""
+        if self.due_days:
+            return received + timedelta(days=self.due_days)
+        if self.regulation == "ccpa":
+            return received + timedelta(days=45)
+        year, month = (received.year + 1, 1) if received.month == 12 else (received.year, received.month + 1)
+        day = min(received.day, calendar.monthrange(year, month)[1])
+        return received.replace(year=year, month=month, day=day)
 
     @property
     def display_name(self) -> str:

@@ -50,9 +50,9 @@ def parse_conf(raw: dict[str, Any]) -> RequestConf:
         raise RequestError(f"invalid request conf: {details}") from None
 
 
-def request_id_for(conf: RequestConf, run_id: str) -> str:
+def request_id_for(request_id: str | None, run_id: str) -> str:
     """The conf's request id, or the run id made safe as a storage folder name."""
-    return conf.request_id or re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+    return request_id or re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
 
 
 def check_request(config: PrivacyConfig, conf: RequestConf) -> list[str]:
@@ -122,7 +122,7 @@ class PrivacyRequest:
 def open_request(config: PrivacyConfig, raw_conf: dict[str, Any], run_id: str, root: StoragePath,
                  key: str) -> PrivacyRequest:
     conf = parse_conf(raw_conf)
-    request_id = request_id_for(conf, run_id)
+    request_id = request_id_for(conf.request_id, run_id)
     return PrivacyRequest(config, conf, request_id, RequestStore(root, request_id, key))
 
 

@@ -60,8 +60,9 @@ class SmtpServer:
         return self.handler.received
 
     def start(self) -> None:
-        self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
-        self._controller.start()
+        if self._controller is None:
+            self._controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+            self._controller.start()
 
     def stop(self) -> None:
         if self._controller:

@@ -4,49 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.fernet import Fernet
-
-from scripts.local_airflow import AirflowCluster
-from tests.dag.conftest import SmtpServer, free_port
 
 pytestmark = pytest.mark.e2e
 SEND = "erasure_email_send.daycare_vendor"
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowCluster, SmtpServer, Path, Path]]:
-    base = tmp_path_factory.mktemp("e2e")
-    root = Path(__file__).resolve().parents[2]
-    shop = base / "demo_shop.db"
-    with sqlite3.connect(shop) as con:
-        con.executescript((root / "include/privacy/seed/demo_shop.sql").read_text())
-    config = base / "privacy"
-    import shutil
-
-    shutil.copytree(root / "include/privacy", config, ignore=shutil.ignore_patterns("seed"))
-    settings = (config / "privacy.yml").read_text().replace(
-        "retries: {count: 2, delay_seconds: 10, max_delay_seconds: 120}", "retries: {count: 0}")
-    (config / "privacy.yml").write_text(settings)
-    smtp = SmtpServer(free_port())
-    storage = base / "storage"
-    cluster = AirflowCluster(base / "airflow", free_port(), {
-        "PRIVACY_REQUESTS_CONFIG_DIR": str(config),
-        "PRIVACY_REQUESTS_STORAGE": f"file://{storage}",
-        "AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY": Fernet.generate_key().decode(),
-        "AIRFLOW_CONN_DEMO_SHOP_DB": f"sqlite:///{shop}",
-        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{smtp.port}?disable_tls=true&disable_ssl=true"
-                                     "&from_email=privacy%40example.com&timeout=5&retry_limit=0",
-    })
-    try:
-        cluster.start()
-        yield cluster, smtp, shop, storage
-    finally:
-        cluster.stop()
-        smtp.stop()
 
 
 def customer_rows(shop: Path) -> list[tuple]:

@@ -254,7 +254,8 @@ def test_mask_composite_primary_key_masks_only_the_listed_pairs(engine: Engine) 
     ]
 
 
-def test_mask_per_row_keeps_a_value_changed_since_access(engine: Engine) -> None:
+def test_mask_per_row_overwrites_a_value_changed_since_access(engine: Engine) -> None:
+    """The row is the subject's (by key): a value changed since access is masked too, from the found one."""
     create_customers(engine)
     collection = customer_collection()
     rows = retrieve(SqlConnector(engine), collection, {"id": [1, 2]})
@@ -265,7 +266,7 @@ def test_mask_per_row_keeps_a_value_changed_since_access(engine: Engine) -> None
 
     assert fetch(engine, "SELECT id, name FROM customer ORDER BY id") == [
         (1, sha256_salted("Ann", request_secrets["salt"])),
-        (2, "Robert"),
+        (2, sha256_salted("Bob", request_secrets["salt"])),
         (3, "Cid"),
     ]
 

@@ -89,3 +89,17 @@ def test_policy_rule_lists() -> None:
     assert [r.key for r in mixed.access_rules] == ["a"]
     assert [r.key for r in mixed.erasure_rules] == ["e"]
     assert mixed.display_name == "test_policy"
+
+
+def test_due_dates_follow_the_regulation() -> None:
+    from datetime import UTC, datetime
+
+    def policy(**extra: object) -> Policy:
+        return Policy.model_validate({"key": "p", "rules": [{"key": "r", "action": "access", "targets": ["user"]}],
+                                      **extra})
+
+    received = datetime(2026, 1, 31, 9, 30, tzinfo=UTC)
+    assert policy().due_date(received) == datetime(2026, 2, 28, 9, 30, tzinfo=UTC)  # one calendar month
+    assert policy().due_date(datetime(2026, 12, 15, tzinfo=UTC)) == datetime(2027, 1, 15, tzinfo=UTC)
+    assert policy(regulation="ccpa").due_date(received) == datetime(2026, 3, 17, 9, 30, tzinfo=UTC)
+    assert policy(due_days=10).due_date(received) == datetime(2026, 2, 10, 9, 30, tzinfo=UTC)

@@ -62,9 +62,8 @@ class SqlConnector:
     def mask(self, collection: Collection, rows: Iterator[dict[str, Any]], masks: dict[str, FieldMask]) -> int:
         """Mask found rows by primary key, one UPDATE per batch, all in one transaction.
 
-        A per-row mask (hash, hmac ...) becomes a CASE with one branch per row, keyed on its
-        primary key and original value: each row is masked from its own value (whatever the collation),
-        and a row changed since access keeps its new value.
+        A per-row mask (hash, hmac ...) becomes a CASE on the primary key with one branch per row: each
+        row is masked from the value found during access, whatever the collation.
         """
         keys = [f.column for f in collection.primary_keys]
         tbl = table(collection.address.collection, *(column(c) for c in {*keys, *masks}))
@@ -95,12 +94,12 @@ def _assignment(tbl: Any, keys: list[str], batch: list[dict[str, Any]], name: st
     col = tbl.c[name]
     if not mask.per_row:
         return mask.apply(None)
-    whens = [
-        (and_(*(tbl.c[k] == row[k] for k in keys), col == row[name]), mask.apply(row[name]))
-        for row in batch
-        if row.get(name) is not None
-    ]
-    return case(*whens, else_=col) if whens else col
+    masked = [(row, mask.apply(row[name])) for row in batch if row.get(name) is not None]
+    if not masked:
+        return col
+    if len(keys) == 1:  # CASE pk WHEN ... : one comparison a branch
+        return case({row[keys[0]]: new for row, new in masked}, value=tbl.c[keys[0]], else_=col)
+    return case(*((and_(*(tbl.c[k] == row[k] for k in keys)), new) for row, new in masked), else_=col)
 
 
 def _slices(inputs: dict[str, list[Any]]) -> Iterator[dict[str, list[Any]]]:

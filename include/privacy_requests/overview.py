@@ -1,0 +1,109 @@
+"""What the "Privacy requests" pages show: one row per request with its status, checkpoint, counts and legal
+due date. Framework-free: the plugin hands in runs read from Airflow and reports read from storage."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .config import PrivacyConfig
+from .request import request_id_for
+
+DUE_SOON_DAYS = 7
+_ACTIVE = {"running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "deferred", "awaiting_input"}
+
+
+@dataclass
+class TaskState:
+    task_id: str
+    state: str | None
+    try_number: int
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@dataclass
+class RunInfo:
+    """A privacy_request run as Airflow holds it."""
+
+    run_id: str
+    conf: dict[str, Any]
+    state: str
+    received: datetime
+    tasks: list[TaskState] = field(default_factory=list)
+
+
+@dataclass
+class RequestRow:
+    run_id: str
+    request_id: str
+    policy: str
+    received: datetime
+    status: str
+    checkpoint: str
+    identity: str
+    due: datetime | None
+    days_left: int | None
+    urgency: str
+    rows_found: int | None = None
+    rows_masked: int | None = None
+    emails_sent: int | None = None
+
+
+def mask_identity(value: str) -> str:
+    """Enough to recognize a request, not to read the identity: ``j***@example.com``, ``+1******00``."""
+    local, at, domain = value.partition("@")
+    if at:
+        return f"{local[:1]}***@{domain}"
+    return value[:2] + "*" * max(len(value) - 4, 3) + value[-2:] if len(value) > 4 else "***"
+
+
+def checkpoint_of(run: RunInfo, order: list[str]) -> str:
+    """The failed task, else the one running, else the last that ran."""
+    by_state = {t.task_id: t for t in run.tasks}
+    ordered = [by_state[t] for t in order if t in by_state]
+    for wanted in ({"failed"}, _ACTIVE):
+        hit = next((t for t in ordered if t.state in wanted), None)
+        if hit:
+            return hit.task_id
+    done = [t for t in ordered if t.state in ("success", "skipped") and t.end]
+    return max(done, key=lambda t: t.end).task_id if done else "-"
+
+
+def request_id_of(run: RunInfo) -> str:
+    raw_id = run.conf.get("request_id")
+    return request_id_for(raw_id if isinstance(raw_id, str) else None, run.run_id)
+
+
+def request_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | None, order: list[str],
+                now: datetime) -> RequestRow:
+    """The overview row of one run; counts come from its report (written when it finishes or fails)."""
+    request_id = request_id_of(run)
+    policy = config.policies.get(str(run.conf.get("policy")))
+    due = policy.due_date(run.received) if policy else None
+    days_left = (due - now).days if due else None
+    open_request = run.state not in ("success",)
+    urgency = ""
+    if due and open_request and days_left is not None:
+        urgency = "overdue" if due < now else ("due-soon" if days_left < DUE_SOON_DAYS else "")
+    identity = ", ".join(mask_identity(str(v)) for v in (run.conf.get("identity") or {}).values() if v)
+    report = report or {}
+    return RequestRow(
+        run_id=run.run_id, request_id=request_id, policy=policy.display_name if policy else str(run.conf.get("policy")),
+        received=run.received, status=run.state, checkpoint=checkpoint_of(run, order), identity=identity or "-",
+        due=due, days_left=days_left, urgency=urgency, rows_found=report.get("rows_found"),
+        rows_masked=report.get("rows_masked"), emails_sent=report.get("emails_sent"))
+
+
+
+def run_note(report: dict[str, Any] | None) -> str:
+    """The run note: the outcome in one line (counts, vendor emails, or where it failed)."""
+    if not report:
+        return "Privacy request: no report was written (see the task logs)."
+    if report["status"] == "failed":
+        failure = report["failed_checkpoint"]
+        return (f"Failed at {failure['checkpoint']} (try {failure['try_number']}): {failure['error']}. "
+                "Fix the cause, then clear that task with its downstream tasks.")
+    return (f"Complete: {report['rows_found']} row(s) found, {report['rows_masked']} masked, "
+            f"{report['emails_sent']} vendor email(s) sent.")
