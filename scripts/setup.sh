@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
 # Idempotent set-up for a fresh machine: system library for mysqlclient, the venv, pinned packages.
-# Sourced by demo.sh and test.sh; safe to run on its own.
+# Run by demo.sh and test.sh; safe to run on its own. --with-browser adds Chromium for the browser test.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="$ROOT/.venv"
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# mysqlclient (required by the MySQL provider) compiles against MariaDB Connector/C.
-if ! pkg-config --exists mariadb 2>/dev/null && ! pkg-config --exists mysqlclient 2>/dev/null; then
-  echo "setup: installing libmariadb-dev (needed to build mysqlclient)"
+# mysqlclient (required by the MySQL provider) compiles against MariaDB Connector/C; the browser test drives
+# Debian's Chromium through its chromedriver.
+missing=()
+pkg-config --exists mariadb 2>/dev/null || pkg-config --exists mysqlclient 2>/dev/null || missing+=(libmariadb-dev pkg-config)
+if [ "${1:-}" = "--with-browser" ] && ! { [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; }; then
+  missing+=(chromium chromium-driver)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]} (apt)"
   as_root apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq libmariadb-dev pkg-config >/dev/null
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 stamp="$VENV/.requirements.sha"

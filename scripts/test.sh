@@ -3,7 +3,7 @@
 # to pytest (for example: ./scripts/test.sh tests/unit -q).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$ROOT/scripts/setup.sh"
+bash "$ROOT/scripts/setup.sh" --with-browser
 bash "$ROOT/scripts/services.sh"
 cd "$ROOT"
 exec env -u AIRFLOW_HOME -u PYTHONPATH "$ROOT/.venv/bin/python" -m pytest "$@"

@@ -44,3 +44,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowClu
         smtp.stop()
 
 
+@pytest.fixture(scope="session")
+def finished(world) -> dict[str, str]:
+    """An access request and an erasure request, run to the end by the scheduler."""
+    cluster, smtp = world[0], world[1]
+    smtp.start()
+    runs = {"access": "ui-access", "erasure": "ui-erasure"}
+    for kind, run_id in runs.items():
+        conf = {"policy": f"default_{kind}_policy", "identity": {"email": "jane@example.com"}, "request_id": run_id}
+        cluster.trigger(run_id, conf)
+    for run_id in runs.values():
+        assert cluster.wait_for_run(run_id) == "success"
+    return runs

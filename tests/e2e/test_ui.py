@@ -8,22 +8,6 @@ import pytest
 import requests
 
 pytestmark = pytest.mark.e2e
-JANE = {"email": "jane@example.com"}
-
-
-@pytest.fixture(scope="module")
-def finished(world) -> dict[str, str]:
-    """An access request and an erasure request, run to the end by the scheduler."""
-    cluster, smtp = world[0], world[1]
-    smtp.start()
-    runs = {"access": "ui-access", "erasure": "ui-erasure"}
-    cluster.trigger(runs["access"], {"policy": "default_access_policy", "identity": JANE,
-                                     "request_id": runs["access"]})
-    cluster.trigger(runs["erasure"], {"policy": "default_erasure_policy", "identity": JANE,
-                                      "request_id": runs["erasure"]})
-    for run_id in runs.values():
-        assert cluster.wait_for_run(run_id) == "success"
-    return runs
 
 
 def test_pages_require_an_airflow_login(world) -> None:
