@@ -77,6 +77,15 @@ class RetrySettings(_Strict):
     max_delay_seconds: float = Field(default=600, gt=0)
 
 
+class DeadlineAlertSettings(_Strict):
+    """Notify, through any Airflow notifier, about requests still open close to their due date."""
+
+    days_before_due: int = Field(default=5, ge=0)
+    schedule: str = "@daily"
+    notifier: str = "airflow.providers.smtp.notifications.smtp.SmtpNotifier"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
 class Settings(_Strict):
     organization: str
     storage: str
@@ -85,6 +94,7 @@ class Settings(_Strict):
     datasets: dict[str, DatasetMapping] = Field(default_factory=dict)
     data_categories: list[str] = Field(default_factory=list)
     retries: RetrySettings = Field(default_factory=RetrySettings)
+    deadline_alert: DeadlineAlertSettings | None = None
 
 
 @dataclass

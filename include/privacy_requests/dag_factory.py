@@ -3,7 +3,7 @@ checkpoint and per collection, then the edges from the dataset graph."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, Param, TaskGroup
 from airflow.sdk.definitions.param import ParamsDict
@@ -12,6 +12,7 @@ from .config import PrivacyConfig
 from .graph import CollectionAddress
 from .operators import (
     AccessCollectionOperator,
+    DeadlineCheckOperator,
     EmailSendOperator,
     ErasureCollectionOperator,
     FinalizeOperator,
@@ -176,4 +177,26 @@ def build_vendor_test_email_dag(config: PrivacyConfig) -> DAG:
                "template without a privacy request.",
     ) as dag:
         VendorTestEmailOperator(task_id="send_test_email", privacy_config=config, dataset="{{ params.dataset }}")
+    return dag
+
+
+DEADLINES_DAG_ID = "privacy_request_deadlines"
+
+
+def build_deadlines_dag(config: PrivacyConfig) -> DAG | None:
+    """A scheduled check that notifies about requests close to their due date (when privacy.yml asks)."""
+    alert = config.settings.deadline_alert
+    if alert is None:
+        return None
+    with DAG(
+        dag_id=DEADLINES_DAG_ID,
+        schedule=alert.schedule,
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        catchup=False,
+        tags=["privacy"],
+        default_args={"owner": "privacy", "retries": 1, "retry_delay": timedelta(minutes=5)},
+        doc_md=f"Notifies about privacy requests still open {alert.days_before_due} day(s) before their due date "
+               f"({alert.notifier}); each request once.",
+    ) as dag:
+        DeadlineCheckOperator(task_id="check_deadlines", privacy_config=config)
     return dag

@@ -7,6 +7,7 @@ repeated.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from .access_package import package_chunks
 from .config import PrivacyConfig
 from .connectors.email import locatable, sample_instructions
 from .connectors.sql import SqlConnector
+from .deadlines import default_alert_message, due_soon
 from .email.render import render_erasure_email
 from .email.send import build_message, send
 from .errors import ConfigError, DataSourceError, RequestError, TransientError
@@ -32,6 +34,7 @@ from .graph import CollectionAddress
 from .masking import new_request_secrets
 from .report import build_report
 from .request import PrivacyRequest, check_request, check_vendors, open_request
+from .store import RequestStore
 
 STORE_KEY_VARIABLE = "privacy_requests_store_key"
 
@@ -124,9 +127,10 @@ class ValidateRequestOperator(PrivacyRequestOperator):
             raise RequestError("request rejected: " + "; ".join(problems))
         if not request.store.exists("secrets.json"):
             request.store.put("secrets.json", new_request_secrets())
+        received = (earlier or {}).get("received") or context["dag_run"].run_after.isoformat()
         request.store.put("request.json", {"request_id": request.request_id, "policy": request.conf.policy,
                                            "identity_types": sorted(request.conf.identity),
-                                           "run_id": context["run_id"]})
+                                           "run_id": context["run_id"], "received": received})
         request.store.add_event("request_validated", policy=request.conf.policy,
                                 identity_types=sorted(request.conf.identity))
         self.log.info("Request %s valid: policy %s, identity types %s", request.request_id, request.conf.policy,
@@ -349,3 +353,39 @@ class VendorTestEmailOperator(BaseOperator):
         self.log.info("Test email for '%s' sent to %s (Message-ID %s)", self.dataset, target.test_to,
                       message["Message-ID"])
         return {"message_id": message["Message-ID"]}
+
+
+class DeadlineCheckOperator(BaseOperator):
+    """Notifies about requests still open ``days_before_due`` before their legal due date, once each.
+
+    It reads the request store, not Airflow's metadata, so it sees every request, however it ended.
+    """
+
+    template_fields: Sequence[str] = ()
+
+    def __init__(self, *, privacy_config: PrivacyConfig, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.privacy_config = privacy_config
+
+    def execute(self, context: Context) -> dict[str, int]:
+        config = self.privacy_config
+        alert = config.settings.deadline_alert
+        assert alert is not None
+        key = Variable.get(STORE_KEY_VARIABLE)
+        due = due_soon(config, ObjectStoragePath(config.storage), key, datetime.now(UTC), alert.days_before_due)
+        if not due:
+            self.log.info("No open request is due within %d day(s)", alert.days_before_due)
+            return {"alerted": 0}
+        module, _, name = alert.notifier.rpartition(".")
+        try:
+            notifier_class = getattr(importlib.import_module(module), name)
+        except (ImportError, AttributeError, ValueError):
+            raise AirflowFailException(f"deadline_alert.notifier '{alert.notifier}' (privacy.yml) cannot be "
+                                       "imported") from None
+        notifier = notifier_class(**{**default_alert_message(due, alert.days_before_due), **alert.kwargs})
+        notifier({**context, "privacy_requests_due": due})
+        for item in due:
+            RequestStore(ObjectStoragePath(config.storage), item["request_id"], key).put(
+                "ledger/deadline_alert.json", {"time": datetime.now(UTC).isoformat(), "due": item["due"]})
+        self.log.info("Alerted about %d request(s) due soon: %s", len(due), ", ".join(i["request_id"] for i in due))
+        return {"alerted": len(due)}

@@ -22,7 +22,7 @@ def dagbag(monkeypatch: pytest.MonkeyPatch, config_dir: Path | None = None):
 def test_dags_import_without_errors_and_follow_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     bag = dagbag(monkeypatch)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"privacy_request", "privacy_vendor_test_email"}
+    assert set(bag.dag_ids) == {"privacy_request", "privacy_vendor_test_email", "privacy_request_deadlines"}
     for dag in bag.dags.values():
         assert dag.tags, dag.dag_id
         for task in dag.tasks:

@@ -1,0 +1,41 @@
+"""The deadline alert: requests still open close to their due date are reported once, through the
+configured notifier (SMTP here, to a real server on 127.0.0.1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+JANE = {"email": "jane@example.com"}
+
+
+def test_open_requests_near_their_due_date_are_alerted_once(run_request, config_folder, shop_db: Path,
+                                                            storage: Path, smtp) -> None:
+    from include.privacy_requests.config import load_config
+    from include.privacy_requests.dag_factory import build_deadlines_dag
+
+    config_folder.write("policies/urgent.yml", {"policy": [
+        {"key": "urgent_access", "due_days": 3,
+         "rules": [{"key": "a", "action": "access", "targets": ["user"]}]},
+        {"key": "urgent_erasure", "due_days": 3,
+         "rules": [{"key": "e", "action": "erasure", "targets": ["user.childrens"],
+                    "masking_strategy": {"strategy": "null_rewrite"}}]},
+    ]})
+    run_request("urgent_access", JANE, request_id="done-early")  # complete: no alert
+    run_request("default_access_policy", JANE, request_id="far-off")  # a month left: no alert
+    smtp.stop()
+    _, failed, _ = run_request("urgent_erasure", JANE, request_id="stuck")  # fails at the vendor email
+    assert failed.state == "failed"
+    smtp.start()
+
+    dag = build_deadlines_dag(load_config(config_folder.path))
+    assert dag.test().state == "success"
+    assert len(smtp.received) == 1
+    alert = smtp.received[0]
+    assert alert.envelope_to == ["dpo@example.com"]
+    assert "1 privacy request(s) due within 5 day(s)" in alert.message["Subject"]
+    body = alert.part("text/html")
+    assert "stuck" in body and "done-early" not in body and "far-off" not in body
+    assert "jane@example.com" not in body
+
+    assert dag.test().state == "success"
+    assert len(smtp.received) == 1  # each request is alerted about once
