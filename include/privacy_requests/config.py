@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from fideslang.default_taxonomy import DEFAULT_TAXONOMY
@@ -27,6 +27,7 @@ from .policy import Policy, category_matches
 CONFIG_DIR_ENV = "PRIVACY_REQUESTS_CONFIG_DIR"
 STORAGE_ENV = "PRIVACY_REQUESTS_STORAGE"
 DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "privacy"
+ModelT = TypeVar("ModelT", bound=BaseModel)
 _TASK_ID_PART = re.compile(r"^[A-Za-z0-9_-]+$")
 # libyaml's safe loader when present: parsing hundreds of collections at every DAG parse must stay cheap.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -217,35 +218,45 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
 
 
-def _load_datasets(folder: Path, problems: list[Problem]) -> tuple[dict[str, Dataset], dict[str, str]]:
-    datasets: dict[str, Dataset] = {}
-    files: dict[str, str] = {}
+def _entries(folder: Path, top: str, model: type[ModelT], key_field: str,
+             problems: list[Problem]) -> Iterator[tuple[ModelT, str, int]]:
+    """Each valid entry of the top-level ``top`` list of every YAML file in a folder, with its file and
+    index; invalid entries and keys defined twice become problems."""
+    seen: dict[str, str] = {}
     for path in _yaml_files(folder):
-        file = f"datasets/{path.name}"
+        file = f"{folder.name}/{path.name}"
         data = _read_yaml(path, problems, folder.parent)
         if data is None:
             continue
-        if not isinstance(data, dict) or not isinstance(data.get("dataset"), list):
-            problems.append(Problem(file, "dataset", "expected a top-level 'dataset:' list"))
+        if not isinstance(data, dict) or not isinstance(data.get(top), list):
+            problems.append(Problem(file, top, f"expected a top-level '{top}:' list"))
             continue
-        for index, raw in enumerate(data["dataset"]):
+        for index, raw in enumerate(data[top]):
             try:
-                ds = Dataset.model_validate(raw)
+                entry = model.model_validate(raw)
             except ValidationError as exc:
-                problems.extend(_validation_problems(file, exc, f"dataset[{index}]"))
+                problems.extend(_validation_problems(file, exc, f"{top}[{index}]"))
                 continue
-            if ds.fides_key in datasets:
-                problems.append(Problem(file, f"dataset[{index}].fides_key",
-                                        f"'{ds.fides_key}' is already defined in {files[ds.fides_key]}"))
+            key = getattr(entry, key_field)
+            if key in seen:
+                problems.append(Problem(file, f"{top}[{index}].{key_field}", f"'{key}' is already defined in {seen[key]}"))
                 continue
-            for name in [ds.fides_key, *(c.name for c in ds.collections)]:
-                if not _TASK_ID_PART.match(name):
-                    problems.append(Problem(file, f"dataset[{index}]",
-                                            f"'{name}' may only use letters, digits, '_' and '-' "
-                                            "(it becomes part of an Airflow task id)"))
-            _check_unsupported(ds, file, problems)
-            datasets[ds.fides_key] = ds
-            files[ds.fides_key] = file
+            seen[key] = file
+            yield entry, file, index
+
+
+def _load_datasets(folder: Path, problems: list[Problem]) -> tuple[dict[str, Dataset], dict[str, str]]:
+    datasets: dict[str, Dataset] = {}
+    files: dict[str, str] = {}
+    for ds, file, index in _entries(folder, "dataset", Dataset, "fides_key", problems):
+        for name in [ds.fides_key, *(c.name for c in ds.collections)]:
+            if not _TASK_ID_PART.match(name):
+                problems.append(Problem(file, f"dataset[{index}]",
+                                        f"'{name}' may only use letters, digits, '_' and '-' "
+                                        "(it becomes part of an Airflow task id)"))
+        _check_unsupported(ds, file, problems)
+        datasets[ds.fides_key] = ds
+        files[ds.fides_key] = file
     return datasets, files
 
 
@@ -265,29 +276,9 @@ def _check_unsupported(ds: Dataset, file: str, problems: list[Problem]) -> None:
 
 def _load_policies(folder: Path, problems: list[Problem]) -> list[tuple[Policy, str, int]]:
     """Policies with the file and list index each came from, for error messages."""
-    policies: list[tuple[Policy, str, int]] = []
-    seen: dict[str, str] = {}
-    for path in _yaml_files(folder):
-        file = f"policies/{path.name}"
-        data = _read_yaml(path, problems, folder.parent)
-        if data is None:
-            continue
-        if not isinstance(data, dict) or not isinstance(data.get("policy"), list):
-            problems.append(Problem(file, "policy", "expected a top-level 'policy:' list"))
-            continue
-        for index, raw in enumerate(data["policy"]):
-            try:
-                policy = Policy.model_validate(raw)
-            except ValidationError as exc:
-                problems.extend(_validation_problems(file, exc, f"policy[{index}]"))
-                continue
-            if policy.key in seen:
-                problems.append(Problem(file, f"policy[{index}].key",
-                                        f"'{policy.key}' is already defined in {seen[policy.key]}"))
-                continue
-            seen[policy.key] = file
-            policies.append((policy, file, index))
-            _check_rules(policy, file, index, problems)
+    policies = list(_entries(folder, "policy", Policy, "key", problems))
+    for policy, file, index in policies:
+        _check_rules(policy, file, index, problems)
     return policies
 
 
