@@ -239,7 +239,8 @@ def _entries(folder: Path, top: str, model: type[ModelT], key_field: str,
                 continue
             key = getattr(entry, key_field)
             if key in seen:
-                problems.append(Problem(file, f"{top}[{index}].{key_field}", f"'{key}' is already defined in {seen[key]}"))
+                problems.append(Problem(file, f"{top}[{index}].{key_field}",
+                                        f"'{key}' is already defined in {seen[key]}"))
                 continue
             seen[key] = file
             yield entry, file, index
