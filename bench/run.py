@@ -172,14 +172,18 @@ def erasure_strategy(rows: int) -> list[Figure]:
                 conn.execute(text("UPDATE owned SET name = NULL WHERE id = :id"), {"id": row["id"]})
             return time.perf_counter() - started
 
-    set_based("null_rewrite")  # warm the connection pool and the statement cache for both sides
-    (constant, statements), row_by_row = set_based("null_rewrite"), per_row()
-    hashed, _ = set_based("hash")
+    set_based("null_rewrite")  # warm the connection pool and the statement caches of both sides
+    per_row()
+    runs = [(set_based("null_rewrite"), per_row(), set_based("hash")[0]) for _ in range(5)]
+    constant = statistics.median(r[0][0] for r in runs)
+    statements = runs[0][0][1]
+    row_by_row = statistics.median(r[1] for r in runs)
+    hashed = statistics.median(r[2] for r in runs)
     engine.dispose()
     data.drop_database(f"{BENCH_DB}_erasure")
     speedup = row_by_row / constant
     return [Figure(f"erasure of {rows:,} rows in one table, null_rewrite, set-based ({statements} UPDATEs)",
-                   f"{constant * 1000:.0f} ms", f"one UPDATE per row: {row_by_row * 1000:.0f} ms",
+                   f"{constant * 1000:.0f} ms", f"one UPDATE per row: {row_by_row * 1000:.0f} ms (medians of 5)",
                    ">= 10x faster", speedup >= 10),
             Figure("set-based speed-up", f"{speedup:.1f}x", "", ">= 10", speedup >= 10),
             Figure(f"the same with hash (a value per row: CASE on the key, {statements} UPDATEs)",
