@@ -43,6 +43,11 @@ def ledger_name(address: CollectionAddress) -> str:
     return f"ledger/erasure.{address.task_suffix}.json"
 
 
+def erasure_began(store: RequestStore) -> bool:
+    """Whether any collection of this request has been masked (its ledger entry exists)."""
+    return any(name.startswith("ledger/erasure.") for name in store.list("ledger"))
+
+
 def instruction_name(address: CollectionAddress) -> str:
     return f"instructions/{address.dataset}/{address.collection}.json"
 
@@ -51,7 +56,7 @@ def access_collection(request: PrivacyRequest, address: CollectionAddress, conne
     """One query over the values arriving on the collection's edges; rows and outgoing values go to the store."""
     config, store = request.config, request.store
     collected: dict[str, list[Any]] = {f: [] for f in sorted(config.plan.out_fields(address))}
-    if store.list("ledger") and store.exists(rows_name(address)):
+    if erasure_began(store) and store.exists(rows_name(address)):
         # Erasure has begun: a new query would find masked data and shrink what is left to erase.
         previous = store.get(f"results/access.{address.task_suffix}.json") or {}
         log.info("%s: erasure has begun for this request, so the rows found before it are kept", address)

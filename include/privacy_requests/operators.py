@@ -21,6 +21,7 @@ from airflow.sdk.exceptions import (
 )
 from airflow.sdk.log import mask_secret
 
+from . import webhooks
 from .access_package import package_chunks
 from .config import PrivacyConfig
 from .connectors.email import locatable, sample_instructions
@@ -29,11 +30,11 @@ from .deadlines import default_alert_message, due_soon
 from .email.render import render_erasure_email
 from .email.send import build_message, send
 from .errors import ConfigError, DataSourceError, RequestError, TransientError
-from .execution import access_collection, erase_collection
+from .execution import access_collection, erase_collection, erasure_began
 from .graph import CollectionAddress
 from .masking import new_request_secrets
 from .report import build_report
-from .request import PrivacyRequest, check_request, check_vendors, open_request
+from .request import DERIVED_IDENTITY, PrivacyRequest, check_request, check_vendors, open_request
 from .store import RequestStore
 
 STORE_KEY_VARIABLE = "privacy_requests_store_key"
@@ -77,6 +78,16 @@ class PrivacyRequestOperator(BaseOperator):
         for value in (params.get("identity") or {}).values():
             if isinstance(value, str) and value.strip():
                 mask_secret(value.strip())
+        request = self._open_request(context, params)
+        try:
+            derived = request.store.get(DERIVED_IDENTITY) or {}
+        except RequestError as exc:
+            raise AirflowFailException(str(exc)) from None
+        for value in derived.values():
+            mask_secret(value)
+        return request
+
+    def _open_request(self, context: Context, params: dict[str, Any]) -> PrivacyRequest:
         try:
             key = Variable.get(STORE_KEY_VARIABLE)
         except Exception:
@@ -156,15 +167,38 @@ def _check_smtp_connection(config: PrivacyConfig) -> list[str]:
 
 
 class WebhooksOperator(PrivacyRequestOperator):
-    """Pre- and post-execution policy webhooks. None are configurable yet, so the step ends skipped."""
+    """The policy's pre- or post-execution webhooks, in order; each call that succeeded is not repeated."""
 
     def __init__(self, *, step: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.step = step
 
-    def run(self, request: PrivacyRequest, context: Context) -> None:
-        raise AirflowSkipException(f"policy '{request.conf.policy}' has no {self.step}-execution webhooks "
-                                   "(policy webhooks are not supported yet)")
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, int]:
+        hooks = getattr(request.policy.webhooks, self.step)
+        if not hooks:
+            raise AirflowSkipException(f"policy '{request.conf.policy}' has no {self.step}-execution webhooks")
+        store = request.store
+        called = 0
+        for webhook in hooks:
+            ledger = f"ledger/webhook.{self.step}.{webhook.name}.json"
+            if store.exists(ledger):
+                self.log.info("Webhook %s was already called for this request: not calling again", webhook.name)
+                continue
+            payload = {"request_id": request.request_id, "policy": request.conf.policy, "step": self.step,
+                       "direction": webhook.direction, "identity": request.identity}
+            status, seconds, answer = webhooks.call(webhook, payload)
+            derived = answer.get("derived_identity") or {}
+            if derived:
+                for value in derived.values():
+                    mask_secret(value)
+                store.put(DERIVED_IDENTITY, {**(store.get(DERIVED_IDENTITY) or {}), **derived})
+            store.put(ledger, {"status": status, "try_number": context["ti"].try_number})
+            store.add_event("webhook_called", step=self.step, webhook=webhook.name, direction=webhook.direction,
+                            status=status, seconds=seconds, derived_identity_types=sorted(derived))
+            self.log.info("Webhook %s (%s): HTTP %d in %.2f s%s", webhook.name, webhook.direction, status, seconds,
+                          f", derived identity types {sorted(derived)}" if derived else "")
+            called += 1
+        return {"called": called}
 
 
 class CollectionOperator(PrivacyRequestOperator):
@@ -210,7 +244,7 @@ class UploadAccessPackageOperator(PrivacyRequestOperator):
         policy = request.policy
         if not policy.access_rules:
             raise AirflowSkipException(f"policy '{policy.key}' has no access rules: no access package")
-        if request.store.list("ledger"):
+        if erasure_began(request.store) and request.store.exists("access_package.json"):
             self.log.info("Erasure has already masked data for this request: the access package written "
                           "before it is kept as it is")
             return {"kept": True}

@@ -34,6 +34,24 @@ class Rule(BaseModel):
     masking_strategy: MaskingStrategySpec | None = None
 
 
+class Webhook(BaseModel):
+    """An HTTP call around execution: one-way notifies; two-way may answer with derived identities."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    conn_id: str
+    endpoint: str = ""
+    direction: Literal["one_way", "two_way"] = "one_way"
+
+
+class Webhooks(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pre: list[Webhook] = Field(default_factory=list)
+    post: list[Webhook] = Field(default_factory=list)
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -43,6 +61,7 @@ class Policy(BaseModel):
     regulation: Literal["gdpr", "ccpa"] = "gdpr"
     due_days: int | None = Field(default=None, gt=0)  # overrides the regulation's time limit
     rules: list[Rule] = Field(min_length=1)
+    webhooks: Webhooks = Field(default_factory=Webhooks)
 
     def due_date(self, received: datetime) -> datetime:
         """When the answer is due: GDPR one calendar month (Art. 12(3)), CCPA 45 days, or ``due_days``."""

@@ -16,6 +16,7 @@ from .policy import Policy
 from .store import RequestStore, StoragePath
 from .values import cast, distinct
 
+DERIVED_IDENTITY = "derived_identity.json"
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 
@@ -99,13 +100,19 @@ class PrivacyRequest:
     def policy(self) -> Policy:
         return self.config.policies[self.conf.policy]
 
+    @property
+    def identity(self) -> dict[str, str]:
+        """The conf's identity plus identities derived by two-way pre-webhooks (the conf's win)."""
+        return {**(self.store.get(DERIVED_IDENTITY) or {}), **self.conf.identity}
+
     def incoming_values(self, address: CollectionAddress) -> dict[str, list[Any]]:
         """Per target field, the de-duplicated, type-cast values arriving on the collection's edges."""
         collection = self.config.graph.collections[address]
         result: dict[str, list[Any]] = {}
+        identity = self.identity
         for edge in self.config.plan.inputs[address]:
             if edge.source is None:
-                raw = [self.conf.identity[edge.source_field]] if edge.source_field in self.conf.identity else []
+                raw = [identity[edge.source_field]] if edge.source_field in identity else []
             else:
                 name = values_name(edge.source, edge.source_field)
                 if not self.store.exists(name):
