@@ -146,9 +146,6 @@ class DatasetGraph:
     def identity_keys(self) -> set[str]:
         return {f.identity for c in self.collections.values() for f in c.fields if f.identity}
 
-    def collections_of(self, dataset: str) -> list[Collection]:
-        return [c for a, c in sorted(self.collections.items()) if a.dataset == dataset]
-
     def plan(self) -> tuple[TraversalPlan, list[str]]:
         """Plan the access traversal; returns the plan and the cycles found (as messages)."""
         seeds = {a for a, c in self.collections.items() if any(f.identity for f in c.fields)}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from .execution import ledger_name
 from .request import PrivacyRequest
 
 
@@ -31,7 +32,7 @@ def build_report(request: PrivacyRequest, failure: dict[str, Any] | None = None)
     for address in config.plan.order:
         access = results.get(f"access.{address.task_suffix}", {})
         erasure = results.get(f"erasure.{address.task_suffix}", {})
-        ledger = store.get(f"ledger/erasure.{address.task_suffix}.json") or {}
+        ledger = store.get(ledger_name(address)) or {}
         collections.append({
             "collection": str(address),
             "kind": config.mapping(address.dataset).kind,

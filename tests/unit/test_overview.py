@@ -1,0 +1,57 @@
+"""The overview rows: masked identities, the checkpoint a request stands at, due dates and urgency."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from include.privacy_requests.config import PrivacyConfig, load_config
+from include.privacy_requests.overview import RunInfo, TaskState, mask_identity, request_row, run_note
+
+DEMO = Path(__file__).resolve().parents[2] / "include" / "privacy"
+ORDER = ["validate_request", "access.demo_shop.customer", "finalize"]
+
+
+@pytest.fixture(scope="module")
+def demo() -> PrivacyConfig:
+    return load_config(DEMO)
+
+
+def test_identities_are_shown_partly_masked() -> None:
+    assert mask_identity("jane@example.com") == "j***@example.com"
+    assert mask_identity("+15555550100") == "+1********00"
+    assert mask_identity("abc") == "***"
+
+
+def run(state: str, received: datetime, tasks: list[TaskState], policy: str = "default_erasure_policy") -> RunInfo:
+    return RunInfo("manual__1", {"policy": policy, "identity": {"email": "jane@example.com"}, "request_id": "r-1"},
+                   state, received, tasks)
+
+
+def test_a_failed_request_stands_at_its_failed_checkpoint_and_is_overdue(demo: PrivacyConfig) -> None:
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    tasks = [TaskState("validate_request", "success", 1, now, now),
+             TaskState("access.demo_shop.customer", "failed", 2, now, now)]
+    row = request_row(demo, run("failed", datetime(2026, 2, 1, tzinfo=UTC), tasks), None, ORDER, now)
+    assert row.checkpoint == "access.demo_shop.customer"
+    assert row.due == datetime(2026, 3, 1, tzinfo=UTC) and row.urgency == "overdue"
+    assert row.identity == "j***@example.com" and row.request_id == "r-1"
+
+
+def test_a_running_ccpa_request_due_within_a_week_is_due_soon(demo: PrivacyConfig) -> None:
+    received = datetime(2026, 1, 1, tzinfo=UTC)
+    now = received + timedelta(days=40)
+    tasks = [TaskState("access.demo_shop.customer", "running", 1, now)]
+    row = request_row(demo, run("running", received, tasks, "access_and_erasure_policy"), None, ORDER, now)
+    assert row.checkpoint == "access.demo_shop.customer"
+    assert row.days_left == 5 and row.urgency == "due-soon"
+
+
+def test_run_notes_summarize_the_outcome() -> None:
+    assert run_note({"status": "complete", "rows_found": 12, "rows_masked": 5, "emails_sent": 1}) == (
+        "Complete: 12 row(s) found, 5 masked, 1 vendor email(s) sent.")
+    failed = {"status": "failed", "failed_checkpoint": {"checkpoint": "finalize", "try_number": 2,
+                                                        "error": "TransientError"}}
+    assert run_note(failed).startswith("Failed at finalize (try 2): TransientError.")
