@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from .errors import ConfigError, Problem
 from .graph import CollectionAddress, DatasetGraph, TraversalPlan, build_graph
 from .masking import CONFIG_MODELS
-from .policy import Policy, category_matches
+from .policy import WEEK, Policy, category_matches
 
 CONFIG_DIR_ENV = "PRIVACY_REQUESTS_CONFIG_DIR"
 STORAGE_ENV = "PRIVACY_REQUESTS_STORAGE"
@@ -53,21 +54,24 @@ class EmailTarget(_Strict):
 
 
 class DatasetMapping(_Strict):
-    """How a dataset is reached: an Airflow connection (SQL) or a vendor's address (email)."""
+    """How a dataset is reached: an Airflow connection (SQL), a vendor's address (email), or a person who
+    looks it up and answers in the Airflow UI (manual: a paper archive, a system without an API)."""
 
     conn_id: str | None = None
     email: EmailTarget | None = None
+    manual: bool = False
     access: Literal["read", "write"] = "write"
 
     @model_validator(mode="after")
     def _one_kind(self) -> DatasetMapping:
-        if (self.conn_id is None) == (self.email is None):
-            raise ValueError("give exactly one of 'conn_id' (a SQL database) or 'email' (a vendor)")
+        if [self.conn_id is not None, self.email is not None, self.manual].count(True) != 1:
+            raise ValueError("give exactly one of 'conn_id' (a SQL database), 'email' (a vendor) or "
+                             "'manual: true' (a person answers)")
         return self
 
     @property
-    def kind(self) -> Literal["sql", "email"]:
-        return "email" if self.email else "sql"
+    def kind(self) -> Literal["sql", "email", "manual"]:
+        return "email" if self.email else "manual" if self.manual else "sql"
 
 
 class RetrySettings(_Strict):
@@ -96,6 +100,8 @@ class Settings(_Strict):
     data_categories: list[str] = Field(default_factory=list)
     retries: RetrySettings = Field(default_factory=RetrySettings)
     deadline_alert: DeadlineAlertSettings | None = None
+    # How long an approval or a manual collection waits for its person before the step fails.
+    wait_timeout: timedelta = Field(default=WEEK, gt=timedelta(0))
 
 
 @dataclass
@@ -327,11 +333,11 @@ def _check_plan(settings: Settings, plan: TraversalPlan, files: dict[str, str], 
     for address, inputs in plan.inputs.items():
         mapping = settings.datasets.get(address.dataset)
         for edge in inputs:
-            if mapping and mapping.kind == "sql" and "." in edge.target_field:
+            if mapping and mapping.kind != "email" and "." in edge.target_field:
                 problems.append(Problem(files[address.dataset],
                                         f"{address.dataset}.{address.collection}.{edge.target_field}",
-                                        "a nested field cannot be queried in a SQL dataset; reference or identify "
-                                        "a top-level column"))
+                                        f"a nested field cannot be looked up in a {mapping.kind} dataset; reference "
+                                        "or identify a top-level field"))
 
 
 def _all_identities(plan: TraversalPlan) -> set[str]:

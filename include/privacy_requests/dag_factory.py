@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, Param, TaskGroup
+from airflow.sdk import DAG, BaseOperator, Param, TaskGroup
 from airflow.sdk.definitions.param import ParamsDict
 
 from .config import PrivacyConfig
 from .graph import CollectionAddress
 from .operators import (
     AccessCollectionOperator,
+    ApproveRequestOperator,
     DeadlineCheckOperator,
     EmailSendOperator,
     ErasureCollectionOperator,
     FinalizeOperator,
+    ManualAccessOperator,
+    ManualErasureOperator,
     UploadAccessPackageOperator,
     ValidateRequestOperator,
     VendorTestEmailOperator,
@@ -62,7 +65,7 @@ def request_params(config: PrivacyConfig) -> ParamsDict:
 def checkpoint_order(config: PrivacyConfig) -> list[str]:
     """Every task id of the privacy_request DAG, in the order the checkpoints run."""
     return [
-        "validate_request", "pre_webhooks",
+        "validate_request", "approve_request", "pre_webhooks",
         *(f"access.{a.task_suffix}" for a in config.plan.order),
         "upload_access_package",
         *(f"erasure.{a.task_suffix}" for a in config.plan.order),
@@ -93,24 +96,28 @@ def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
     ) as dag:
         common = {"privacy_config": config}
         validate = ValidateRequestOperator(task_id="validate_request", trigger_rule="all_success", **common)
+        approve = ApproveRequestOperator(task_id="approve_request", **common)
         pre = WebhooksOperator(task_id="pre_webhooks", step="pre", **common)
-        access: dict[CollectionAddress, AccessCollectionOperator] = {}
-        erasure: dict[CollectionAddress, ErasureCollectionOperator] = {}
+        access: dict[CollectionAddress, BaseOperator] = {}
+        erasure: dict[CollectionAddress, BaseOperator] = {}
         with TaskGroup("access", prefix_group_id=True):
             for address in config.plan.order:
-                access[address] = AccessCollectionOperator(task_id=address.task_suffix, address=address, **common)
+                manual = config.mapping(address.dataset).kind == "manual"
+                operator = ManualAccessOperator if manual else AccessCollectionOperator
+                access[address] = operator(task_id=address.task_suffix, address=address, **common)
         upload = UploadAccessPackageOperator(task_id="upload_access_package", **common)
         with TaskGroup("erasure", prefix_group_id=True):
             for address in config.plan.order:
-                erasure[address] = ErasureCollectionOperator(task_id=address.task_suffix, address=address,
-                                                             **common)
+                manual = config.mapping(address.dataset).kind == "manual"
+                operator = ManualErasureOperator if manual else ErasureCollectionOperator
+                erasure[address] = operator(task_id=address.task_suffix, address=address, **common)
         with TaskGroup("erasure_email_send", prefix_group_id=True):
             sends = [EmailSendOperator(task_id=ds, dataset=ds, **common) for ds in config.email_datasets]
         post = WebhooksOperator(task_id="post_webhooks", step="post", **common)
         finalize = FinalizeOperator(task_id="finalize", **common)
 
         # Second pass: the edges.
-        validate >> pre
+        validate >> approve >> pre
         for address, task in access.items():
             upstream = config.plan.upstream(address)
             if upstream:
@@ -151,7 +158,8 @@ def _doc(config: PrivacyConfig) -> str:
             f"identity `{i.source_field}`" if i.source is None else f"`{i.source}:{i.source_field}`"
             for i in config.plan.inputs[address]
         ]
-        kind = "vendor email" if config.mapping(address.dataset).kind == "email" else "SQL"
+        kind = {"email": "vendor email", "manual": "manual (a person answers)"}.get(
+            config.mapping(address.dataset).kind, "SQL")
         lines.append(f"| `{address}` | {', '.join(sources) or 'nothing'} | {kind} |")
     lines += ["", "Policies: " + ", ".join(f"`{k}` ({p.display_name})" for k, p in sorted(config.policies.items()))]
     return "\n".join(lines)

@@ -15,6 +15,7 @@ from .connectors.sql import SqlConnector
 from .errors import RequestError
 from .graph import Collection, CollectionAddress
 from .masking import FieldMask, Masker
+from .policy import MaskingStrategySpec
 from .request import PrivacyRequest, rows_name, values_name
 from .store import RequestStore
 from .values import distinct, values_at
@@ -54,26 +55,14 @@ def instruction_name(address: CollectionAddress) -> str:
 
 def access_collection(request: PrivacyRequest, address: CollectionAddress, connector_for: ConnectorFor) -> Outcome:
     """One query over the values arriving on the collection's edges; rows and outgoing values go to the store."""
-    config, store = request.config, request.store
-    collected: dict[str, list[Any]] = {f: [] for f in sorted(config.plan.out_fields(address))}
-    if erasure_began(store) and store.exists(rows_name(address)):
-        # Erasure has begun: a new query would find masked data and shrink what is left to erase.
-        previous = store.get(f"results/access.{address.task_suffix}.json") or {}
-        log.info("%s: erasure has begun for this request, so the rows found before it are kept", address)
-        return Outcome("kept", rows=previous.get("rows", 0))
-    if config.is_email(address):
-        _write_found(store, address, [], collected)
-        log.info("%s is a vendor (email) collection: nothing to query, 0 rows", address)
-        return Outcome("vendor")
-    inputs = request.incoming_values(address)
-    if not inputs:
-        _write_found(store, address, [], collected)
-        log.info("%s: no values arrived on its edges, so no query; 0 rows", address)
-        return Outcome("no_input")
+    config = request.config
+    early, inputs = access_inputs(request, address)
+    if early:
+        return early
     started = time.monotonic()
     connector = connector_for(config.mapping(address.dataset).conn_id or "")
     rows = connector.retrieve(config.graph.collections[address], inputs)
-    count = _write_found(store, address, rows, collected)
+    count = record_found(request, address, rows)
     outcome = Outcome("complete", rows=count, seconds=round(time.monotonic() - started, 3),
                       statements=connector.statements)
     log.info("%s: %d rows in %.2f s (%d statement(s), %d input field(s))", address, count, outcome.seconds,
@@ -81,12 +70,34 @@ def access_collection(request: PrivacyRequest, address: CollectionAddress, conne
     return outcome
 
 
-def _write_found(store: RequestStore, address: CollectionAddress, rows: Iterable[dict[str, Any]],
-                 collected: dict[str, list[Any]]) -> int:
+def access_inputs(request: PrivacyRequest,
+                  address: CollectionAddress) -> tuple[Outcome | None, dict[str, list[Any]]]:
+    """The values to look the subject up with, or the outcome when no lookup is needed: rows kept once
+    erasure began, a vendor collection, or no value arrived on the collection's edges."""
+    config, store = request.config, request.store
+    if erasure_began(store) and store.exists(rows_name(address)):
+        # Erasure has begun: a new lookup would find masked data and shrink what is left to erase.
+        previous = store.get(f"results/access.{address.task_suffix}.json") or {}
+        log.info("%s: erasure has begun for this request, so the rows found before it are kept", address)
+        return Outcome("kept", rows=previous.get("rows", 0)), {}
+    if config.is_email(address):
+        record_found(request, address, [])
+        log.info("%s is a vendor (email) collection: nothing to query, 0 rows", address)
+        return Outcome("vendor"), {}
+    inputs = request.incoming_values(address)
+    if not inputs:
+        record_found(request, address, [])
+        log.info("%s: no values arrived on its edges, so no lookup; 0 rows", address)
+        return Outcome("no_input"), {}
+    return None, inputs
+
+
+def record_found(request: PrivacyRequest, address: CollectionAddress, rows: Iterable[dict[str, Any]]) -> int:
     """Rows to the store, and the distinct values of every field that feeds another collection (even none)."""
-    count = store.write_rows(rows_name(address), _collect(rows, collected))
+    collected: dict[str, list[Any]] = {f: [] for f in sorted(request.config.plan.out_fields(address))}
+    count = request.store.write_rows(rows_name(address), _collect(rows, collected))
     for path, values in collected.items():
-        store.put(values_name(address, path), distinct(values))
+        request.store.put(values_name(address, path), distinct(values))
     return count
 
 
@@ -102,15 +113,9 @@ def erase_collection(request: PrivacyRequest, address: CollectionAddress, connec
                      try_number: int) -> Outcome:
     """Mask the rows found during access (SQL) or record the vendor's instruction (email), at most once."""
     config, store = request.config, request.store
-    done = store.get(ledger_name(address))
-    if done:
-        log.info("%s was already masked at try %s (%s rows): not masking again", address, done["try_number"],
-                 done["masked"])
-        return Outcome("complete", masked=done["masked"], detail={"masked_at_try": done["try_number"]})
-    if config.mapping(address.dataset).access == "read":
-        reason = f"dataset '{address.dataset}' is read-only (access: read): nothing erased"
-        log.warning("%s: %s", address, reason)
-        return Outcome("read_only", detail={"reason": reason})
+    early = erasure_done_or_barred(request, address)
+    if early:
+        return early
     if config.is_email(address):
         return _prepare_instruction(request, address)
     collection = config.graph.collections[address]
@@ -137,6 +142,47 @@ def erase_collection(request: PrivacyRequest, address: CollectionAddress, connec
     log.info("%s: masked %s in %d row(s) in %.2f s (%d UPDATE statement(s))", address, ", ".join(sorted(masks)),
              masked, outcome.seconds, outcome.statements)
     return outcome
+
+
+def erasure_done_or_barred(request: PrivacyRequest, address: CollectionAddress) -> Outcome | None:
+    """The outcome when the collection was already erased for this request, or may not be changed."""
+    done = request.store.get(ledger_name(address))
+    if done:
+        log.info("%s was already erased at try %s (%s rows): not erasing again", address, done["try_number"],
+                 done["masked"])
+        return Outcome("complete", masked=done["masked"], detail={"masked_at_try": done["try_number"]})
+    if request.config.mapping(address.dataset).access == "read":
+        reason = f"dataset '{address.dataset}' is read-only (access: read): nothing erased"
+        log.warning("%s: %s", address, reason)
+        return Outcome("read_only", detail={"reason": reason})
+    return None
+
+
+def record_manual_entry(request: PrivacyRequest, address: CollectionAddress, rows: list[dict[str, Any]],
+                        by: str) -> Outcome:
+    """The records a person found in a manual collection flow on like queried rows."""
+    count = record_found(request, address, rows)
+    request.store.add_event("manual_entry", collection=str(address), rows=count, by=by)
+    log.info("%s: %d record(s) entered by %s", address, count, by)
+    return Outcome("manual_entry", rows=count, detail={"entered_by": by})
+
+
+def manual_erasure_fields(request: PrivacyRequest, collection: Collection) -> dict[str, MaskingStrategySpec]:
+    """What a person erases by hand: the erasure targets, less primary keys and read-only fields."""
+    return {path: spec for path, spec in request.policy.erasure_fields(collection).items()
+            if not (collection.field(path).primary_key or collection.field(path).read_only)}
+
+
+def record_manual_erasure(request: PrivacyRequest, address: CollectionAddress, erased: int, fields: list[str],
+                          by: str, try_number: int) -> Outcome:
+    """The person's confirmation is the collection's erasure ledger entry: it is never asked for twice."""
+    request.store.put(ledger_name(address), {"masked": erased, "fields": fields, "try_number": try_number,
+                                             "confirmed_by": by, "time": datetime.now(UTC).isoformat()})
+    request.store.add_event("manual_erasure_confirmed", collection=str(address), records=erased, fields=fields,
+                            by=by, try_number=try_number)
+    log.info("%s: %d record(s) erased by hand, confirmed by %s", address, erased, by)
+    return Outcome("complete", masked=erased, detail={"fields": fields, "confirmed_by": by,
+                                                      "masked_at_try": try_number})
 
 
 def _prepare_instruction(request: PrivacyRequest, address: CollectionAddress) -> Outcome:

@@ -8,11 +8,11 @@ repeated.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
-from airflow.sdk import BaseOperator, Context, ObjectStoragePath, Variable
+from airflow.sdk import BaseOperator, Context, ObjectStoragePath, Param, SkipMixin, Variable
 from airflow.sdk.exceptions import (
     AirflowException,
     AirflowFailException,
@@ -21,23 +21,39 @@ from airflow.sdk.exceptions import (
 )
 from airflow.sdk.log import mask_secret
 
-from . import webhooks
+from . import human, webhooks
 from .access_package import package_chunks
 from .config import PrivacyConfig
+from .connectors import manual
 from .connectors.email import locatable, sample_instructions
 from .connectors.sql import SqlConnector
 from .deadlines import default_alert_message, due_soon
 from .email.render import render_erasure_email
 from .email.send import build_message, send
 from .errors import ConfigError, DataSourceError, RequestError, TransientError
-from .execution import access_collection, erase_collection, erasure_began
+from .execution import (
+    Outcome,
+    access_collection,
+    access_inputs,
+    erase_collection,
+    erasure_began,
+    erasure_done_or_barred,
+    manual_erasure_fields,
+    record_manual_entry,
+    record_manual_erasure,
+)
 from .graph import CollectionAddress
 from .masking import new_request_secrets
+from .policy import Webhook
 from .report import build_report
-from .request import DERIVED_IDENTITY, PrivacyRequest, check_request, check_vendors, open_request
+from .request import DERIVED_IDENTITY, PrivacyRequest, check_request, check_vendors, open_request, rows_name
 from .store import RequestStore
 
 STORE_KEY_VARIABLE = "privacy_requests_store_key"
+HALTED = "halted.json"  # which pre-execution webhook halted the request, until it is resumed
+RESUME = "Resume"
+APPROVE, REJECT = "Approve", "Reject"
+CONFIRM = "Confirm"
 
 
 class PrivacyRequestOperator(BaseOperator):
@@ -55,9 +71,16 @@ class PrivacyRequestOperator(BaseOperator):
         self.privacy_config = privacy_config
 
     def execute(self, context: Context) -> Any:
+        return self._guarded(context, lambda request: self.run(request, context))
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        """Airflow resumes a task here when the person it asked (``human.ask``) has answered."""
+        return self._guarded(context, lambda request: self.answered(request, context, event))
+
+    def _guarded(self, context: Context, step: Callable[[PrivacyRequest], Any]) -> Any:
         request = self._open(context)
         try:
-            return self.run(request, context)
+            return step(request)
         except (AirflowSkipException, AirflowFailException):
             raise
         except (RequestError, ConfigError, DataSourceError) as exc:
@@ -72,6 +95,9 @@ class PrivacyRequestOperator(BaseOperator):
 
     def run(self, request: PrivacyRequest, context: Context) -> Any:
         raise NotImplementedError
+
+    def answered(self, request: PrivacyRequest, context: Context, event: dict[str, Any]) -> Any:
+        raise NotImplementedError(f"{self.task_id} does not ask anyone")
 
     def _open(self, context: Context) -> PrivacyRequest:
         params = dict(context["params"])
@@ -166,39 +192,150 @@ def _check_smtp_connection(config: PrivacyConfig) -> list[str]:
     return []
 
 
+class ApproveRequestOperator(PrivacyRequestOperator, SkipMixin):
+    """Waits for a person to approve or reject the request when its policy asks for manual approval.
+
+    Reject ends the request before anything is touched: the rest of the run is skipped, and the report
+    says who rejected it and why.
+    """
+
+    inherits_from_skipmixin = True
+
+    def run(self, request: PrivacyRequest, context: Context) -> NoReturn:
+        policy = request.policy
+        if not policy.manual_approval:
+            raise AirflowSkipException(f"policy '{policy.key}' does not ask for manual approval")
+        received = (request.store.get("request.json") or {}).get("received")
+        due = policy.due_date(datetime.fromisoformat(received)).date() if received else "unknown"
+        access = sorted({t for r in policy.access_rules for t in r.targets})
+        erasure = sorted({t for r in policy.erasure_rules for t in r.targets})
+        human.ask(
+            context, options=[APPROVE, REJECT], timeout=self.privacy_config.settings.wait_timeout,
+            subject=f"Approve privacy request {request.request_id}?",
+            body=f"**{policy.display_name}** (`{policy.key}`) for a subject identified by "
+                 f"{', '.join(sorted(request.conf.identity))}; due {due}.\n\n"
+                 f"- returns: {', '.join(access) or 'nothing'}\n- erases: {', '.join(erasure) or 'nothing'}\n\n"
+                 "Nothing has been read or changed yet. A rejection ends the request; give the reason.",
+            params={"reason": Param("", type=["null", "string"], title="Reason",
+                                    description="Why (kept in the request's report).")})
+
+    def answered(self, request: PrivacyRequest, context: Context, event: dict[str, Any]) -> dict[str, bool]:
+        timeout = human.duration(self.privacy_config.settings.wait_timeout)
+        answer = human.Answer.of(event, f"nobody approved or rejected the request within {timeout}; clear "
+                                        "approve_request to ask again")
+        reason = str(answer.values.get("reason") or "").strip() or None
+        store = request.store
+        if answer.option == APPROVE:
+            store.add_event("request_approved", by=answer.by, reason=reason)
+            self.log.info("Request approved by %s", answer.by)
+            return {"approved": True}
+        store.add_event("request_rejected", by=answer.by, reason=reason or "no reason given")
+        store.write_public("report.json", [build_report(request).to_json()])
+        store.delete_intermediate()
+        self.log.info("Request rejected by %s: nothing was read or changed; the rest of the run is skipped",
+                      answer.by)
+        self.skip(ti=context["ti"], tasks=context["task"].get_flat_relatives(upstream=False))
+        return {"approved": False}
+
+
 class WebhooksOperator(PrivacyRequestOperator):
-    """The policy's pre- or post-execution webhooks, in order; each call that succeeded is not repeated."""
+    """The policy's pre- or post-execution webhooks, in order; each call that succeeded is not repeated.
+
+    A two-way pre-execution webhook that answers ``{"halt": true}`` parks this task (no worker slot held)
+    until someone resumes it (Airflow UI or REST); the webhooks after it run then.
+    """
 
     def __init__(self, *, step: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.step = step
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, int]:
-        hooks = getattr(request.policy.webhooks, self.step)
-        if not hooks:
+        if not getattr(request.policy.webhooks, self.step):
             raise AirflowSkipException(f"policy '{request.conf.policy}' has no {self.step}-execution webhooks")
+        return self._call_remaining(request, context)
+
+    def _call_remaining(self, request: PrivacyRequest, context: Context) -> dict[str, int]:
         store = request.store
         called = 0
-        for webhook in hooks:
-            ledger = f"ledger/webhook.{self.step}.{webhook.name}.json"
-            if store.exists(ledger):
+        for webhook in getattr(request.policy.webhooks, self.step):
+            if store.exists(self._ledger(webhook)):
                 self.log.info("Webhook %s was already called for this request: not calling again", webhook.name)
                 continue
             payload = {"request_id": request.request_id, "policy": request.conf.policy, "step": self.step,
                        "direction": webhook.direction, "identity": request.identity}
-            status, seconds, answer = webhooks.call(webhook, payload)
+            may_halt = self.step == "pre" and webhook.direction == "two_way"
+            headers = {"reply-to": _airflow_url(human.resume_path(context))} if may_halt else None
+            status, seconds, answer = webhooks.call(webhook, payload, headers)
             derived = answer.get("derived_identity") or {}
-            if derived:
-                for value in derived.values():
-                    mask_secret(value)
-                store.put(DERIVED_IDENTITY, {**(store.get(DERIVED_IDENTITY) or {}), **derived})
-            store.put(ledger, {"status": status, "try_number": context["ti"].try_number})
+            self._add_derived(store, derived)
+            halted = may_halt and bool(answer.get("halt"))
             store.add_event("webhook_called", step=self.step, webhook=webhook.name, direction=webhook.direction,
-                            status=status, seconds=seconds, derived_identity_types=sorted(derived))
+                            status=status, seconds=seconds, derived_identity_types=sorted(derived), halt=halted)
             self.log.info("Webhook %s (%s): HTTP %d in %.2f s%s", webhook.name, webhook.direction, status, seconds,
                           f", derived identity types {sorted(derived)}" if derived else "")
+            if halted:
+                self._halt(request, context, webhook)
+            if answer.get("halt"):
+                self.log.warning("Webhook %s asked to halt after execution: ignored, only a two-way "
+                                 "pre-execution webhook can halt a request", webhook.name)
+            store.put(self._ledger(webhook), {"status": status, "try_number": context["ti"].try_number})
             called += 1
         return {"called": called}
+
+    def _ledger(self, webhook: Webhook) -> str:
+        return f"ledger/webhook.{self.step}.{webhook.name}.json"
+
+    def _add_derived(self, store: RequestStore, derived: dict[str, str]) -> None:
+        if derived:
+            for value in derived.values():
+                mask_secret(value)
+            store.put(DERIVED_IDENTITY, {**(store.get(DERIVED_IDENTITY) or {}), **derived})
+
+    def _halt(self, request: PrivacyRequest, context: Context, webhook: Webhook) -> NoReturn:
+        request.store.put(HALTED, {"webhook": webhook.name, "time": datetime.now(UTC).isoformat()})
+        request.store.add_event("request_halted", webhook=webhook.name,
+                                timeout_seconds=int(webhook.halt_timeout.total_seconds()))
+        self.log.info("Webhook %s halted the request: waiting up to %s to be resumed (%s)", webhook.name,
+                      webhook.halt_timeout, human.resume_path(context))
+        human.ask(
+            context, options=[RESUME], timeout=webhook.halt_timeout,
+            subject=f"Privacy request {request.request_id} is halted by a webhook",
+            body=f"The pre-execution webhook **{webhook.name}** asked to halt the request before any data is "
+                 f"touched. Choose *{RESUME}* when its system is ready; it may add derived identities "
+                 '(for example `{"phone_number": "+1..."}`) that then seed the traversal.',
+            params={"derived_identity": Param({}, type="object", title="Derived identity",
+                                              description="Optional identity values found by the remote, "
+                                                          "by identity type.")})
+
+    def answered(self, request: PrivacyRequest, context: Context, event: dict[str, Any]) -> dict[str, int]:
+        store = request.store
+        halted = store.get(HALTED)
+        if halted is None:
+            raise RequestError("pre_webhooks was resumed but no halt is recorded: clear pre_webhooks")
+        webhook = next(w for w in request.policy.webhooks.pre if w.name == halted["webhook"])
+        answer = human.Answer.of(
+            event, f"webhook '{webhook.name}' halted the request and nobody resumed it within "
+                   f"{human.duration(webhook.halt_timeout)}; clear pre_webhooks to call it again")
+        derived = answer.values.get("derived_identity") or {}
+        if not isinstance(derived, dict) or not all(isinstance(v, str) and v for v in derived.values()):
+            raise RequestError("the resume's derived_identity must map identity types to non-empty strings; "
+                               "clear pre_webhooks to call the webhook again")
+        self._add_derived(store, derived)
+        store.put(self._ledger(webhook), {"halted": True, "resumed_by": answer.by,
+                                          "try_number": context["ti"].try_number})
+        store.delete(HALTED)
+        store.add_event("request_resumed", webhook=webhook.name, by=answer.by,
+                        derived_identity_types=sorted(derived))
+        self.log.info("Resumed by %s after webhook %s halted the request", answer.by, webhook.name)
+        return self._call_remaining(request, context)
+
+
+def _airflow_url(path: str) -> str:
+    """An absolute URL on this Airflow's API server when ``[api] base_url`` is set, else the path."""
+    from airflow.sdk import conf
+
+    base = (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+    return f"{base}{path}"
 
 
 class CollectionOperator(PrivacyRequestOperator):
@@ -214,6 +351,30 @@ class AccessCollectionOperator(CollectionOperator):
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, int]:
         outcome = access_collection(request, self.address, sql_connector)
+        self._record_result(request, context, **outcome.as_dict())
+        return {"rows": outcome.rows}
+
+
+class ManualAccessOperator(CollectionOperator):
+    """A manual collection: a person looks the subject up and enters the records found (human-in-the-loop)."""
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, int]:
+        outcome, locators = access_inputs(request, self.address)
+        if outcome:
+            self._record_result(request, context, **outcome.as_dict())
+            return {"rows": outcome.rows}
+        collection = self.privacy_config.graph.collections[self.address]
+        human.ask(context, options=[CONFIRM], timeout=self.privacy_config.settings.wait_timeout,
+                  subject=f"Look up privacy request {request.request_id} in {self.address}",
+                  body=manual.access_question(collection, locators), params=manual.entry_form(collection))
+
+    def answered(self, request: PrivacyRequest, context: Context, event: dict[str, Any]) -> dict[str, int]:
+        timeout = human.duration(self.privacy_config.settings.wait_timeout)
+        answer = human.Answer.of(event, f"nobody entered the records of {self.address} within {timeout}; "
+                                        "clear this task to ask again")
+        rows = manual.check_rows(self.privacy_config.graph.collections[self.address],
+                                 answer.values.get(manual.ROWS, []))
+        outcome = record_manual_entry(request, self.address, rows, answer.by)
         self._record_result(request, context, **outcome.as_dict())
         return {"rows": outcome.rows}
 
@@ -265,6 +426,40 @@ class ErasureCollectionOperator(CollectionOperator):
         if not request.policy.erasure_rules:
             raise AirflowSkipException(f"policy '{request.policy.key}' has no erasure rules")
         outcome = erase_collection(request, self.address, sql_connector, context["ti"].try_number)
+        self._record_result(request, context, **outcome.as_dict())
+        return {"masked": outcome.masked}
+
+
+class ManualErasureOperator(CollectionOperator):
+    """A manual collection: a person erases the listed fields by hand and confirms how many records."""
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, int]:
+        if not request.policy.erasure_rules:
+            raise AirflowSkipException(f"policy '{request.policy.key}' has no erasure rules")
+        collection = self.privacy_config.graph.collections[self.address]
+        fields = manual_erasure_fields(request, collection)
+        outcome = erasure_done_or_barred(request, self.address) or (None if fields else Outcome("nothing_to_erase"))
+        rows = [] if outcome else list(request.store.read_rows(rows_name(self.address)))
+        if not outcome and not rows:
+            outcome = Outcome("nothing_found")
+        if outcome:
+            self._record_result(request, context, **outcome.as_dict())
+            return {"masked": outcome.masked}
+        human.ask(context, options=[CONFIRM], timeout=self.privacy_config.settings.wait_timeout,
+                  subject=f"Erase privacy request {request.request_id} in {self.address}",
+                  body=manual.erasure_question(collection, rows, fields), params=manual.erasure_form(len(rows)))
+
+    def answered(self, request: PrivacyRequest, context: Context, event: dict[str, Any]) -> dict[str, int]:
+        timeout = human.duration(self.privacy_config.settings.wait_timeout)
+        answer = human.Answer.of(event, f"nobody confirmed the erasure in {self.address} within {timeout}; "
+                                        "clear this task to ask again")
+        erased = answer.values.get(manual.RECORDS_ERASED)
+        if not isinstance(erased, int) or isinstance(erased, bool) or erased < 0:
+            raise RequestError(f"records_erased for {self.address} must be a whole number of at least 0, not "
+                               f"{erased!r}; clear this task to ask again")
+        fields = sorted(manual_erasure_fields(request, self.privacy_config.graph.collections[self.address]))
+        outcome = record_manual_erasure(request, self.address, erased, fields, answer.by,
+                                        context["ti"].try_number)
         self._record_result(request, context, **outcome.as_dict())
         return {"masked": outcome.masked}
 

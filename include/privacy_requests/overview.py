@@ -83,15 +83,20 @@ def request_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | No
     policy = config.policies.get(str(run.conf.get("policy")))
     due = policy.due_date(run.received) if policy else None
     days_left = (due - now).days if due else None
-    open_request = run.state not in ("success",)
+    open_request = run.state != "success"
     urgency = ""
     if due and open_request and days_left is not None:
         urgency = "overdue" if due < now else ("due-soon" if days_left < DUE_SOON_DAYS else "")
     identity = ", ".join(mask_identity(str(v)) for v in (run.conf.get("identity") or {}).values() if v)
     report = report or {}
+    status = run.state
+    if report.get("status") == "rejected":
+        status = "rejected"
+    elif any(t.state == "awaiting_input" for t in run.tasks):
+        status = "awaiting input"
     return RequestRow(
         run_id=run.run_id, request_id=request_id, policy=policy.display_name if policy else str(run.conf.get("policy")),
-        received=run.received, status=run.state, checkpoint=checkpoint_of(run, order), identity=identity or "-",
+        received=run.received, status=status, checkpoint=checkpoint_of(run, order), identity=identity or "-",
         due=due, days_left=days_left, urgency=urgency, rows_found=report.get("rows_found"),
         rows_masked=report.get("rows_masked"), emails_sent=report.get("emails_sent"))
 
@@ -105,5 +110,8 @@ def run_note(report: dict[str, Any] | None) -> str:
         failure = report["failed_checkpoint"]
         return (f"Failed at {failure['checkpoint']} (try {failure['try_number']}): {failure['error']}. "
                 "Fix the cause, then clear that task with its downstream tasks.")
+    if report["status"] == "rejected":
+        review = report["review"]
+        return f"Rejected by {review['by']}: {review['reason']}. Nothing was read or changed."
     return (f"Complete: {report['rows_found']} row(s) found, {report['rows_masked']} masked, "
             f"{report['emails_sent']} vendor email(s) sent.")

@@ -34,8 +34,12 @@ class Rule(BaseModel):
     masking_strategy: MaskingStrategySpec | None = None
 
 
+WEEK = timedelta(days=7)
+
+
 class Webhook(BaseModel):
-    """An HTTP call around execution: one-way notifies; two-way may answer with derived identities."""
+    """An HTTP call around execution: one-way notifies; two-way may answer with derived identities, and a
+    two-way pre-execution webhook may halt the request until it is resumed (or ``halt_timeout`` passes)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -43,6 +47,7 @@ class Webhook(BaseModel):
     conn_id: str
     endpoint: str = ""
     direction: Literal["one_way", "two_way"] = "one_way"
+    halt_timeout: timedelta = Field(default=WEEK, gt=timedelta(0))  # ISO 8601 ("P7D", "PT12H") or seconds
 
 
 class Webhooks(BaseModel):
@@ -62,6 +67,7 @@ class Policy(BaseModel):
     due_days: int | None = Field(default=None, gt=0)  # overrides the regulation's time limit
     rules: list[Rule] = Field(min_length=1)
     webhooks: Webhooks = Field(default_factory=Webhooks)
+    manual_approval: bool = False  # a person approves or rejects each request before anything is touched
 
     def due_date(self, received: datetime) -> datetime:
         """When the answer is due: GDPR one calendar month (Art. 12(3)), CCPA 45 days, or ``due_days``."""

@@ -1,4 +1,5 @@
-"""``report.json``: per collection and step, what happened; every audit event; nothing personal."""
+"""``report.json``: per collection and step, what happened; who approved or rejected the request; every audit
+event (webhook calls, halts, manual entries...); nothing personal beyond the request's own identity types."""
 
 from __future__ import annotations
 
@@ -42,12 +43,15 @@ def build_report(request: PrivacyRequest, failure: dict[str, Any] | None = None)
         })
     events = store.events()
     emails = [e for e in events if e["event"] == "email_sent"]
+    review = next((e for e in reversed(events) if e["event"] in ("request_approved", "request_rejected")), None)
+    rejected = review is not None and review["event"] == "request_rejected"
     return Report({
         "request_id": request.request_id,
         "policy": request.conf.policy,
         "identity_types": sorted(request.conf.identity),
-        "status": "failed" if failure else "complete",
+        "status": "failed" if failure else "rejected" if rejected else "complete",
         "failed_checkpoint": failure,
+        "review": review,
         "updated_at": datetime.now(UTC).isoformat(),
         "rows_found": sum(c["access"].get("rows", 0) for c in collections),
         "rows_masked": sum(c["erasure"].get("masked", 0) for c in collections),

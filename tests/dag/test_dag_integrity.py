@@ -8,7 +8,8 @@ import pytest
 
 from tests.conftest import ROOT
 
-CHECKPOINTS = ["validate_request", "pre_webhooks", "upload_access_package", "post_webhooks", "finalize"]
+CHECKPOINTS = ["validate_request", "approve_request", "pre_webhooks", "upload_access_package", "post_webhooks",
+               "finalize"]
 
 
 def dagbag(monkeypatch: pytest.MonkeyPatch, config_dir: Path | None = None):

@@ -358,7 +358,7 @@ def test_a_nested_field_cannot_be_a_sql_query_input(folder: Path) -> None:
 
     edit(folder, SHOP, nest)
     problem = find(problems_of(folder), SHOP, "demo_shop.login.meta.customer_ref")
-    assert "nested field cannot be queried in a SQL dataset" in problem.message
+    assert "nested field cannot be looked up in a sql dataset" in problem.message
 
 
 def test_a_nested_field_can_locate_vendor_records(folder: Path) -> None:
