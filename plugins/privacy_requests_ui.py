@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader
 
 DAG_ID = "privacy_request"
 log = logging.getLogger(__name__)
-STATUSES = ("queued", "running", "success", "failed")
+STATUSES = ("queued", "running", "awaiting input", "success", "rejected", "failed")
 app = FastAPI(title="Privacy requests")
 _pages = Environment(loader=FileSystemLoader(Path(__file__).parent / "privacy_requests_templates"), autoescape=True)
 
@@ -73,7 +73,7 @@ def _rows(runs) -> list:
 
 @app.get("/api/requests")
 def list_requests(user: GetUserDep, status: str | None = None) -> list[dict[str, Any]]:
-    """The overview as JSON, newest first; ``status`` filters (queued, running, success, failed)."""
+    """The overview as JSON, newest first; ``status`` filters (one of STATUSES)."""
     rows = [r for r in _rows(_runs()) if status in (None, r.status)]
     return [{**r.__dict__, "received": r.received.isoformat(), "due": r.due.isoformat() if r.due else None}
             for r in rows]

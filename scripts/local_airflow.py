@@ -113,6 +113,11 @@ class AirflowCluster:
         response.raise_for_status()
         return response.json()
 
+    def patch(self, path: str, body: dict) -> dict:
+        response = self.session.patch(f"{self.base}{path}", json=body, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
     def trigger(self, run_id: str, conf: dict) -> None:
         self.post("/api/v2/dags/privacy_request/dagRuns", {"logical_date": None, "dag_run_id": run_id, "conf": conf})
 
@@ -124,6 +129,31 @@ class AirflowCluster:
                 return state
             time.sleep(1)
         raise AssertionError(f"run {run_id} not finished after {timeout} s")
+
+    def wait_for_task(self, run_id: str, task_id: str, state: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.task_states(run_id).get(task_id, (None,))[0] == state:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{task_id} of run {run_id} not {state} after {timeout} s: {self.task_states(run_id)}")
+
+    def wait_until_parked(self, run_id: str, task_id: str, timeout: float = 120) -> None:
+        """Until the task awaits input and the scheduler has seen its worker exit.
+
+        Airflow 3.3 fails a task answered before the scheduler processes the parked worker's exit (seconds
+        under load): the exit then looks like a task killed externally. People never answer that fast.
+        """
+        self.wait_for_task(run_id, task_id, "awaiting_input", timeout)
+        try_number = self.task_states(run_id)[task_id][1]
+        exited = (f"Received executor event with state success for task instance TaskInstanceKey("
+                  f"dag_id='privacy_request', task_id='{task_id}', run_id='{run_id}', try_number={try_number},")
+        deadline = time.monotonic() + timeout
+        while exited not in (self.home / "scheduler.log").read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the scheduler did not see {task_id} of {run_id} park in {timeout} s")
+            time.sleep(0.5)
+        time.sleep(1)
 
     def task_states(self, run_id: str) -> dict[str, tuple[str, int]]:
         body = self.get(f"/api/v2/dags/privacy_request/dagRuns/{run_id}/taskInstances", limit=500)

@@ -3,53 +3,23 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from tests.dag.conftest import table
+from tests.http_remote import Remote
 
 JANE = {"email": "jane@example.com"}
-
-
-class Remote:
-    """Records every POST; answers each path from a queue of (status, body), then 200 {}."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, dict]] = []
-        self.answers: dict[str, list[tuple[int, dict]]] = {}
-        remote = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                remote.calls.append((self.path, body))
-                status, answer = (remote.answers.get(self.path) or [(200, {})]).pop(0)
-                data = json.dumps(answer).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
 
 
 @pytest.fixture
 def remote(monkeypatch: pytest.MonkeyPatch) -> Iterator[Remote]:
     server = Remote()
-    thread = threading.Thread(target=server.server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("AIRFLOW_CONN_CRM_HOOK", f"http://127.0.0.1:{server.port}")
+    monkeypatch.setenv("AIRFLOW_CONN_CRM_HOOK", server.url)
     yield server
-    server.server.shutdown()
+    server.stop()
 
 
 def with_webhooks(config_folder, webhooks: dict, retries: dict | None = None) -> None:
@@ -114,3 +84,19 @@ def test_a_two_way_webhook_adds_identities_that_change_what_is_found(run_request
     assert dag_run.state == "success"
     package = json.loads((storage / "req-1" / "access_package.json").read_text())
     assert package == {"demo_shop:sms_subscription": [{"phone": "+15555550100", "topic": "offers"}]}
+
+
+def test_only_a_pre_execution_webhook_can_halt(run_request, config_folder, remote: Remote, storage: Path,
+                                               smtp) -> None:
+    """After execution there is nothing left to hold back: a post webhook's halt is logged and ignored."""
+    with_webhooks(config_folder, {"post": [{"name": "late", "conn_id": "crm_hook", "endpoint": "/late",
+                                            "direction": "two_way"}]})
+    remote.answers["/late"] = [(200, {"halt": True})]
+    _, dag_run, states = run_request("default_access_policy", JANE)
+
+    assert dag_run.state == "success"
+    assert states["post_webhooks"] == ("success", 1)
+    report = json.loads((storage / "req-1" / "report.json").read_text())
+    assert [(e["webhook"], e["halt"]) for e in report["events"] if e["event"] == "webhook_called"] == [
+        ("late", False)]
+    assert "reply-to" not in remote.headers[0]  # only a two-way pre webhook is told where to resume

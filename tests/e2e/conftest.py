@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,11 @@ from scripts.local_airflow import AirflowCluster
 from tests.dag.conftest import SmtpServer, free_port
 
 
-@pytest.fixture(scope="session")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowCluster, SmtpServer, Path, Path]]:
-    base = tmp_path_factory.mktemp("e2e")
+@contextmanager
+def airflow_world(base: Path, overlay: Path | None = None,
+                  env: dict[str, str] | None = None) -> Iterator[tuple[AirflowCluster, SmtpServer, Path, Path]]:
+    """A real Airflow on the demo configuration (plus ``overlay``: more dataset and policy files, with the
+    manual datasets mapped), a fresh demo shop and an SMTP server; yields (cluster, smtp, shop, storage)."""
     root = Path(__file__).resolve().parents[2]
     shop = base / "demo_shop.db"
     with sqlite3.connect(shop) as con:
@@ -25,6 +28,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowClu
     shutil.copytree(root / "include/privacy", config, ignore=shutil.ignore_patterns("seed"))
     settings = (config / "privacy.yml").read_text().replace(
         "retries: {count: 2, delay_seconds: 10, max_delay_seconds: 120}", "retries: {count: 0}")
+    if overlay is not None:
+        shutil.copytree(overlay, config, dirs_exist_ok=True)
+        manual = "".join(f"  {p.stem}: {{manual: true}}\n" for p in sorted((overlay / "datasets").glob("*.yml")))
+        settings = settings.replace("\ndata_categories:", f"\n{manual}data_categories:")
     (config / "privacy.yml").write_text(settings)
     smtp = SmtpServer(free_port())
     storage = base / "storage"
@@ -35,6 +42,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowClu
         "AIRFLOW_CONN_DEMO_SHOP_DB": f"sqlite:///{shop}",
         "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{smtp.port}?disable_tls=true&disable_ssl=true"
                                      "&from_email=privacy%40example.com&timeout=5&retry_limit=0",
+        **(env or {}),
     })
     try:
         cluster.start()
@@ -42,6 +50,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowClu
     finally:
         cluster.stop()
         smtp.stop()
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowCluster, SmtpServer, Path, Path]]:
+    with airflow_world(tmp_path_factory.mktemp("e2e")) as parts:
+        yield parts
 
 
 @pytest.fixture(scope="session")

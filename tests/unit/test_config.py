@@ -76,7 +76,8 @@ def test_demo_folder_loads() -> None:
     config = load_config(DEMO)
     assert len(config.graph.collections) == 10
     assert sorted(config.policies) == ["access_and_erasure_policy", "default_access_policy",
-                                       "default_erasure_policy"]
+                                       "default_erasure_policy", "reviewed_erasure_policy"]
+    assert [k for k, p in config.policies.items() if p.manual_approval] == ["reviewed_erasure_policy"]
     assert sorted(config.datasets) == ["daycare_vendor", "demo_shop"]
     assert config.email_datasets == ["daycare_vendor"]
     assert len(config.plan.order) == 10
@@ -233,6 +234,19 @@ def test_mapping_with_both_conn_id_and_email(folder: Path) -> None:
     assert "exactly one of 'conn_id'" in problem.message
 
 
+def test_mapping_both_manual_and_a_connection(folder: Path) -> None:
+    edit(folder, "privacy.yml", lambda d: d["datasets"]["demo_shop"].update(manual=True))
+    problem = find(problems_of(folder), "privacy.yml", "datasets.demo_shop")
+    assert "'manual: true' (a person answers)" in problem.message
+
+
+def test_durations_are_iso_8601(folder: Path) -> None:
+    edit(folder, "privacy.yml", lambda d: d.update(wait_timeout="P2DT12H"))
+    assert load_config(folder).settings.wait_timeout.total_seconds() == 2.5 * 86400
+    edit(folder, "privacy.yml", lambda d: d.update(wait_timeout="next week"))
+    assert find(problems_of(folder), "privacy.yml", "wait_timeout")
+
+
 # -- policies -----------------------------------------------------------------------------------------
 
 
@@ -288,7 +302,7 @@ def test_overlapping_erasure_targets(folder: Path) -> None:
         })
 
     edit(folder, POLICIES, add_overlap)
-    problem = find(problems_of(folder), POLICIES, "policy[3].rules")
+    problem = find(problems_of(folder), POLICIES, "policy[4].rules")
     assert "'user.contact'" in problem.message
     assert "'user.contact.email'" in problem.message
 

@@ -55,3 +55,15 @@ def test_run_notes_summarize_the_outcome() -> None:
     failed = {"status": "failed", "failed_checkpoint": {"checkpoint": "finalize", "try_number": 2,
                                                         "error": "TransientError"}}
     assert run_note(failed).startswith("Failed at finalize (try 2): TransientError.")
+
+
+def test_waiting_and_rejected_requests_say_so(demo: PrivacyConfig) -> None:
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    waiting = [TaskState("validate_request", "success", 1, now, now),
+               TaskState("approve_request", "awaiting_input", 1, now, None)]
+    row = request_row(demo, run("running", now, waiting), None, ["validate_request", "approve_request"], now)
+    assert (row.status, row.checkpoint) == ("awaiting input", "approve_request")
+    rejected = {"status": "rejected", "rows_found": 0, "rows_masked": 0, "emails_sent": 0,
+                "review": {"event": "request_rejected", "by": "dpo", "reason": "duplicate"}}
+    assert request_row(demo, run("success", now, []), rejected, ORDER, now).status == "rejected"
+    assert run_note(rejected) == "Rejected by dpo: duplicate. Nothing was read or changed."

@@ -1,0 +1,72 @@
+"""Manual collections: the entry form built from the fields, and the checks on what a person enters."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from include.privacy_requests.config import load_config
+from include.privacy_requests.connectors.manual import (
+    access_question,
+    check_rows,
+    entry_form,
+    erasure_question,
+)
+from include.privacy_requests.errors import RequestError
+from include.privacy_requests.graph import Collection, CollectionAddress
+from include.privacy_requests.policy import MaskingStrategySpec
+
+HUMAN = Path(__file__).resolve().parents[1] / "e2e" / "human_steps" / "datasets"
+
+
+@pytest.fixture(scope="module")
+def forms(tmp_path_factory: pytest.TempPathFactory) -> Collection:
+    """The paper archive of the end-to-end tests, loaded beside the demo configuration."""
+    import shutil
+
+    folder = tmp_path_factory.mktemp("config") / "privacy"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "include" / "privacy", folder)
+    shutil.copy(HUMAN / "paper_archive.yml", folder / "datasets")
+    settings = (folder / "privacy.yml").read_text()
+    (folder / "privacy.yml").write_text(settings.replace("\ndata_categories:",
+                                                         "\n  paper_archive: {manual: true}\ndata_categories:"))
+    config = load_config(folder)
+    assert config.mapping("paper_archive").kind == "manual"
+    return config.graph.collections[CollectionAddress("paper_archive", "membership_form")]
+
+
+def test_the_form_has_one_list_of_records_with_the_collections_fields(forms: Collection) -> None:
+    schema = entry_form(forms)["rows"].serialize()["schema"]
+    assert schema["type"] == "array"
+    assert schema["items"]["properties"]["order_number"] == {"type": ["integer", "null"]}
+    assert set(schema["items"]["properties"]) == {"member_number", "email", "name", "order_number", "signed_on"}
+    assert schema["items"]["additionalProperties"] is False
+
+
+def test_entered_values_are_cast_to_the_declared_types(forms: Collection) -> None:
+    rows = check_rows(forms, [{"member_number": 1001, "order_number": "99", "name": None}])
+    assert rows == [{"member_number": "1001", "order_number": 99, "name": None}]
+    assert check_rows(forms, []) == []
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    ({"email": "x"}, "must be a list of objects, not dict"),
+    (["jane"], "record 1 is not an object"),
+    ([{}, {"email": "a@b.c", "shoe_size": 9}], "record 2 has field(s) the collection does not have: shoe_size"),
+    ([{"order_number": "ninety-nine"}], "record 1, field 'order_number' is not a valid integer"),
+])
+def test_bad_entries_are_refused_naming_the_record_and_field(forms: Collection, answer: object,
+                                                             message: str) -> None:
+    with pytest.raises(RequestError, match="paper_archive:membership_form") as info:
+        check_rows(forms, answer)
+    assert message in str(info.value)
+
+
+def test_the_questions_say_what_to_look_for_and_what_to_erase(forms: Collection) -> None:
+    asked = access_question(forms, {"email": ["jane@example.com"]})
+    assert "- `email`: jane@example.com" in asked
+    erase = erasure_question(forms, [{"member_number": "M-1", "name": "Jane"}],
+                             {"name": MaskingStrategySpec(strategy="null_rewrite")})
+    assert "- `name`: clear it (empty or null)" in erase
+    assert "- member_number = M-1" in erase
