@@ -18,6 +18,7 @@ from airflow.sdk.exceptions import (
     AirflowFailException,
     AirflowNotFoundException,
     AirflowSkipException,
+    DownstreamTasksSkipped,
 )
 from airflow.sdk.log import mask_secret
 
@@ -81,7 +82,7 @@ class PrivacyRequestOperator(BaseOperator):
         request = self._open(context)
         try:
             return step(request)
-        except (AirflowSkipException, AirflowFailException):
+        except (AirflowSkipException, AirflowFailException, DownstreamTasksSkipped):
             raise
         except (RequestError, ConfigError, DataSourceError) as exc:
             self._record_failure(request, context, exc)
@@ -231,9 +232,9 @@ class ApproveRequestOperator(PrivacyRequestOperator, SkipMixin):
             return {"approved": True}
         store.add_event("request_rejected", by=answer.by, reason=reason or "no reason given")
         store.write_public("report.json", [build_report(request).to_json()])
-        store.delete_intermediate()
         self.log.info("Request rejected by %s: nothing was read or changed; the rest of the run is skipped",
                       answer.by)
+        # Raises DownstreamTasksSkipped: this task succeeds and every task after it is skipped.
         self.skip(ti=context["ti"], tasks=context["task"].get_flat_relatives(upstream=False))
         return {"approved": False}
 

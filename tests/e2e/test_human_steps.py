@@ -156,8 +156,11 @@ def test_a_manual_collection_is_answered_and_its_rows_flow_on(human) -> None:
     assert cluster.wait_for_run("manual-1") == "success"
 
     package = json.loads((storage / "manual-1" / "access_package.json").read_text())
-    assert package["paper_archive:membership_form"] == [{**form, "order_number": 99}]  # typed as declared
-    assert 99 in [order["id"] for order in package["demo_shop:orders"]]  # found through the form only
+    # The package holds the fields the policy returns (user.*), not order_number or signed_on.
+    assert package["paper_archive:membership_form"] == [{"member_number": "M-1001", "email": "jane@example.com",
+                                                         "name": "Jane Doe"}]
+    # Jane's two online orders, and the phone order (total 18.0) that only the paper form leads to.
+    assert sorted(order["total"] for order in package["demo_shop:orders"]) == [12.0, 18.0, 42.5]
     body = report(storage, "manual-1")
     form_report = next(c for c in body["collections"] if c["collection"] == "paper_archive:membership_form")
     assert form_report["access"]["rows"] == 1 and form_report["erasure"]["masked"] == 1
