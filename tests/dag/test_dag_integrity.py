@@ -89,7 +89,8 @@ def test_task_templates_render_the_vendor_param(monkeypatch: pytest.MonkeyPatch)
 def test_trigger_form_offers_the_configured_policies_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     dag = dagbag(monkeypatch).dags["privacy_request"]
     policy = dag.params.get_param("policy")
-    assert policy.schema["enum"] == ["access_and_erasure_policy", "default_access_policy", "default_erasure_policy"]
+    assert policy.schema["enum"] == ["access_and_erasure_policy", "default_access_policy", "default_erasure_policy",
+                                     "reviewed_erasure_policy"]
     assert policy.schema["values_display"]["default_erasure_policy"] == "Erasure request (GDPR Art. 17)"
     identity = dag.params.get_param("identity")
     assert set(identity.schema["properties"]) == {"email", "phone_number"}

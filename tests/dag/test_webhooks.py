@@ -86,8 +86,8 @@ def test_a_two_way_webhook_adds_identities_that_change_what_is_found(run_request
     assert package == {"demo_shop:sms_subscription": [{"phone": "+15555550100", "topic": "offers"}]}
 
 
-def test_only_a_pre_execution_webhook_can_halt(run_request, config_folder, remote: Remote, storage: Path,
-                                               smtp) -> None:
+def test_only_a_pre_execution_webhook_can_halt(run_request, config_folder, remote: Remote, shop_db: Path,
+                                               storage: Path, smtp) -> None:
     """After execution there is nothing left to hold back: a post webhook's halt is logged and ignored."""
     with_webhooks(config_folder, {"post": [{"name": "late", "conn_id": "crm_hook", "endpoint": "/late",
                                             "direction": "two_way"}]})
