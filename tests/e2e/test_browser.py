@@ -13,6 +13,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from scripts.local_airflow import AirflowCluster
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
@@ -40,14 +41,19 @@ def shot(driver: webdriver.Chrome, name: str) -> Path:
     return path
 
 
-def test_a_person_finds_the_request_and_its_report(world, finished, browser: webdriver.Chrome) -> None:
-    cluster = world[0]
+def log_in(browser: webdriver.Chrome, cluster: AirflowCluster) -> WebDriverWait:
     wait = WebDriverWait(browser, 30)
     browser.get(f"{cluster.base}/auth/login")
     wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
     browser.find_element(By.NAME, "password").send_keys(cluster.password)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
     wait.until(lambda d: "/auth/login" not in d.current_url)
+    return wait
+
+
+def test_a_person_finds_the_request_and_its_report(world, finished, browser: webdriver.Chrome) -> None:
+    cluster = world[0]
+    wait = log_in(browser, cluster)
     shot(browser, "airflow-home")
 
     browser.get(f"{cluster.base}/privacy/")
@@ -64,3 +70,25 @@ def test_a_person_finds_the_request_and_its_report(world, finished, browser: web
     assert "demo_shop:address" in browser.find_element(By.ID, "collections").text
     assert browser.find_elements(By.CSS_SELECTOR, "iframe[title='Email to daycare_vendor']")
     assert shot(browser, "privacy-request").stat().st_size > 10_000
+
+
+def test_a_person_approves_a_request_under_required_actions(world, browser: webdriver.Chrome) -> None:
+    cluster, smtp = world[0], world[1]
+    smtp.start()
+    conf = {"policy": "reviewed_erasure_policy", "identity": {"email": "ada@example.com"}, "request_id": "approve-ui"}
+    cluster.trigger("approve-ui", conf)
+    cluster.wait_until_parked("approve-ui", "approve_request")
+    wait = log_in(browser, cluster)
+
+    browser.get(f"{cluster.base}/dags/privacy_request/runs/approve-ui/tasks/approve_request/required_actions")
+    approve = wait.until(ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Approve']")))
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert "Approve privacy request approve-ui?" in page
+    assert "ada@example.com" not in page  # the question names identity types, not values
+    shot(browser, "required-action-approval")
+    approve.click()
+
+    assert cluster.wait_for_run("approve-ui") == "success"
+    review = cluster.get("/privacy/api/requests")
+    assert next(r for r in review if r["run_id"] == "approve-ui")["status"] == "success"
+    assert cluster.task_states("approve-ui")["erasure.demo_shop.customer"][0] == "success"
