@@ -8,6 +8,7 @@ values that do not fit a field's declared type are refused, naming the record an
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from airflow.sdk import Param
@@ -26,14 +27,24 @@ def entry_form(collection: Collection) -> dict[str, Param]:
     """One form field: the list of records found, each an object with the collection's top-level fields."""
     properties: dict[str, Any] = {}
     for name in collection.columns:
-        spec = collection.field(name)
-        json_type = _JSON_TYPES.get((spec.data_type or "").removesuffix("[]") if spec else "")
-        properties[name] = {"type": [json_type, "null"]} if json_type and spec and not spec.is_object else {}
+        json_type = _JSON_TYPES.get(_base_type(collection, name))
+        properties[name] = {"type": [json_type, "null"]} if json_type else {}
     return {ROWS: Param(
         [], type="array", items={"type": "object", "properties": properties, "additionalProperties": False},
         title=f"Records found in {collection.address}",
-        description=f"One object per record, with the fields {', '.join(collection.columns)}; "
-                    "an empty list [] if there is none.")}
+        description=f"One object per record, for example [{_example(collection)}]; leave out what the record "
+                    "does not show. An empty list [] if there is none.")}
+
+
+def _example(collection: Collection) -> str:
+    """A record to copy: every field with a placeholder of its type."""
+    placeholders: dict[str, Any] = {"integer": 0, "float": 0.0, "boolean": False}
+    return json.dumps({name: placeholders.get(_base_type(collection, name), "") for name in collection.columns})
+
+
+def _base_type(collection: Collection, name: str) -> str:
+    spec = collection.field(name)
+    return (spec.data_type or "").removesuffix("[]") if spec and not spec.is_object else ""
 
 
 def check_rows(collection: Collection, answer: Any) -> list[dict[str, Any]]:
