@@ -130,6 +130,11 @@ class PrivacyConfig:
     def email_datasets(self) -> list[str]:
         return sorted(k for k in self.datasets if self.mapping(k).kind == "email")
 
+    @cached_property
+    def needs_approval(self) -> bool:
+        """Whether any policy asks a person to approve each request (the DAG then has approve_request)."""
+        return any(p.manual_approval for p in self.policies.values())
+
     def is_email(self, address: CollectionAddress) -> bool:
         return self.mapping(address.dataset).kind == "email"
 

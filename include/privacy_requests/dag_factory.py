@@ -65,7 +65,7 @@ def request_params(config: PrivacyConfig) -> ParamsDict:
 def checkpoint_order(config: PrivacyConfig) -> list[str]:
     """Every task id of the privacy_request DAG, in the order the checkpoints run."""
     return [
-        "validate_request", "approve_request", "pre_webhooks",
+        "validate_request", *(["approve_request"] if config.needs_approval else []), "pre_webhooks",
         *(f"access.{a.task_suffix}" for a in config.plan.order),
         "upload_access_package",
         *(f"erasure.{a.task_suffix}" for a in config.plan.order),
@@ -96,7 +96,8 @@ def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
     ) as dag:
         common = {"privacy_config": config}
         validate = ValidateRequestOperator(task_id="validate_request", trigger_rule="all_success", **common)
-        approve = ApproveRequestOperator(task_id="approve_request", **common)
+        # Only when some policy asks for approval: every task costs each request time.
+        approve = ApproveRequestOperator(task_id="approve_request", **common) if config.needs_approval else None
         pre = WebhooksOperator(task_id="pre_webhooks", step="pre", **common)
         access: dict[CollectionAddress, BaseOperator] = {}
         erasure: dict[CollectionAddress, BaseOperator] = {}
@@ -117,7 +118,10 @@ def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
         finalize = FinalizeOperator(task_id="finalize", **common)
 
         # Second pass: the edges.
-        validate >> approve >> pre
+        if approve:
+            validate >> approve >> pre
+        else:
+            validate >> pre
         for address, task in access.items():
             upstream = config.plan.upstream(address)
             if upstream:

@@ -25,7 +25,8 @@ def ask(context: Context, *, subject: str, body: str, options: list[str], timeou
         params: dict[str, Param] | None = None) -> NoReturn:
     """Park the task until a person answers; Airflow then calls the operator's ``execute_complete``.
 
-    ``subject`` and ``body`` are stored in Airflow's metadata DB: they must not hold personal data.
+    ``subject`` and ``body`` are stored in Airflow's metadata DB: keep personal data out of them, except what
+    the person must see to answer (a manual collection's values to look up).
     """
     upsert_hitl_detail(ti_id=context["task_instance"].id, options=options, subject=subject, body=body,
                        defaults=None, multiple=False,

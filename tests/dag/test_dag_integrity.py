@@ -67,6 +67,19 @@ def test_erase_after_orders_erasure_tasks(monkeypatch: pytest.MonkeyPatch, confi
     assert dag.get_task("erasure.demo_shop.orders").upstream_task_ids == {"erasure.demo_shop.order_item"}
 
 
+def test_approval_is_a_checkpoint_only_when_a_policy_asks_for_it(monkeypatch: pytest.MonkeyPatch,
+                                                                 config_folder) -> None:
+    dag = dagbag(monkeypatch).dags["privacy_request"]
+    assert dag.get_task("pre_webhooks").upstream_task_ids == {"approve_request"}
+    assert dag.get_task("approve_request").upstream_task_ids == {"validate_request"}
+
+    config_folder.edit("policies/demo_policies.yml",
+                       lambda d: d.update(policy=[p for p in d["policy"] if not p.get("manual_approval")]))
+    dag = dagbag(monkeypatch, config_folder.path).dags["privacy_request"]
+    assert "approve_request" not in dag.task_ids
+    assert dag.get_task("pre_webhooks").upstream_task_ids == {"validate_request"}
+
+
 def test_bad_configuration_is_the_dags_import_error_naming_file_and_field(monkeypatch: pytest.MonkeyPatch,
                                                                          config_folder) -> None:
     config_folder.edit("policies/demo_policies.yml",
