@@ -159,9 +159,9 @@ class AirflowCluster:
         body = self.get(f"/api/v2/dags/privacy_request/dagRuns/{run_id}/taskInstances", limit=500)
         return {ti["task_id"]: (ti["state"], ti["try_number"]) for ti in body["task_instances"]}
 
-    def clear(self, run_id: str, task_ids: list[str]) -> list[str]:
+    def clear(self, run_id: str, task_ids: list[str], only_failed: bool = True) -> list[str]:
         body = self.post("/api/v2/dags/privacy_request/clearTaskInstances", {
-            "dag_run_id": run_id, "task_ids": task_ids, "only_failed": True, "include_downstream": True,
+            "dag_run_id": run_id, "task_ids": task_ids, "only_failed": only_failed, "include_downstream": True,
             "dry_run": False})
         return sorted(ti["task_id"] for ti in body["task_instances"])
 

@@ -12,7 +12,7 @@ from .store import RequestStore, StoragePath
 
 def due_soon(config: PrivacyConfig, root: StoragePath, key: str, now: datetime,
              days_before_due: int) -> list[dict[str, Any]]:
-    """Open requests (no complete report) due within ``days_before_due`` days, not alerted about yet."""
+    """Open requests (neither complete nor rejected) due within ``days_before_due`` days, not alerted about yet."""
     result = []
     if not root.exists():
         return result
@@ -22,7 +22,7 @@ def due_soon(config: PrivacyConfig, root: StoragePath, key: str, now: datetime,
         if not request or store.exists("ledger/deadline_alert.json"):
             continue
         report = folder / "report.json"
-        if report.exists() and json.loads(report.read_text())["status"] == "complete":
+        if report.exists() and json.loads(report.read_text())["status"] in ("complete", "rejected"):
             continue
         policy = config.policies.get(request["policy"])
         if policy is None:

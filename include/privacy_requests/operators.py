@@ -51,6 +51,7 @@ from .request import DERIVED_IDENTITY, PrivacyRequest, check_request, check_vend
 from .store import RequestStore
 
 STORE_KEY_VARIABLE = "privacy_requests_store_key"
+APPROVAL_LEDGER = "ledger/approval.json"  # an approval is given once per request; clears do not ask again
 HALTED = "halted.json"  # which pre-execution webhook halted the request, until it is resumed
 RESUME = "Resume"
 APPROVE, REJECT = "Approve", "Reject"
@@ -202,10 +203,14 @@ class ApproveRequestOperator(PrivacyRequestOperator, SkipMixin):
 
     inherits_from_skipmixin = True
 
-    def run(self, request: PrivacyRequest, context: Context) -> NoReturn:
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, bool]:
         policy = request.policy
         if not policy.manual_approval:
             raise AirflowSkipException(f"policy '{policy.key}' does not ask for manual approval")
+        approved = request.store.get(APPROVAL_LEDGER)
+        if approved:
+            self.log.info("Approved by %s at %s: not asking again", approved["by"], approved["time"])
+            return {"approved": True}
         received = (request.store.get("request.json") or {}).get("received")
         due = policy.due_date(datetime.fromisoformat(received)).date() if received else "unknown"
         access = sorted({t for r in policy.access_rules for t in r.targets})
@@ -227,6 +232,7 @@ class ApproveRequestOperator(PrivacyRequestOperator, SkipMixin):
         reason = str(answer.values.get("reason") or "").strip() or None
         store = request.store
         if answer.option == APPROVE:
+            store.put(APPROVAL_LEDGER, {"by": answer.by, "time": datetime.now(UTC).isoformat()})
             store.add_event("request_approved", by=answer.by, reason=reason)
             self.log.info("Request approved by %s", answer.by)
             return {"approved": True}
@@ -236,7 +242,7 @@ class ApproveRequestOperator(PrivacyRequestOperator, SkipMixin):
                       answer.by)
         # Raises DownstreamTasksSkipped: this task succeeds and every task after it is skipped.
         self.skip(ti=context["ti"], tasks=context["task"].get_flat_relatives(upstream=False))
-        return {"approved": False}
+        raise AssertionError("approve_request has downstream tasks to skip")
 
 
 class WebhooksOperator(PrivacyRequestOperator):
@@ -313,7 +319,10 @@ class WebhooksOperator(PrivacyRequestOperator):
         halted = store.get(HALTED)
         if halted is None:
             raise RequestError("pre_webhooks was resumed but no halt is recorded: clear pre_webhooks")
-        webhook = next(w for w in request.policy.webhooks.pre if w.name == halted["webhook"])
+        webhook = next((w for w in request.policy.webhooks.pre if w.name == halted["webhook"]), None)
+        if webhook is None:
+            raise RequestError(f"webhook '{halted['webhook']}' halted the request but is no longer a pre-execution "
+                               f"webhook of policy '{request.conf.policy}': clear pre_webhooks")
         answer = human.Answer.of(
             event, f"webhook '{webhook.name}' halted the request and nobody resumed it within "
                    f"{human.duration(webhook.halt_timeout)}; clear pre_webhooks to call it again")
@@ -373,8 +382,10 @@ class ManualAccessOperator(CollectionOperator):
         timeout = human.duration(self.privacy_config.settings.wait_timeout)
         answer = human.Answer.of(event, f"nobody entered the records of {self.address} within {timeout}; "
                                         "clear this task to ask again")
-        rows = manual.check_rows(self.privacy_config.graph.collections[self.address],
-                                 answer.values.get(manual.ROWS, []))
+        if manual.ROWS not in answer.values:
+            raise RequestError(f"the answer for {self.address} has no 'rows' (a list of records, [] for none); "
+                               "clear this task to ask again")
+        rows = manual.check_rows(self.privacy_config.graph.collections[self.address], answer.values[manual.ROWS])
         outcome = record_manual_entry(request, self.address, rows, answer.by)
         self._record_result(request, context, **outcome.as_dict())
         return {"rows": outcome.rows}
@@ -440,6 +451,9 @@ class ManualErasureOperator(CollectionOperator):
         collection = self.privacy_config.graph.collections[self.address]
         fields = manual_erasure_fields(request, collection)
         outcome = erasure_done_or_barred(request, self.address) or (None if fields else Outcome("nothing_to_erase"))
+        if not outcome and not request.store.exists(rows_name(self.address)):
+            raise RequestError(f"the records entered for {self.address} are gone (the request was finished): "
+                               f"clear access.{self.address.task_suffix} with its downstream tasks instead")
         rows = [] if outcome else list(request.store.read_rows(rows_name(self.address)))
         if not outcome and not rows:
             outcome = Outcome("nothing_found")

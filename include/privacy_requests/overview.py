@@ -90,10 +90,10 @@ def request_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | No
     identity = ", ".join(mask_identity(str(v)) for v in (run.conf.get("identity") or {}).values() if v)
     report = report or {}
     status = run.state
-    if report.get("status") == "rejected":
-        status = "rejected"
-    elif any(t.state == "awaiting_input" for t in run.tasks):
+    if any(t.state == "awaiting_input" for t in run.tasks):
         status = "awaiting input"
+    elif run.state == "success" and report.get("status") == "rejected":
+        status = "rejected"
     return RequestRow(
         run_id=run.run_id, request_id=request_id, policy=policy.display_name if policy else str(run.conf.get("policy")),
         received=run.received, status=status, checkpoint=checkpoint_of(run, order), identity=identity or "-",

@@ -112,6 +112,13 @@ def test_an_approved_request_runs_after_the_approval(human) -> None:
     assert (body["review"]["event"], body["review"]["by"]) == ("request_approved", "admin")
     assert body["review"]["reason"] == "identity checked by phone"
 
+    masked = table(shop, "customer")
+    cluster.clear("review-1", ["approve_request"], only_failed=False)  # resume = clear: not asked again
+    assert cluster.wait_for_run("review-1") == "success"
+    assert cluster.task_states("review-1")["approve_request"] == ("success", 2)
+    assert table(shop, "customer") == masked
+    assert len(events(storage, "review-1", "request_approved")) == 1
+
 
 def test_a_rejected_request_ends_without_touching_data(human) -> None:
     cluster, smtp, shop, storage, _ = human

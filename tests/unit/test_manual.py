@@ -45,8 +45,9 @@ def test_the_form_has_one_list_of_records_with_the_collections_fields(forms: Col
 
 
 def test_entered_values_are_cast_to_the_declared_types(forms: Collection) -> None:
-    rows = check_rows(forms, [{"member_number": 1001, "order_number": "99", "name": None}])
-    assert rows == [{"member_number": "1001", "order_number": 99, "name": None}]
+    rows = check_rows(forms, [{"member_number": 1001, "order_number": "99", "name": None},
+                              {"order_number": 12.0}])
+    assert rows == [{"member_number": "1001", "order_number": 99, "name": None}, {"order_number": 12}]
     assert check_rows(forms, []) == []
 
 
@@ -54,7 +55,10 @@ def test_entered_values_are_cast_to_the_declared_types(forms: Collection) -> Non
     ({"email": "x"}, "must be a list of objects, not dict"),
     (["jane"], "record 1 is not an object"),
     ([{}, {"email": "a@b.c", "shoe_size": 9}], "record 2 has field(s) the collection does not have: shoe_size"),
-    ([{"order_number": "ninety-nine"}], "record 1, field 'order_number' is not a valid integer"),
+    ([{"order_number": "ninety-nine"}], "record 1, field 'order_number': \"ninety-nine\" is not a valid integer"),
+    ([{"order_number": 3.7}], "field 'order_number': 3.7 is not a valid integer"),
+    ([{"order_number": True}], "field 'order_number': true is not a valid integer"),
+    ([{"name": {"first": "Jane"}}], "field 'name': {\"first\": \"Jane\"} is not a valid string"),
 ])
 def test_bad_entries_are_refused_naming_the_record_and_field(forms: Collection, answer: object,
                                                              message: str) -> None:

@@ -66,4 +66,6 @@ def test_waiting_and_rejected_requests_say_so(demo: PrivacyConfig) -> None:
     rejected = {"status": "rejected", "rows_found": 0, "rows_masked": 0, "emails_sent": 0,
                 "review": {"event": "request_rejected", "by": "dpo", "reason": "duplicate"}}
     assert request_row(demo, run("success", now, []), rejected, ORDER, now).status == "rejected"
+    # Cleared after the rejection and asking again: the live state wins over the old report.
+    assert request_row(demo, run("running", now, waiting), rejected, ORDER, now).status == "awaiting input"
     assert run_note(rejected) == "Rejected by dpo: duplicate. Nothing was read or changed."

@@ -2,8 +2,9 @@
 the subject up and enters the records found, in a form built from the collection's fields; at erasure the
 person erases the listed fields by hand and confirms how many records they changed.
 
-The entered records are checked against the collection before anything is stored: unknown fields and
-values that do not fit a field's declared type are refused, naming the record and the field.
+The entered records are checked against the collection before anything is stored (the REST API checks only
+the chosen option): unknown fields and values that do not fit a field's declared type are refused, naming
+the record and the field.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from airflow.sdk import Param
 from ..errors import RequestError
 from ..graph import Collection
 from ..policy import MaskingStrategySpec
-from ..values import cast
 
 ROWS = "rows"
 RECORDS_ERASED = "records_erased"
@@ -64,13 +64,41 @@ def check_rows(collection: Collection, answer: Any) -> list[dict[str, Any]]:
         row = {}
         for name, value in record.items():
             spec = collection.field(name)
-            data_type = spec.data_type if spec and not spec.is_object else None
-            typed = None if value is None else cast(value, data_type)
-            if value is not None and typed is None:
-                raise RequestError(f"{where}: record {number}, field '{name}' is not a valid {data_type}")
-            row[name] = typed
+            data_type = (spec.data_type or "") if spec and not spec.is_object else ""
+            try:
+                row[name] = _typed(value, data_type)
+            except ValueError:
+                raise RequestError(f"{where}: record {number}, field '{name}': {json.dumps(value)[:40]} is not "
+                                   f"a valid {data_type}") from None
         rows.append(row)
     return rows
+
+
+def _typed(value: Any, data_type: str) -> Any:
+    """The value as the declared type, strictly: 3.7 is no integer, "abc" no boolean, a list no string."""
+    if value is None or not data_type:
+        return value
+    if data_type.endswith("[]"):
+        if not isinstance(value, list):
+            raise ValueError
+        return [_typed(item, data_type.removesuffix("[]")) for item in value]
+    if isinstance(value, (dict, list)):
+        raise ValueError
+    if data_type == "boolean":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "false"):
+            return str(value).lower() == "true"
+        raise ValueError
+    if isinstance(value, bool):
+        raise ValueError
+    if data_type == "integer":
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        return int(value) if not isinstance(value, str) else int(value.strip())
+    if data_type == "float":
+        return float(value)
+    return str(value)
 
 
 def access_question(collection: Collection, locators: dict[str, list[Any]]) -> str:
