@@ -3,6 +3,9 @@ configured notifier (SMTP here, to a real server on 127.0.0.1)."""
 
 from __future__ import annotations
 
+import json
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 JANE = {"email": "jane@example.com"}
@@ -26,6 +29,7 @@ def test_open_requests_near_their_due_date_are_alerted_once(run_request, config_
     _, failed, _ = run_request("urgent_erasure", JANE, request_id="stuck")  # fails at the vendor email
     assert failed.state == "failed"
     smtp.start()
+    rejected_request(storage, "turned-down")  # rejected by a reviewer: closed, no alert
 
     dag = build_deadlines_dag(load_config(config_folder.path))
     assert dag.test().state == "success"
@@ -34,8 +38,21 @@ def test_open_requests_near_their_due_date_are_alerted_once(run_request, config_
     assert alert.envelope_to == ["dpo@example.com"]
     assert "1 privacy request(s) due within 5 day(s)" in alert.message["Subject"]
     body = alert.part("text/html")
-    assert "stuck" in body and "done-early" not in body and "far-off" not in body
+    assert "stuck" in body and "done-early" not in body and "far-off" not in body and "turned-down" not in body
     assert "jane@example.com" not in body
 
     assert dag.test().state == "success"
     assert len(smtp.received) == 1  # each request is alerted about once
+
+
+def rejected_request(storage: Path, request_id: str) -> None:
+    """What approve_request leaves when a reviewer rejects an urgent request (dag.test cannot ask a person)."""
+    from airflow.sdk import ObjectStoragePath
+
+    from include.privacy_requests.store import RequestStore
+
+    store = RequestStore(ObjectStoragePath(f"file://{storage}"), request_id,
+                         os.environ["AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY"])
+    store.put("request.json", {"request_id": request_id, "policy": "urgent_access", "identity_types": ["email"],
+                               "run_id": request_id, "received": datetime.now(UTC).isoformat()})
+    store.write_public("report.json", [json.dumps({"status": "rejected"})])
