@@ -68,6 +68,8 @@ def test_a_halted_request_waits_for_its_resume_then_runs_the_remaining_webhooks(
     resume_path = HITL.format(run="halt-1", task="pre_webhooks")
     assert remote.headers[0]["reply-to"].endswith(resume_path)  # the remote is told where to resume
     assert cluster.get(resume_path)["subject"] == "Privacy request halt-1 is halted by a webhook"
+    page = cluster.session.get(f"{cluster.base}/privacy/requests/halt-1", timeout=10).text
+    assert "Waiting for a person" in page and "/runs/halt-1/tasks/pre_webhooks/required_actions" in page
 
     answer(cluster, "halt-1", "pre_webhooks", "Resume", {"derived_identity": {}})
     nothing_on_paper(cluster, "halt-1")
@@ -114,6 +116,7 @@ def test_an_approved_request_runs_after_the_approval(human) -> None:
 
     masked = table(shop, "customer")
     cluster.clear("review-1", ["approve_request"], only_failed=False)  # resume = clear: not asked again
+    nothing_on_paper(cluster, "review-1")  # the whole request runs again, and the clerk is asked again
     assert cluster.wait_for_run("review-1") == "success"
     assert cluster.task_states("review-1")["approve_request"] == ("success", 2)
     assert table(shop, "customer") == masked
@@ -137,6 +140,8 @@ def test_a_rejected_request_ends_without_touching_data(human) -> None:
     assert body["status"] == "rejected"
     assert body["review"]["by"] == "admin" and body["review"]["reason"] == "duplicate of request review-1"
     assert body["rows_found"] == 0 and body["rows_masked"] == 0
+    page = cluster.session.get(f"{cluster.base}/privacy/requests/review-2", timeout=10).text
+    assert "Rejected by admin" in page and "duplicate of request review-1" in page
     runs = cluster.get("/privacy/api/requests")
     assert next(r for r in runs if r["run_id"] == "review-2")["status"] == "rejected"
 
