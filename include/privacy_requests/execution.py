@@ -173,6 +173,25 @@ def manual_erasure_fields(request: PrivacyRequest, collection: Collection) -> di
             if not (collection.field(path).primary_key or collection.field(path).read_only)}
 
 
+def manual_erasure_work(request: PrivacyRequest, address: CollectionAddress
+                        ) -> tuple[Outcome | None, list[dict[str, Any]], dict[str, MaskingStrategySpec]]:
+    """The records and fields a person must erase by hand, or the outcome when nobody needs asking: already
+    confirmed, read-only, no field targeted, or nothing was found."""
+    early = erasure_done_or_barred(request, address)
+    if early:
+        return early, [], {}
+    fields = manual_erasure_fields(request, request.config.graph.collections[address])
+    if not fields:
+        return Outcome("nothing_to_erase"), [], {}
+    if not request.store.exists(rows_name(address)):
+        raise RequestError(f"the records entered for {address} are gone (the request was finished): clear "
+                           f"access.{address.task_suffix} with its downstream tasks instead")
+    rows = list(request.store.read_rows(rows_name(address)))
+    if not rows:
+        return Outcome("nothing_found"), [], fields
+    return None, rows, fields
+
+
 def record_manual_erasure(request: PrivacyRequest, address: CollectionAddress, erased: int, fields: list[str],
                           by: str, try_number: int) -> Outcome:
     """The person's confirmation is the collection's erasure ledger entry: it is never asked for twice."""

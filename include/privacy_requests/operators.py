@@ -33,13 +33,12 @@ from .email.render import render_erasure_email
 from .email.send import build_message, send
 from .errors import ConfigError, DataSourceError, RequestError, TransientError
 from .execution import (
-    Outcome,
     access_collection,
     access_inputs,
     erase_collection,
     erasure_began,
-    erasure_done_or_barred,
     manual_erasure_fields,
+    manual_erasure_work,
     record_manual_entry,
     record_manual_erasure,
 )
@@ -47,7 +46,7 @@ from .graph import CollectionAddress
 from .masking import new_request_secrets
 from .policy import Webhook
 from .report import build_report
-from .request import DERIVED_IDENTITY, PrivacyRequest, check_request, check_vendors, open_request, rows_name
+from .request import DERIVED_IDENTITY, PrivacyRequest, check_request, check_vendors, open_request
 from .store import RequestStore
 
 STORE_KEY_VARIABLE = "privacy_requests_store_key"
@@ -448,21 +447,14 @@ class ManualErasureOperator(CollectionOperator):
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, int]:
         if not request.policy.erasure_rules:
             raise AirflowSkipException(f"policy '{request.policy.key}' has no erasure rules")
-        collection = self.privacy_config.graph.collections[self.address]
-        fields = manual_erasure_fields(request, collection)
-        outcome = erasure_done_or_barred(request, self.address) or (None if fields else Outcome("nothing_to_erase"))
-        if not outcome and not request.store.exists(rows_name(self.address)):
-            raise RequestError(f"the records entered for {self.address} are gone (the request was finished): "
-                               f"clear access.{self.address.task_suffix} with its downstream tasks instead")
-        rows = [] if outcome else list(request.store.read_rows(rows_name(self.address)))
-        if not outcome and not rows:
-            outcome = Outcome("nothing_found")
+        outcome, rows, fields = manual_erasure_work(request, self.address)
         if outcome:
             self._record_result(request, context, **outcome.as_dict())
             return {"masked": outcome.masked}
         human.ask(context, options=[CONFIRM], timeout=self.privacy_config.settings.wait_timeout,
                   subject=f"Erase privacy request {request.request_id} in {self.address}",
-                  body=manual.erasure_question(collection, rows, fields), params=manual.erasure_form(len(rows)))
+                  body=manual.erasure_question(self.privacy_config.graph.collections[self.address], rows, fields),
+                  params=manual.erasure_form(len(rows)))
 
     def answered(self, request: PrivacyRequest, context: Context, event: dict[str, Any]) -> dict[str, int]:
         timeout = human.duration(self.privacy_config.settings.wait_timeout)
