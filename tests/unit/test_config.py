@@ -118,28 +118,17 @@ def test_invalid_yaml_names_the_file_and_line(folder: Path, name: str) -> None:
 # -- references ---------------------------------------------------------------------------------------
 
 
-def test_reference_to_unknown_dataset(folder: Path) -> None:
-    edit(folder, SHOP, lambda d: shop_ref(d, "orders", "customer_id").update(dataset="no_such_dataset"))
-    problem = find(problems_of(folder), SHOP, "demo_shop.orders.customer_id.fides_meta.references[0]")
-    assert "unknown dataset 'no_such_dataset'" in problem.message
-
-
-def test_reference_to_unknown_collection(folder: Path) -> None:
-    edit(folder, SHOP, lambda d: shop_ref(d, "orders", "customer_id").update(field="buyer.id"))
-    problem = find(problems_of(folder), SHOP, "demo_shop.orders.customer_id.fides_meta.references[0]")
-    assert "unknown collection 'buyer'" in problem.message
-
-
-def test_reference_to_unknown_field(folder: Path) -> None:
-    edit(folder, SHOP, lambda d: shop_ref(d, "orders", "customer_id").update(field="customer.uuid"))
-    problem = find(problems_of(folder), SHOP, "demo_shop.orders.customer_id.fides_meta.references[0]")
-    assert "unknown field 'uuid'" in problem.message
-
-
-def test_reference_to_own_collection(folder: Path) -> None:
-    edit(folder, SHOP, lambda d: shop_ref(d, "customer", "address_id").update(field="customer.id"))
-    problem = find(problems_of(folder), SHOP, "demo_shop.customer.address_id.fides_meta.references[0]")
-    assert "own collection" in problem.message
+@pytest.mark.parametrize(("collection", "column", "change", "message"), [
+    ("orders", "customer_id", {"dataset": "no_such_dataset"}, "unknown dataset 'no_such_dataset'"),
+    ("orders", "customer_id", {"field": "buyer.id"}, "unknown collection 'buyer'"),
+    ("orders", "customer_id", {"field": "customer.uuid"}, "unknown field 'uuid'"),
+    ("customer", "address_id", {"field": "customer.id"}, "own collection"),
+])
+def test_bad_reference_is_named_with_its_field(folder: Path, collection: str, column: str,
+                                               change: dict[str, str], message: str) -> None:
+    edit(folder, SHOP, lambda d: shop_ref(d, collection, column).update(change))
+    problem = find(problems_of(folder), SHOP, f"demo_shop.{collection}.{column}.fides_meta.references[0]")
+    assert message in problem.message
 
 
 def test_cycle_of_directed_references(folder: Path) -> None:
