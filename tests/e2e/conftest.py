@@ -13,6 +13,7 @@ from cryptography.fernet import Fernet
 
 from scripts.local_airflow import AirflowCluster
 from tests.dag.conftest import SmtpServer, free_port
+from tests.integration.conftest import postgresql_engine
 
 
 @contextmanager
@@ -35,21 +36,25 @@ def airflow_world(base: Path, overlay: Path | None = None,
     (config / "privacy.yml").write_text(settings)
     smtp = SmtpServer(free_port())
     storage = base / "storage"
-    cluster = AirflowCluster(base / "airflow", free_port(), {
-        "PRIVACY_REQUESTS_CONFIG_DIR": str(config),
-        "PRIVACY_REQUESTS_STORAGE": f"file://{storage}",
-        "AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY": Fernet.generate_key().decode(),
-        "AIRFLOW_CONN_DEMO_SHOP_DB": f"sqlite:///{shop}",
-        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{smtp.port}?disable_tls=true&disable_ssl=true"
-                                     "&from_email=privacy%40example.com&timeout=5&retry_limit=0",
-        **(env or {}),
-    })
-    try:
-        cluster.start()
-        yield cluster, smtp, shop, storage
-    finally:
-        cluster.stop()
-        smtp.stop()
+    # PostgreSQL, not SQLite, for Airflow's own metadata: under load SQLite's single writer made the API
+    # server answer a trigger with HTTP 500 (a write waiting out SQLite's busy timeout).
+    with contextmanager(postgresql_engine)(base) as metadata:
+        cluster = AirflowCluster(base / "airflow", free_port(), {
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.url.render_as_string(hide_password=False),
+            "PRIVACY_REQUESTS_CONFIG_DIR": str(config),
+            "PRIVACY_REQUESTS_STORAGE": f"file://{storage}",
+            "AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY": Fernet.generate_key().decode(),
+            "AIRFLOW_CONN_DEMO_SHOP_DB": f"sqlite:///{shop}",
+            "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{smtp.port}?disable_tls=true&disable_ssl=true"
+                                         "&from_email=privacy%40example.com&timeout=5&retry_limit=0",
+            **(env or {}),
+        })
+        try:
+            cluster.start()
+            yield cluster, smtp, shop, storage
+        finally:
+            cluster.stop()
+            smtp.stop()
 
 
 @pytest.fixture(scope="session")

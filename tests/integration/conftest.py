@@ -42,7 +42,7 @@ def _sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def _postgresql_engine(tmp_path: Path) -> Iterator[Engine]:
+def postgresql_engine(tmp_path: Path) -> Iterator[Engine]:
     import psycopg2
 
     name = _database_name()
@@ -92,7 +92,7 @@ def _mariadb_engine(tmp_path: Path) -> Iterator[Engine]:
 
 _FACTORIES: dict[str, Callable[[Path], Iterator[Engine]]] = {
     "sqlite": _sqlite_engine,
-    "postgresql": _postgresql_engine,
+    "postgresql": postgresql_engine,
     "mariadb": _mariadb_engine,
 }
 
