@@ -24,7 +24,7 @@ from .operators import (
     VendorTestEmailOperator,
     WebhooksOperator,
 )
-from .request import REQUEST_ID_PATTERN
+from .request import IDENTITY_VALUE_PATTERN, MAX_IDENTITY_LENGTH, REQUEST_ID_PATTERN
 
 DAG_ID = "privacy_request"
 
@@ -34,8 +34,9 @@ def request_params(config: PrivacyConfig) -> ParamsDict:
     policies = sorted(config.policies)
     identity_keys = sorted(config.graph.identity_keys)
     return ParamsDict({
+        # No default: a request names its policy, nothing defaults into an erasure. A trigger without one is
+        # refused by Airflow before a run exists (the UI form shows the field as required).
         "policy": Param(
-            policies[0] if policies else None,
             type="string",
             enum=policies,
             values_display={k: config.policies[k].display_name for k in policies},
@@ -48,7 +49,8 @@ def request_params(config: PrivacyConfig) -> ParamsDict:
             title="Identity",
             description=f"The data subject's identity values, by type: {', '.join(identity_keys)}. "
                         'Example: {"email": "jane@example.com"}.',
-            properties={k: {"type": "string", "minLength": 1} for k in identity_keys},
+            properties={k: {"type": "string", "minLength": 1, "maxLength": MAX_IDENTITY_LENGTH,
+                            "pattern": IDENTITY_VALUE_PATTERN} for k in identity_keys},
             additionalProperties=False,
             minProperties=1,
         ),

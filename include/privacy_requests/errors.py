@@ -32,6 +32,10 @@ class RequestError(Exception):
     retrying; fix the cause, then clear the task."""
 
 
+class ForeignRequestError(RequestError):
+    """The request id belongs to another run: this run must fail without writing into that request's store."""
+
+
 class TransientError(Exception):
     """A failure worth retrying: a database, SMTP or HTTP server that could not be reached."""
 

@@ -31,7 +31,7 @@ from .connectors.sql import SqlConnector
 from .deadlines import default_alert_message, due_soon
 from .email.render import render_erasure_email
 from .email.send import build_message, send
-from .errors import ConfigError, DataSourceError, RequestError, TransientError
+from .errors import ConfigError, DataSourceError, ForeignRequestError, RequestError, TransientError
 from .execution import (
     access_collection,
     access_inputs,
@@ -46,7 +46,17 @@ from .graph import CollectionAddress
 from .masking import new_request_secrets
 from .policy import Webhook
 from .report import build_report
-from .request import DERIVED_IDENTITY, PrivacyRequest, check_request, check_vendors, open_request
+from .request import (
+    DERIVED_IDENTITY,
+    PrivacyRequest,
+    check_owner,
+    check_request,
+    check_vendors,
+    claim_request_id,
+    claim_subject,
+    open_request,
+    release_subject,
+)
 from .store import RequestStore
 
 STORE_KEY_VARIABLE = "privacy_requests_store_key"
@@ -66,6 +76,7 @@ class PrivacyRequestOperator(BaseOperator):
 
     template_fields: Sequence[str] = ()
     ui_color = "#e8f4fa"
+    claims_request = False  # only validate_request makes a run the owner of its request id
 
     def __init__(self, *, privacy_config: PrivacyConfig, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -81,9 +92,13 @@ class PrivacyRequestOperator(BaseOperator):
     def _guarded(self, context: Context, step: Callable[[PrivacyRequest], Any]) -> Any:
         request = self._open(context)
         try:
+            if not self.claims_request:
+                check_owner(request, context["run_id"])
             return step(request)
         except (AirflowSkipException, AirflowFailException, DownstreamTasksSkipped):
             raise
+        except ForeignRequestError as exc:  # another run's request: nothing may be written into its store
+            raise AirflowFailException(str(exc)) from None
         except (RequestError, ConfigError, DataSourceError) as exc:
             self._record_failure(request, context, exc)
             raise AirflowFailException(str(exc)) from None
@@ -101,11 +116,13 @@ class PrivacyRequestOperator(BaseOperator):
         raise NotImplementedError(f"{self.task_id} does not ask anyone")
 
     def _open(self, context: Context) -> PrivacyRequest:
-        params = dict(context["params"])
-        for value in (params.get("identity") or {}).values():
+        # The conf as the caller sent it, never merged with the Params' defaults: a request names its policy.
+        conf = context["dag_run"].conf or {}
+        identity = conf.get("identity") if isinstance(conf, dict) else None
+        for value in (identity.values() if isinstance(identity, dict) else ()):
             if isinstance(value, str) and value.strip():
                 mask_secret(value.strip())
-        request = self._open_request(context, params)
+        request = self._open_request(context, conf)
         try:
             derived = request.store.get(DERIVED_IDENTITY) or {}
         except RequestError as exc:
@@ -114,7 +131,7 @@ class PrivacyRequestOperator(BaseOperator):
             mask_secret(value)
         return request
 
-    def _open_request(self, context: Context, params: dict[str, Any]) -> PrivacyRequest:
+    def _open_request(self, context: Context, conf: Any) -> PrivacyRequest:
         try:
             key = Variable.get(STORE_KEY_VARIABLE)
         except Exception:
@@ -123,7 +140,7 @@ class PrivacyRequestOperator(BaseOperator):
                 "environment variable AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY) to a Fernet key"
             ) from None
         try:
-            return open_request(self.privacy_config, params, context["run_id"],
+            return open_request(self.privacy_config, conf, context["run_id"],
                                 ObjectStoragePath(self.privacy_config.storage), key)
         except RequestError as exc:
             raise AirflowFailException(str(exc)) from None
@@ -148,31 +165,28 @@ class PrivacyRequestOperator(BaseOperator):
 
 
 class ValidateRequestOperator(PrivacyRequestOperator):
-    """Checks the conf, the policy, reachability and vendor settings before anything is touched."""
+    """Claims the request id, checks the conf, the policy, reachability and vendor settings, then claims the
+    subject, all before anything is touched."""
+
+    claims_request = True
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
         config = self.privacy_config
+        record = claim_request_id(request, context["run_id"], context["dag_run"].run_after.isoformat())
         problems = check_request(config, request.conf)
         if request.conf.policy in config.policies and request.policy.erasure_rules:
             problems += check_vendors(config)
             if config.email_datasets:
                 problems += _check_smtp_connection(config)
-        earlier = request.store.get("request.json")
-        if earlier and earlier["run_id"] != context["run_id"]:
-            problems.append(f"request id '{request.request_id}' is already used by run '{earlier['run_id']}': "
-                            "give each request its own id")
         if problems:
             raise RequestError("request rejected: " + "; ".join(problems))
+        claim_subject(request)
         if not request.store.exists("secrets.json"):
             request.store.put("secrets.json", new_request_secrets())
-        received = (earlier or {}).get("received") or context["dag_run"].run_after.isoformat()
-        request.store.put("request.json", {"request_id": request.request_id, "policy": request.conf.policy,
-                                           "identity_types": sorted(request.conf.identity),
-                                           "run_id": context["run_id"], "received": received})
         request.store.add_event("request_validated", policy=request.conf.policy,
-                                identity_types=sorted(request.conf.identity))
+                                identity_types=record["identity_types"])
         self.log.info("Request %s valid: policy %s, identity types %s", request.request_id, request.conf.policy,
-                      sorted(request.conf.identity))
+                      record["identity_types"])
         return {"request_id": request.request_id, "policy": request.conf.policy}
 
 
@@ -237,6 +251,7 @@ class ApproveRequestOperator(PrivacyRequestOperator, SkipMixin):
             return {"approved": True}
         store.add_event("request_rejected", by=answer.by, reason=reason or "no reason given")
         store.write_public("report.json", [build_report(request).to_json()])
+        release_subject(request)
         self.log.info("Request rejected by %s: nothing was read or changed; the rest of the run is skipped",
                       answer.by)
         # Raises DownstreamTasksSkipped: this task succeeds and every task after it is skipped.
@@ -549,6 +564,7 @@ class FinalizeOperator(PrivacyRequestOperator):
         report = build_report(request)
         path = request.store.write_public("report.json", [report.to_json()])
         removed = request.store.delete_intermediate()
+        release_subject(request)
         self.log.info("Report written to %s; %d intermediate object(s) deleted", path, removed)
         return report.summary
 

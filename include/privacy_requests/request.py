@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
@@ -10,15 +12,24 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .config import PrivacyConfig
-from .errors import RequestError
+from .errors import ForeignRequestError, RequestError
+from . import in_flight
 from .graph import CollectionAddress
 from .policy import Policy
-from .store import RequestStore, StoragePath
+from .store import REQUEST_ID_PATTERN, RequestStore, StoragePath, is_request_folder
 from .values import cast, distinct
 
 DERIVED_IDENTITY = "derived_identity.json"
-REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+POLICY_KEY_PATTERN = r"^[A-Za-z0-9_.<>-]{1,200}$"  # a fides key, bounded
+# An identity value is an address, a number or an account id: 254 characters is the longest valid email
+# address (RFC 5321), and a bound keeps a megabyte "email" out of every page and query that shows it.
+MAX_IDENTITY_LENGTH = 254
+# The same rule as a JSON-schema pattern for the trigger form: no control characters (C0, DEL, C1).
+IDENTITY_VALUE_PATTERN = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
 _EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+# Control, surrogate and line/paragraph separator characters: never part of an identity, and a
+# NUL byte reaches PostgreSQL only to fail there.
+_FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}
 
 
 class RequestConf(BaseModel):
@@ -27,13 +38,18 @@ class RequestConf(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: str | None = Field(default=None, pattern=REQUEST_ID_PATTERN)
-    policy: str
+    policy: str = Field(pattern=POLICY_KEY_PATTERN)
     identity: dict[str, str] = Field(min_length=1)
 
     @field_validator("identity")
     @classmethod
     def _non_empty(cls, identity: dict[str, str]) -> dict[str, str]:
-        identity = {k: v.strip() for k, v in identity.items() if v is not None and v.strip()}
+        for key, value in identity.items():
+            if len(value) > MAX_IDENTITY_LENGTH:
+                raise ValueError(f"identity.{_shown(key)} is longer than {MAX_IDENTITY_LENGTH} characters")
+            if any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES for c in key + value):
+                raise ValueError(f"identity.{_shown(key)} contains a control character")
+        identity = {k: v.strip() for k, v in identity.items() if v.strip()}
         if not identity:
             raise ValueError("give at least one identity value, e.g. {\"email\": \"jane@example.com\"}")
         if "email" in identity and not _EMAIL.match(identity["email"]):
@@ -41,19 +57,38 @@ class RequestConf(BaseModel):
         return identity
 
 
-def parse_conf(raw: dict[str, Any]) -> RequestConf:
+def _shown(name: object) -> str:
+    """A field name as an error message may show it: printable, short (it may come from a hostile conf)."""
+    text = "".join(c if c.isprintable() else "?" for c in str(name))
+    return text[:40] + ("..." if len(text) > 40 else "")
+
+
+def parse_conf(raw: Any) -> RequestConf:
+    """The conf as the caller sent it, checked; errors name the field, never echo a value."""
+    if not isinstance(raw, dict):
+        raise RequestError(f"invalid request conf: expected a JSON object, got {type(raw).__name__}")
     try:
         return RequestConf.model_validate({k: v for k, v in raw.items() if v is not None})
     except ValidationError as exc:
         details = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'conf'}: {e['msg']}" for e in exc.errors()
+            f"{'.'.join(_shown(p) for p in e['loc']) or 'conf'}: {e['msg']}" for e in exc.errors()
         )
         raise RequestError(f"invalid request conf: {details}") from None
 
 
 def request_id_for(request_id: str | None, run_id: str) -> str:
-    """The conf's request id, or the run id made safe as a storage folder name."""
-    return request_id or re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+    """The conf's request id, or one made from the run id that names a folder strictly inside the storage.
+
+    Characters outside [A-Za-z0-9._-] become '_', and a name that still does not match REQUEST_ID_PATTERN
+    (``.``, ``..``, a leading dot or dash, over 128 characters) is replaced by ``run-`` and a digest of the run
+    id, so no run id can make the storage root, or a folder outside it, the request's folder.
+    """
+    if request_id:
+        return request_id
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)
+    if is_request_folder(name):
+        return name
+    return "run-" + hashlib.sha256(run_id.encode()).hexdigest()[:32]
 
 
 def check_request(config: PrivacyConfig, conf: RequestConf) -> list[str]:
@@ -95,6 +130,7 @@ class PrivacyRequest:
     conf: RequestConf
     request_id: str
     store: RequestStore
+    subject: str  # the keyed fingerprint of policy and identity (in_flight), never the values
 
     @property
     def policy(self) -> Policy:
@@ -130,7 +166,49 @@ def open_request(config: PrivacyConfig, raw_conf: dict[str, Any], run_id: str, r
                  key: str) -> PrivacyRequest:
     conf = parse_conf(raw_conf)
     request_id = request_id_for(conf.request_id, run_id)
-    return PrivacyRequest(config, conf, request_id, RequestStore(root, request_id, key))
+    return PrivacyRequest(config, conf, request_id, RequestStore(root, request_id, key),
+                          in_flight.fingerprint(key, conf.policy, conf.identity))
+
+
+REQUEST_RECORD = "request.json"  # who owns the request id (the run), its policy and when it was received
+
+
+def claim_request_id(request: PrivacyRequest, run_id: str, received: str) -> dict[str, Any]:
+    """Make ``run_id`` the owner of the request id, or fail without writing anything into the request's store.
+
+    The record is created only if absent, so of two runs given the same request id exactly one owns it;
+    the same run claiming again (a cleared validate_request) keeps its record.
+    """
+    record = {"request_id": request.request_id, "policy": request.conf.policy,
+              "identity_types": sorted(request.conf.identity), "run_id": run_id, "received": received}
+    if request.store.create(REQUEST_RECORD, record):
+        return record
+    check_owner(request, run_id)
+    return request.store.get(REQUEST_RECORD)
+
+
+def check_owner(request: PrivacyRequest, run_id: str) -> None:
+    """Every task but validate_request works only on a request its run owns."""
+    record = request.store.get(REQUEST_RECORD)
+    if record is None:
+        raise ForeignRequestError(f"request '{request.request_id}' was never validated: clear validate_request")
+    if record["run_id"] != run_id:
+        raise ForeignRequestError(f"request id '{request.request_id}' is already used by run '{record['run_id']}': "
+                                  "give each request its own id (nothing was written to that request)")
+
+
+def claim_subject(request: PrivacyRequest) -> None:
+    """Refuse this request while an earlier request for the same subject and policy is still open."""
+    holder = in_flight.claim(request.store.root, request.subject, request.request_id)
+    if holder:
+        raise RequestError(f"request '{holder}' for the same subject and policy is still in progress: this "
+                           "request is refused so that the subject is not processed twice at once; trigger it "
+                           f"again once '{holder}' has finished")
+
+
+def release_subject(request: PrivacyRequest) -> None:
+    """The request has finished: the subject's claim is removed (a later request may claim it anyway)."""
+    in_flight.release(request.store.root, request.subject, request.request_id)
 
 
 def rows_name(address: CollectionAddress) -> str:

@@ -9,6 +9,7 @@ request's deliverables. Rows are written and read in encrypted chunks, never hel
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
@@ -23,6 +24,14 @@ CHUNK_ROWS = 1000
 # Deleted when the request finishes: found rows, value sets, vendor instructions and the masking secrets
 # (which would let a key holder brute-force hashed values). The ledger, events and deliverables stay.
 INTERMEDIATE = ("rows", "values", "instructions", "secrets.json")
+# A request id names its folder: one path segment strictly inside the storage (no '.', '..', '/', nor a
+# leading dot, so shared indexes such as '_subjects' can never be a request's folder).
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+
+
+def is_request_folder(name: str) -> bool:
+    """Whether a name under the storage root can be a request's folder (others hold shared indexes)."""
+    return bool(re.match(REQUEST_ID_PATTERN, name))
 
 
 class StoragePath(Protocol):
@@ -58,6 +67,10 @@ class RequestStore:
     """All state of one privacy request under ``root/request_id``."""
 
     def __init__(self, root: StoragePath, request_id: str, key: str | bytes) -> None:
+        if not is_request_folder(request_id):
+            raise RequestError(f"request id {request_id[:40]!r} cannot name a folder inside the storage: use 1 to "
+                               "128 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        self.root = root
         self.base = root / request_id
         try:
             self._fernet = Fernet(key)
@@ -69,6 +82,16 @@ class RequestStore:
         path = self._path(name)
         with path.open("wb") as fh:
             fh.write(self._fernet.encrypt(dumps(value).encode()))
+
+    def create(self, name: str, value: Any) -> bool:
+        """Write a document only if it does not exist yet; False when it does. The write that decides who
+        owns something (a request id, a subject in flight) must be this one, never exists-then-put."""
+        try:
+            with self._path(name).open("xb") as fh:
+                fh.write(self._fernet.encrypt(dumps(value).encode()))
+        except FileExistsError:
+            return False
+        return True
 
     def get(self, name: str, default: Any = None) -> Any:
         path = self.base / name

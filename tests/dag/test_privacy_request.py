@@ -190,16 +190,3 @@ def test_sqlite_file_unchanged_by_access(run_request, shop_db: Path, smtp) -> No
     with sqlite3.connect(shop_db):
         pass
     assert hashlib.sha256(shop_db.read_bytes()).hexdigest() == digest
-
-
-def test_a_request_id_cannot_be_reused_for_another_request(run_request, shop_db: Path, storage: Path,
-                                                           smtp) -> None:
-    run_request("default_erasure_policy", JANE, request_id="req-7")
-    john_before = table(shop_db, "customer")[1]
-    _, dag_run, states = run_request("default_erasure_policy", {"email": "john@example.com"}, request_id="req-7")
-
-    assert dag_run.state == "failed"
-    assert states["validate_request"] == ("failed", 1)
-    assert table(shop_db, "customer")[1] == john_before
-    report = read_json(storage / "req-7" / "report.json")
-    assert "already used by run" in report["failed_checkpoint"]["message"]

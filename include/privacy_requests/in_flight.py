@@ -1,0 +1,89 @@
+"""One request at a time per subject and policy: a later duplicate is refused while an earlier one is open.
+
+Two erasures of the same subject running at once would both mask (with ``hash``, the last writer's salt
+wins), so ``validate_request`` claims the subject first, as fides refuses duplicate requests in flight.
+
+The claim lives at ``{storage}/_subjects/{fingerprint}/{generation}.json``. The fingerprint is an HMAC of the
+policy and the identity values under the store key: the same subject always gives the same folder, and
+nobody without the key can tell whose it is. The claim with the highest generation holds the subject. A
+newcomer takes over only from a holder that has finished (its report says complete, rejected or failed) by
+creating the next generation with a create-only-if-absent write, so of two newcomers racing for the same
+subject exactly one wins, on a local disk as on object storage, without a lock server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from typing import Any
+
+from .store import StoragePath
+
+SUBJECTS = "_subjects"  # not a valid request id (leading '_'), so never a request's folder
+FINISHED = ("complete", "rejected", "failed")
+
+
+def fingerprint(key: str | bytes, policy: str, identity: dict[str, str]) -> str:
+    """The subject and policy, keyed: case does not make another subject (Jane@X.com is jane@x.com)."""
+    material = json.dumps([policy, sorted((k, v.strip().casefold()) for k, v in identity.items())])
+    secret = key.encode() if isinstance(key, str) else key
+    return hmac.new(secret, b"subject-in-flight\0" + material.encode(), hashlib.sha256).hexdigest()
+
+
+def claim(root: StoragePath, subject: str, request_id: str) -> str | None:
+    """Hold ``subject`` for ``request_id``; returns the id of the open request that holds it instead, else None.
+
+    Claiming again for the request that holds the subject (a cleared validate_request) succeeds.
+    """
+    folder = root / SUBJECTS / subject
+    folder.mkdir(parents=True, exist_ok=True)
+    while True:
+        claims = _claims(folder)
+        if claims:
+            generation, holder = claims[-1]
+            if holder == request_id:
+                return None
+            if not _finished(root, holder):
+                return holder
+        else:
+            generation = -1
+        try:
+            with (folder / f"{generation + 1:012d}.json").open("xb") as fh:
+                fh.write(json.dumps({"request_id": request_id}).encode())
+            return None
+        except FileExistsError:
+            continue  # another request claimed this generation first: look at who holds it now
+
+
+def release(root: StoragePath, subject: str, request_id: str) -> None:
+    """Remove the claims up to this request's own, once it has finished; later claims stay."""
+    folder = root / SUBJECTS / subject
+    if not folder.exists():
+        return
+    claims = _claims(folder)
+    mine = [g for g, holder in claims if holder == request_id]
+    if not mine:
+        return
+    for generation, _ in claims:
+        if generation <= mine[-1]:
+            (folder / f"{generation:012d}.json").unlink()
+
+
+def _claims(folder: StoragePath) -> list[tuple[int, str]]:
+    result = []
+    for path in folder.iterdir():
+        stem = path.name.removesuffix(".json")
+        if stem.isdigit():
+            with path.open("rb") as fh:
+                result.append((int(stem), json.loads(fh.read())["request_id"]))
+    return sorted(result)
+
+
+def _finished(root: StoragePath, request_id: str) -> bool:
+    report = root / request_id / "report.json"
+    if not report.exists():
+        return False
+    with report.open("rb") as fh:
+        body: dict[str, Any] = json.loads(fh.read())
+    return body.get("status") in FINISHED
