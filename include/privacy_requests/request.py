@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from . import in_flight
 from .config import PrivacyConfig
 from .errors import ForeignRequestError, RequestError
-from . import in_flight
 from .graph import CollectionAddress
 from .policy import Policy
 from .store import REQUEST_ID_PATTERN, RequestStore, StoragePath, is_request_folder
