@@ -43,17 +43,14 @@ from .execution import (
     record_manual_erasure,
 )
 from .graph import CollectionAddress
-from .masking import new_request_secrets
+from .lifecycle import start_request
 from .policy import Webhook
 from .report import build_report
 from .request import (
     DERIVED_IDENTITY,
     PrivacyRequest,
     check_owner,
-    check_request,
     check_vendors,
-    claim_request_id,
-    claim_subject,
     open_request,
     release_subject,
 )
@@ -171,20 +168,8 @@ class ValidateRequestOperator(PrivacyRequestOperator):
     claims_request = True
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
-        config = self.privacy_config
-        record = claim_request_id(request, context["run_id"], context["dag_run"].run_after.isoformat())
-        problems = check_request(config, request.conf)
-        if request.conf.policy in config.policies and request.policy.erasure_rules:
-            problems += check_vendors(config)
-            if config.email_datasets:
-                problems += _check_smtp_connection(config)
-        if problems:
-            raise RequestError("request rejected: " + "; ".join(problems))
-        claim_subject(request)
-        if not request.store.exists("secrets.json"):
-            request.store.put("secrets.json", new_request_secrets())
-        request.store.add_event("request_validated", policy=request.conf.policy,
-                                identity_types=record["identity_types"])
+        record = start_request(request, context["run_id"], context["dag_run"].run_after.isoformat(),
+                               lambda: _check_smtp_connection(self.privacy_config))
         self.log.info("Request %s valid: policy %s, identity types %s", request.request_id, request.conf.policy,
                       record["identity_types"])
         return {"request_id": request.request_id, "policy": request.conf.policy}
