@@ -1,5 +1,11 @@
 """Airflow UI pages for privacy requests: an overview in the navigation and a page per request, linked from
-each run. FastAPI routes behind Airflow's login; data from the metadata DB and each request's report."""
+each run; data from the metadata DB and each request's report.
+
+Access follows the ``privacy_request`` DAG's permissions in Airflow's auth manager, as the REST API does:
+every route needs a login (else 401) and permission to read the DAG's runs (else 403). Personal data (the
+identity values and each vendor email as sent, which names them) is shown only to users who may also change
+the DAG's runs (``PUT``: the people who handle requests); others see statuses, counts and deadlines.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +13,33 @@ import json
 import logging
 import threading
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from airflow.api_fastapi.core_api.security import GetUserDep
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader
+
+if TYPE_CHECKING:
+    from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 
 DAG_ID = "privacy_request"
 log = logging.getLogger(__name__)
 STATUSES = ("queued", "running", "awaiting input", "success", "rejected", "failed")
-app = FastAPI(title="Privacy requests")
+# Who may see a run's personal data: those who may change the DAG's runs (clear, mark, note them), not
+# every reader. Airflow has no permission of its own for a run's conf; this is the closest stricter one.
+CONF_METHOD: ResourceMethod = "PUT"
+# The dependency guards every route, those added later included; FastAPI's own docs routes would not be
+# guarded by it, so there are none.
+app = FastAPI(title="Privacy requests", docs_url=None, redoc_url=None, openapi_url=None,
+              dependencies=[Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=DAG_ID))])
 _pages = Environment(loader=FileSystemLoader(Path(__file__).parent / "privacy_requests_templates"), autoescape=True)
 
 
@@ -61,48 +79,97 @@ def _report(config, request_id: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def _rows(runs) -> list:
+def may_see_conf(user: GetUserDep) -> bool:
+    """Whether the user may see the runs' personal data: the auth manager's answer for CONF_METHOD on the
+    DAG's runs (with the DAG's team, as ``requires_access_dag`` asks)."""
+    from airflow.models.dag import DagModel
+
+    details = DagDetails(id=DAG_ID, team_name=DagModel.get_team_name(DAG_ID))
+    return get_auth_manager().is_authorized_dag(method=CONF_METHOD, access_entity=DagAccessEntity.RUN,
+                                                details=details, user=user)
+
+
+MaySeeConf = Annotated[bool, Depends(may_see_conf)]
+
+
+def require_conf_access(allowed: MaySeeConf) -> None:
+    """403 before anything is looked up, so a refusal says nothing about which runs exist."""
+    if not allowed:
+        raise HTTPException(status_code=403, detail="Forbidden: personal data needs permission to change "
+                                                    f"the {DAG_ID} DAG's runs")
+
+
+def _identity(run, full: bool) -> str:
+    """The identity as given (``email: jane@example.com``), or only its types when it may not be seen."""
+    identity = run.conf.get("identity")
+    identity = identity if isinstance(identity, dict) else {}
+    if full:
+        return ", ".join(f"{kind}: {value}" for kind, value in identity.items()) or "-"
+    return f"hidden ({', '.join(sorted(identity)) or '-'})"
+
+
+def _rows(runs, personal: bool) -> list:
+    """Overview rows; the identity masked (``j***@example.com``) for those who may see it, else hidden."""
     from include.privacy_requests.dag_factory import checkpoint_order
     from include.privacy_requests.overview import request_id_of, request_row
 
     config = _config()
     order = checkpoint_order(config)
     now = datetime.now(UTC)
-    return [request_row(config, run, _report(config, request_id_of(run)), order, now) for run in runs]
+    rows = [request_row(config, run, _report(config, request_id_of(run)), order, now) for run in runs]
+    if personal:
+        return rows
+    return [replace(row, identity=_identity(run, False)) for row, run in zip(rows, runs, strict=True)]
 
 
 @app.get("/api/requests")
-def list_requests(user: GetUserDep, status: str | None = None) -> list[dict[str, Any]]:
+def list_requests(personal: MaySeeConf, status: str | None = None) -> list[dict[str, Any]]:
     """The overview as JSON, newest first; ``status`` filters (one of STATUSES)."""
-    rows = [r for r in _rows(_runs()) if status in (None, r.status)]
+    rows = [r for r in _rows(_runs(), personal) if status in (None, r.status)]
     return [{**r.__dict__, "received": r.received.isoformat(), "due": r.due.isoformat() if r.due else None}
             for r in rows]
 
 
 @app.get("/", response_class=HTMLResponse)
-def overview(user: GetUserDep, status: str | None = None) -> str:
-    rows = [r for r in _rows(_runs()) if status in (None, r.status)]
+def overview(personal: MaySeeConf, status: str | None = None) -> str:
+    rows = [r for r in _rows(_runs(), personal) if status in (None, r.status)]
     return _pages.get_template("overview.html.j2").render(rows=rows, status=status, statuses=STATUSES)
 
 
 @app.get("/requests/{run_id}", response_class=HTMLResponse)
-def request_page(run_id: str, user: GetUserDep) -> str:
+def request_page(run_id: str, personal: MaySeeConf) -> str:
+    """One request: the full identity and the vendor emails as sent only for those who may see them."""
     runs = _runs(run_id=run_id)
     if not runs:
         raise HTTPException(status_code=404, detail=f"no privacy request run '{run_id}'")
     from include.privacy_requests.dag_factory import checkpoint_order
 
     config = _config()
-    row = _rows(runs)[0]
+    row = _rows(runs, personal)[0]
     report = _report(config, row.request_id) or {}
     order = {task_id: index for index, task_id in enumerate(checkpoint_order(config))}
     timeline = sorted(runs[0].tasks, key=lambda t: order.get(t.task_id, len(order)))
     return _pages.get_template("request.html.j2").render(
-        row=row, report=report, timeline=timeline, emails=_emails(config, row.request_id))
+        row=row, report=report, timeline=timeline, personal=personal, identity=_identity(runs[0], personal),
+        emails=_emails(config, row.request_id, bodies=personal))
 
 
-def _emails(config, request_id: str) -> list[dict[str, str]]:
-    """Each vendor email exactly as it was sent (kept encrypted in the request's ledger)."""
+@app.get("/requests/{run_id}/emails/{dataset}", response_class=HTMLResponse,
+         dependencies=[Depends(require_conf_access)])
+def email_as_sent(run_id: str, dataset: str) -> HTMLResponse:
+    """The vendor email's HTML as sent (it names the identity); shown in a sandboxed frame on the page."""
+    from include.privacy_requests.overview import request_id_of
+
+    runs = _runs(run_id=run_id)
+    emails = _emails(_config(), request_id_of(runs[0]), bodies=True) if runs else []
+    sent = [m for m in emails if m["dataset"] == dataset]
+    if not sent:
+        raise HTTPException(status_code=404, detail=f"no email to '{dataset}' for run '{run_id}'")
+    return HTMLResponse(sent[0]["html"], headers={"Content-Security-Policy": "sandbox", "Cache-Control": "no-store"})
+
+
+def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
+    """Each vendor email sent (kept encrypted in the request's ledger); with its HTML as sent if ``bodies``."""
     from airflow.models.variable import Variable
     from airflow.sdk import ObjectStoragePath
 
@@ -116,7 +183,7 @@ def _emails(config, request_id: str) -> list[dict[str, str]]:
     emails = []
     for dataset in config.email_datasets:
         sent = store.get(f"ledger/email.{dataset}.json")
-        body = store.get(f"ledger/email.{dataset}.message.json")
+        body = store.get(f"ledger/email.{dataset}.message.json") if bodies else {"html": ""}
         if sent and body:
             emails.append({"dataset": dataset, "subject": sent["subject"], "to": ", ".join(sent["recipients"]),
                            "message_id": sent["message_id"], "time": sent["time"], "html": body["html"]})

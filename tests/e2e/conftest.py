@@ -47,6 +47,9 @@ def airflow_world(base: Path, overlay: Path | None = None,
             "AIRFLOW_CONN_DEMO_SHOP_DB": f"sqlite:///{shop}",
             "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{smtp.port}?disable_tls=true&disable_ssl=true"
                                          "&from_email=privacy%40example.com&timeout=5&retry_limit=0",
+            # One user per role of the simple auth manager, and one with no role (logged in, no permission);
+            # the api-server writes their passwords to passwords.json at start (see test_access_control.py).
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer,user:user,op:op,nobody:",
             **(env or {}),
         })
         try:
