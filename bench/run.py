@@ -52,25 +52,25 @@ def engine_run(config_dir: Path, url: str) -> tuple[float, int]:
     from cryptography.fernet import Fernet
     from sqlalchemy import create_engine
 
+    from include.privacy_requests.collection_steps import access_collection, erase_collection
     from include.privacy_requests.config import load_config
     from include.privacy_requests.connectors.sql import SqlConnector
-    from include.privacy_requests.execution import access_collection, erase_collection
-    from include.privacy_requests.masking import new_request_secrets
+    from include.privacy_requests.lifecycle import start_request
     from include.privacy_requests.request import open_request
 
     config = load_config(config_dir)
     engine = create_engine(url)
     connectors: list[SqlConnector] = []
 
-    def connector_for(_conn_id: str) -> SqlConnector:
+    def connector_for(_dataset: str) -> SqlConnector:
         connectors.append(SqlConnector(engine))
         return connectors[-1]
 
     with tempfile.TemporaryDirectory() as store_root:
         conf = {"policy": "bench_erasure", "identity": {"email": data.SUBJECT}, "request_id": "bench"}
         request = open_request(config, conf, "bench", Path(store_root), Fernet.generate_key().decode())
+        start_request(request, "bench", "2026-01-01T00:00:00+00:00")
         started = time.perf_counter()
-        request.store.put("secrets.json", new_request_secrets())
         for address in config.plan.order:
             access_collection(request, address, connector_for)
         for address in config.plan.order:
@@ -197,9 +197,9 @@ def probe_memory(config_dir: str, url: str, baseline: bool) -> None:
     from cryptography.fernet import Fernet
     from sqlalchemy import create_engine
 
+    from include.privacy_requests.collection_steps import access_collection
     from include.privacy_requests.config import load_config
     from include.privacy_requests.connectors.sql import SqlConnector
-    from include.privacy_requests.execution import access_collection
     from include.privacy_requests.request import open_request
 
     config = load_config(config_dir)

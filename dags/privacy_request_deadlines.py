@@ -5,7 +5,7 @@ It exists when privacy.yml has a ``deadline_alert`` section.
 
 from __future__ import annotations
 
+from include.privacy_requests.airflow.dag_factory import build_deadlines_dag
 from include.privacy_requests.config import load_config
-from include.privacy_requests.dag_factory import build_deadlines_dag
 
 dag = build_deadlines_dag(load_config())

@@ -27,10 +27,12 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader
 
+from include.privacy_requests import layout  # these two cost nothing: no Airflow import, no I/O
+from include.privacy_requests.airflow.constants import DAG_ID, STORE_KEY_VARIABLE, checkpoint_order
+
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 
-DAG_ID = "privacy_request"
 log = logging.getLogger(__name__)
 STATUSES = ("queued", "running", "awaiting input", "success", "rejected", "failed")
 # Who may see a run's personal data: those who may change the DAG's runs (clear, mark, note them), not
@@ -44,9 +46,9 @@ _pages = Environment(loader=FileSystemLoader(Path(__file__).parent / "privacy_re
 
 
 def _config():
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.config import current_config
 
-    return load_config()
+    return current_config()
 
 
 def _runs(run_id: str | None = None, limit: int = 500):
@@ -75,7 +77,7 @@ def _runs(run_id: str | None = None, limit: int = 500):
 def _report(config, request_id: str) -> dict[str, Any] | None:
     from airflow.sdk import ObjectStoragePath
 
-    path = ObjectStoragePath(config.storage) / request_id / "report.json"
+    path = ObjectStoragePath(config.storage) / request_id / layout.REPORT
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -110,7 +112,6 @@ def _identity(run, full: bool) -> str:
 
 def _rows(runs, personal: bool) -> list:
     """Overview rows; the identity masked (``j***@example.com``) for those who may see it, else hidden."""
-    from include.privacy_requests.dag_factory import checkpoint_order
     from include.privacy_requests.overview import request_id_of, request_row
 
     config = _config()
@@ -142,8 +143,6 @@ def request_page(run_id: str, personal: MaySeeConf) -> str:
     runs = _runs(run_id=run_id)
     if not runs:
         raise HTTPException(status_code=404, detail=f"no privacy request run '{run_id}'")
-    from include.privacy_requests.dag_factory import checkpoint_order
-
     config = _config()
     row = _rows(runs, personal)[0]
     report = _report(config, row.request_id) or {}
@@ -173,7 +172,6 @@ def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
     from airflow.models.variable import Variable
     from airflow.sdk import ObjectStoragePath
 
-    from include.privacy_requests.operators import STORE_KEY_VARIABLE
     from include.privacy_requests.store import RequestStore
 
     key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
@@ -182,8 +180,8 @@ def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
     store = RequestStore(ObjectStoragePath(config.storage), request_id, key)
     emails = []
     for dataset in config.email_datasets:
-        sent = store.get(f"ledger/email.{dataset}.json")
-        body = store.get(f"ledger/email.{dataset}.message.json") if bodies else {"html": ""}
+        sent = store.get(layout.email_sent(dataset))
+        body = store.get(layout.email_message(dataset)) if bodies else {"html": ""}
         if sent and body:
             emails.append({"dataset": dataset, "subject": sent["subject"], "to": ", ".join(sent["recipients"]),
                            "message_id": sent["message_id"], "time": sent["time"], "html": body["html"]})

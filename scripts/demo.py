@@ -86,8 +86,8 @@ def main() -> int:
         from airflow.utils import db
 
         db.upgradedb()
+        from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
         from include.privacy_requests.config import load_config
-        from include.privacy_requests.dag_factory import build_privacy_request_dag
 
         dag = build_privacy_request_dag(load_config())
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")

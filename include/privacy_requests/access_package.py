@@ -6,9 +6,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from . import layout
+from .collection_steps import erasure_began
 from .config import PrivacyConfig
+from .errors import StepSkipped
 from .policy import Policy
-from .request import rows_name
+from .request import PrivacyRequest
 from .store import RequestStore, dumps
 from .values import values_at
 
@@ -39,13 +42,11 @@ def package_chunks(config: PrivacyConfig, policy: Policy, store: RequestStore,
     yield "{"
     first = True
     for address in config.plan.order:
-        if config.is_email(address):
-            continue
         paths = [f.path for f in policy.access_fields(config.graph.collections[address])]
         if not paths:
             continue
         count = 0
-        for row in store.read_rows(rows_name(address)):
+        for row in store.read_rows(layout.rows(address)):
             projected = project(row, paths)
             if not projected:
                 continue
@@ -58,3 +59,18 @@ def package_chunks(config: PrivacyConfig, policy: Policy, store: RequestStore,
             yield "\n  ]"
             counts[str(address)] = count
     yield "\n}\n"
+
+
+def write_access_package(request: PrivacyRequest) -> tuple[str, dict[str, int]] | None:
+    """``access_package.json`` for an access policy: where it went and the rows per collection. None when it
+    was written before erasure began: it is kept as it was, since a new one would show masked data."""
+    policy = request.policy
+    if not policy.access_rules:
+        raise StepSkipped(f"policy '{policy.key}' has no access rules: no access package")
+    if erasure_began(request.store) and request.store.exists(layout.ACCESS_PACKAGE):
+        return None
+    counts: dict[str, int] = {}
+    path = request.store.write_public(layout.ACCESS_PACKAGE,
+                                      package_chunks(request.config, policy, request.store, counts))
+    request.store.add_event("access_package_uploaded", location=str(path), collections=counts)
+    return str(path), counts

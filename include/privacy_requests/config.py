@@ -21,7 +21,7 @@ from fideslang.models import Dataset, DatasetField
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError, Problem
-from .graph import CollectionAddress, DatasetGraph, TraversalPlan, build_graph
+from .graph import DatasetGraph, TraversalPlan, build_graph
 from .masking import CONFIG_MODELS
 from .policy import WEEK, Policy, category_matches
 
@@ -134,9 +134,6 @@ class PrivacyConfig:
     def needs_approval(self) -> bool:
         """Whether any policy asks a person to approve each request (the DAG then has approve_request)."""
         return any(p.manual_approval for p in self.policies.values())
-
-    def is_email(self, address: CollectionAddress) -> bool:
-        return self.mapping(address.dataset).kind == "email"
 
 
 def expand_storage(url: str) -> str:
@@ -375,3 +372,18 @@ def _field_categories(fields: list[DatasetField] | None, prefix: str = "") -> It
         path = f"{prefix}{fld.name}"
         yield path, fld.data_categories or []
         yield from _field_categories(fld.fields, prefix=f"{path}.")
+
+
+_cached: tuple[tuple[Any, ...], PrivacyConfig] | None = None
+
+
+def current_config() -> PrivacyConfig:
+    """The configuration folder's config, read again only when a file in it (or the folder setting) changed:
+    for long-lived readers such as the UI plugin, which would otherwise parse every file on every page."""
+    global _cached
+    folder = config_dir()
+    stamp = (str(folder), os.environ.get(STORAGE_ENV),
+             tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.rglob("*.y*ml"))))
+    if _cached is None or _cached[0] != stamp:
+        _cached = (stamp, load_config(folder))
+    return _cached[1]

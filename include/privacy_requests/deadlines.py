@@ -6,8 +6,9 @@ import json
 from datetime import datetime
 from typing import Any
 
+from . import layout
 from .config import PrivacyConfig
-from .store import RequestStore, StoragePath
+from .store import RequestStore, StoragePath, is_request_folder
 
 
 def due_soon(config: PrivacyConfig, root: StoragePath, key: str, now: datetime,
@@ -17,11 +18,13 @@ def due_soon(config: PrivacyConfig, root: StoragePath, key: str, now: datetime,
     if not root.exists():
         return result
     for folder in sorted(root.iterdir(), key=lambda p: p.name):
-        store = RequestStore(root, folder.name, key)
-        request = store.get("request.json")
-        if not request or store.exists("ledger/deadline_alert.json"):
+        if not is_request_folder(folder.name):
             continue
-        report = folder / "report.json"
+        store = RequestStore(root, folder.name, key)
+        request = store.get(layout.REQUEST)
+        if not request or store.exists(layout.DEADLINE_ALERT):
+            continue
+        report = folder / layout.REPORT
         if report.exists() and json.loads(report.read_text())["status"] in ("complete", "rejected"):
             continue
         policy = config.policies.get(request["policy"])

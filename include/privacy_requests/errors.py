@@ -42,3 +42,8 @@ class TransientError(Exception):
 
 class DataSourceError(Exception):
     """A database answered but refused the work (missing table or column): fix the dataset, then clear."""
+
+
+class StepSkipped(Exception):
+    """The step has nothing to do for this request (the policy does not ask for it, nothing to send): Airflow
+    shows it as skipped, and the steps after it still run."""

@@ -78,6 +78,11 @@ def new_request_secrets() -> dict[str, str]:
     }
 
 
+def writes_text(strategy: str) -> bool:
+    """Every strategy but null_rewrite writes a string, so it only fits text columns."""
+    return strategy != "null_rewrite"
+
+
 class Masker:
     """Masks one field's values with a configured strategy, truncated to the column's ``length``."""
 
@@ -86,11 +91,6 @@ class Masker:
         self.config = CONFIG_MODELS[strategy].model_validate(configuration or {})
         self._secrets = request_secrets
         self._mask: Callable[[str], str | None] = getattr(self, f"_{strategy}")
-
-    @property
-    def writes_text(self) -> bool:
-        """Every strategy but null_rewrite writes a string, so it only fits string columns."""
-        return self.strategy != "null_rewrite"
 
     @property
     def per_row(self) -> bool:

@@ -97,12 +97,16 @@ class Policy(BaseModel):
         return [f for f in collection.leaf_fields if _matches_any(f, targets)]
 
     def erasure_fields(self, collection: Collection) -> dict[str, MaskingStrategySpec]:
-        """Leaf fields to erase, with the strategy of the last erasure rule that targets each."""
+        """The fields that may be erased, with the strategy of the last erasure rule that targets each.
+
+        The one rule for every kind of dataset: a leaf field whose categories an erasure rule targets, never
+        a primary key (rows are found by it) nor a field declared ``read_only``.
+        """
         result: dict[str, MaskingStrategySpec] = {}
         for rule in self.erasure_rules:
             assert rule.masking_strategy is not None
             for fld in collection.leaf_fields:
-                if _matches_any(fld, rule.targets):
+                if _matches_any(fld, rule.targets) and not (fld.primary_key or fld.read_only):
                     result[fld.path] = rule.masking_strategy
         return result
 

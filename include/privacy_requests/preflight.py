@@ -34,7 +34,7 @@ from sqlalchemy.exc import DBAPIError, NoSuchTableError
 from sqlalchemy.types import JSON, Enum, NullType, TypeEngine
 
 from .config import PrivacyConfig
-from .connectors.sql import _classify
+from .connectors.sql import _classify, written_fields
 from .graph import Collection, CollectionAddress
 from .masking import Masker, new_request_secrets
 from .policy import MaskingStrategySpec, Policy
@@ -61,18 +61,9 @@ class Target:
 
 
 def masked_fields(policy: Policy, collection: Collection) -> dict[str, MaskingStrategySpec]:
-    """The fields an SQL erasure writes: the same choice as ``execution.field_masks`` (primary keys,
-    read-only and nested fields are never written; a text strategy skips a declared non-string data_type),
+    """The fields an SQL erasure writes: the policy's erasable fields as the SQL connector chooses among them,
     so the preflight checks exactly what erasure will do."""
-    chosen = {}
-    for path, spec in policy.erasure_fields(collection).items():
-        fld = collection.field(path)
-        assert fld is not None
-        writes_text = spec.strategy != "null_rewrite"  # Masker.writes_text, without making secrets
-        if fld.primary_key or fld.read_only or "." in path or (writes_text and fld.data_type not in (None, "string")):
-            continue
-        chosen[path] = spec
-    return chosen
+    return written_fields(collection, policy.erasure_fields(collection))
 
 
 def erasure_targets(config: PrivacyConfig, policy: Policy) -> dict[str, list[Target]]:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from .execution import ledger_name
+from . import layout
 from .request import PrivacyRequest
 
 
@@ -28,17 +28,16 @@ class Report:
 def build_report(request: PrivacyRequest, failure: dict[str, Any] | None = None) -> Report:
     """The request's report; ``failure`` (a checkpoint_failed event) makes it a report of a failed request."""
     config, store = request.config, request.store
-    results = {r["task_id"]: r for r in (store.get(n) for n in store.list("results"))}
     collections = []
     for address in config.plan.order:
-        access = results.get(f"access.{address.task_suffix}", {})
-        erasure = results.get(f"erasure.{address.task_suffix}", {})
-        ledger = store.get(ledger_name(address)) or {}
+        access = store.get(layout.result(layout.ACCESS, address)) or {}
+        erasure = store.get(layout.result(layout.ERASURE, address)) or {}
+        ledger = store.get(layout.erasure_ledger(address)) or {}
         collections.append({
             "collection": str(address),
             "kind": config.mapping(address.dataset).kind,
             "access": {k: access[k] for k in ("status", "rows", "seconds", "statements") if k in access},
-            "erasure": {k: v for k, v in erasure.items() if k not in ("task_id", "time")} | (
+            "erasure": {k: v for k, v in erasure.items() if k not in ("step", "time")} | (
                 {"masked": ledger["masked"], "masked_at_try": ledger["try_number"]} if ledger else {}),
         })
     events = store.events()

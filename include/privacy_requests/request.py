@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from . import in_flight
+from . import in_flight, layout
 from .config import PrivacyConfig
 from .errors import ForeignRequestError, RequestError
 from .graph import CollectionAddress
@@ -19,7 +19,6 @@ from .policy import Policy
 from .store import REQUEST_ID_PATTERN, RequestStore, StoragePath, is_request_folder
 from .values import cast, distinct
 
-DERIVED_IDENTITY = "derived_identity.json"
 POLICY_KEY_PATTERN = r"^[A-Za-z0-9_.<>-]{1,200}$"  # a fides key, bounded
 # An identity value is an address, a number or an account id: 254 characters is the longest valid email
 # address (RFC 5321), and a bound keeps a megabyte "email" out of every page and query that shows it.
@@ -139,7 +138,7 @@ class PrivacyRequest:
     @property
     def identity(self) -> dict[str, str]:
         """The conf's identity plus identities derived by two-way pre-webhooks (the conf's win)."""
-        return {**(self.store.get(DERIVED_IDENTITY) or {}), **self.conf.identity}
+        return {**(self.store.get(layout.DERIVED_IDENTITY) or {}), **self.conf.identity}
 
     def incoming_values(self, address: CollectionAddress) -> dict[str, list[Any]]:
         """Per target field, the de-duplicated, type-cast values arriving on the collection's edges."""
@@ -150,7 +149,7 @@ class PrivacyRequest:
             if edge.source is None:
                 raw = [identity[edge.source_field]] if edge.source_field in identity else []
             else:
-                name = values_name(edge.source, edge.source_field)
+                name = layout.values(edge.source, edge.source_field)
                 if not self.store.exists(name):
                     raise RequestError(f"the values of {edge.source}:{edge.source_field} are gone (the request "
                                        f"was finished): clear access.{edge.source.task_suffix} with its "
@@ -170,9 +169,6 @@ def open_request(config: PrivacyConfig, raw_conf: dict[str, Any], run_id: str, r
                           in_flight.fingerprint(key, conf.policy, conf.identity))
 
 
-REQUEST_RECORD = "request.json"  # who owns the request id (the run), its policy and when it was received
-
-
 def claim_request_id(request: PrivacyRequest, run_id: str, received: str) -> dict[str, Any]:
     """Make ``run_id`` the owner of the request id, or fail without writing anything into the request's store.
 
@@ -181,15 +177,15 @@ def claim_request_id(request: PrivacyRequest, run_id: str, received: str) -> dic
     """
     record = {"request_id": request.request_id, "policy": request.conf.policy,
               "identity_types": sorted(request.conf.identity), "run_id": run_id, "received": received}
-    if request.store.create(REQUEST_RECORD, record):
+    if request.store.create(layout.REQUEST, record):
         return record
     check_owner(request, run_id)
-    return request.store.get(REQUEST_RECORD)
+    return request.store.get(layout.REQUEST)
 
 
 def check_owner(request: PrivacyRequest, run_id: str) -> None:
     """Every task but validate_request works only on a request its run owns."""
-    record = request.store.get(REQUEST_RECORD)
+    record = request.store.get(layout.REQUEST)
     if record is None:
         raise ForeignRequestError(f"request '{request.request_id}' was never validated: clear validate_request")
     if record["run_id"] != run_id:
@@ -209,12 +205,3 @@ def claim_subject(request: PrivacyRequest) -> None:
 def release_subject(request: PrivacyRequest) -> None:
     """The request has finished: the subject's claim is removed (a later request may claim it anyway)."""
     in_flight.release(request.store.root, request.subject, request.request_id)
-
-
-def rows_name(address: CollectionAddress) -> str:
-    return f"rows/{address.task_suffix}.jsonl"
-
-
-def values_name(source: CollectionAddress, field: str) -> str:
-    """Where the distinct values of a field are kept for the collections it feeds."""
-    return f"values/{source.task_suffix}.{field}.json"

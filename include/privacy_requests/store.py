@@ -18,12 +18,10 @@ from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from . import layout
 from .errors import RequestError
 
 CHUNK_ROWS = 1000
-# Deleted when the request finishes: found rows, value sets, vendor instructions and the masking secrets
-# (which would let a key holder brute-force hashed values). The ledger, events and deliverables stay.
-INTERMEDIATE = ("rows", "values", "instructions", "secrets.json")
 # A request id names its folder: one path segment strictly inside the storage (no '.', '..', '/', nor a
 # leading dot, so shared indexes such as '_subjects' can never be a request's folder).
 REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
@@ -154,11 +152,11 @@ class RequestStore:
         """Append an audit event; one object per event, so parallel tasks never overwrite each other."""
         now = datetime.now(UTC)
         event = {"event": kind, "time": now.isoformat(), **fields}
-        self.put(f"events/{now.strftime('%Y%m%dT%H%M%S%f')}-{uuid.uuid4().hex[:8]}.json", event)
+        self.put(layout.event(now, uuid.uuid4().hex[:8]), event)
         return event
 
     def events(self) -> list[dict[str, Any]]:
-        return [self.get(name) for name in self.list("events")]
+        return [self.get(name) for name in self.list(layout.EVENTS)]
 
     # -- deliverables in clear --------------------------------------------------------------------
     def write_public(self, name: str, chunks: Iterable[str]) -> StoragePath:
@@ -169,9 +167,11 @@ class RequestStore:
         return path
 
     def delete_intermediate(self) -> int:
-        """Remove what INTERMEDIATE names; returns how many objects were deleted."""
+        """Remove the intermediate data: found rows, value sets, vendor instructions and the masking secrets
+        (which would let a key holder brute-force hashed values); the ledger, events and deliverables stay.
+        Returns how many objects were deleted."""
         removed = 0
-        stack = [self.base / folder for folder in INTERMEDIATE]
+        stack = [self.base / folder for folder in layout.INTERMEDIATE]
         while stack:
             path = stack.pop()
             if not path.exists():

@@ -26,24 +26,47 @@ def values_at(row: dict[str, Any], path: str) -> Iterator[Any]:
             stack.append((node[parts[0]], parts[1:]))
 
 
-def cast(value: Any, data_type: str | None) -> Any:
-    """Cast to the declared type (``integer``, ``string``, ``float``, ``boolean``; ``x[]`` as ``x``).
+def cast(value: Any, data_type: str | None, *, strict: bool = False) -> Any:
+    """The value as its field's declared type (``integer``, ``float``, ``boolean``, ``string``; ``x[]`` a list).
 
-    A value that does not cast becomes None (callers drop it: it cannot match the column); booleans accept
-    true/1/yes, anything else is False.
+    One rule for every value: 3.7 is no integer, "abc" no boolean (true/false/1/0 are), an object or a list no
+    string. ``strict`` (a person typed it) raises ValueError saying why; otherwise (values arriving on an
+    edge) a value that does not fit becomes None, and callers drop it: it cannot match the column.
     """
-    base = (data_type or "").removesuffix("[]")
     try:
-        if base == "integer":
-            return int(value)
-        if base == "float":
-            return float(value)
-        if base == "string":
-            return str(value)
-        if base == "boolean":
-            return value if isinstance(value, bool) else str(value).lower() in ("true", "1", "yes")
-    except (TypeError, ValueError):
+        return _cast(value, (data_type or "").strip())
+    except (TypeError, ValueError) as exc:
+        if strict:
+            raise ValueError(str(exc) or f"not a valid {data_type}") from None
         return None
+
+
+def _cast(value: Any, data_type: str) -> Any:
+    if value is None or not data_type:
+        return value
+    if data_type.endswith("[]"):
+        if not isinstance(value, list):
+            raise ValueError(f"not a list of {data_type[:-2]}")
+        return [_cast(item, data_type[:-2]) for item in value]
+    if isinstance(value, (dict, list)):
+        raise ValueError(f"an {'object' if isinstance(value, dict) else 'array'} is not a {data_type}")
+    if data_type == "boolean":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("true", "1", "false", "0"):
+            return text in ("true", "1")
+        raise ValueError("not true or false")
+    if isinstance(value, bool):
+        raise ValueError(f"true/false is not a {data_type}")
+    if data_type == "integer":
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError("not a whole number")
+        return int(value.strip()) if isinstance(value, str) else int(value)
+    if data_type == "float":
+        return float(value)
+    if data_type == "string":
+        return str(value)
     return value
 
 

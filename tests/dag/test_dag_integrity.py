@@ -23,7 +23,8 @@ def dagbag(monkeypatch: pytest.MonkeyPatch, config_dir: Path | None = None):
 def test_dags_import_without_errors_and_follow_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     bag = dagbag(monkeypatch)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"privacy_request", "privacy_vendor_test_email", "privacy_request_deadlines"}
+    assert set(bag.dag_ids) == {"privacy_request", "privacy_vendor_test_email", "privacy_request_deadlines",
+                                "privacy_request_retention"}
     for dag in bag.dags.values():
         assert dag.tags, dag.dag_id
         for task in dag.tasks:

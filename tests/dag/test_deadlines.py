@@ -13,8 +13,8 @@ JANE = {"email": "jane@example.com"}
 
 def test_open_requests_near_their_due_date_are_alerted_once(run_request, config_folder, shop_db: Path,
                                                             storage: Path, smtp) -> None:
+    from include.privacy_requests.airflow.dag_factory import build_deadlines_dag
     from include.privacy_requests.config import load_config
-    from include.privacy_requests.dag_factory import build_deadlines_dag
 
     config_folder.write("policies/urgent.yml", {"policy": [
         {"key": "urgent_access", "due_days": 3,

@@ -142,8 +142,8 @@ def _customer_row(db: Path) -> tuple:
 
 
 def test_vendor_test_email_goes_to_the_test_recipient(airflow_db, config_folder, smtp) -> None:
+    from include.privacy_requests.airflow.dag_factory import build_vendor_test_email_dag
     from include.privacy_requests.config import load_config
-    from include.privacy_requests.dag_factory import build_vendor_test_email_dag
 
     dag = build_vendor_test_email_dag(load_config(config_folder.path))
     dag_run = dag.test(run_conf={"dataset": "daycare_vendor"})

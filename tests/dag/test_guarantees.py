@@ -24,8 +24,8 @@ def read_json(path: Path) -> dict:
 
 @pytest.fixture
 def build_dag(airflow_db: None, config_folder, storage: Path):
+    from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
     from include.privacy_requests.config import load_config
-    from include.privacy_requests.dag_factory import build_privacy_request_dag
 
     return lambda: build_privacy_request_dag(load_config(config_folder.path))
 
@@ -135,3 +135,28 @@ def test_validate_request_refuses_a_nul_byte_the_form_did_not_see(build_dag, sho
     assert dag_run.state == "failed"
     assert table(shop_db, "customer") == before
     assert smtp.received == []
+
+
+def test_a_text_strategy_on_a_timestamp_column_is_refused_before_anything_is_touched(
+        run_request, config_folder, shop_db: Path, storage: Path, smtp) -> None:
+    """Case 7: the column's real type is checked in validate_request (reflected), not met half-way through."""
+    import sqlite3
+
+    with sqlite3.connect(shop_db) as con:
+        con.execute("ALTER TABLE customer ADD COLUMN birthday TIMESTAMP")
+    config_folder.edit("datasets/demo_shop.yml", lambda d: d["dataset"][0]["collections"][0]["fields"].append(
+        {"name": "birthday", "data_categories": ["user.demographic.date_of_birth"]}))
+    config_folder.edit("policies/demo_policies.yml", lambda d: d["policy"][1]["rules"].append(
+        {"key": "erase_birthday", "action": "erasure", "targets": ["user.demographic.date_of_birth"],
+         "masking_strategy": {"strategy": "hash"}}))
+    before = {name: table(shop_db, name) for name in ("customer", "address", "payment_card")}
+
+    _, dag_run, states = run_request("default_erasure_policy", JANE)
+
+    assert dag_run.state == "failed"
+    assert states["validate_request"] == ("failed", 1)
+    assert {name: table(shop_db, name) for name in before} == before
+    assert smtp.received == []
+    message = read_json(storage / "req-1" / "report.json")["failed_checkpoint"]["message"]
+    assert "demo_shop:customer.birthday: strategy 'hash' writes text but the column is TIMESTAMP" in message
+    assert "use null_rewrite for this field" in message

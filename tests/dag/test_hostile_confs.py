@@ -82,7 +82,7 @@ def params(config: PrivacyConfig):
     """The Params as the API server holds them (the serialized DAG): what a REST or UI trigger is checked by."""
     from airflow.serialization.serialized_objects import DagSerialization
 
-    from include.privacy_requests.dag_factory import build_privacy_request_dag
+    from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
 
     dag = build_privacy_request_dag(config)
     return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag)).params

@@ -121,7 +121,8 @@ def test_transient_errors_are_retried_and_input_errors_are_not(run_request, conf
 
     monkeypatch.delenv("AIRFLOW_CONN_DEMO_SHOP_DB")
     _, _, states = run_request(POLICY, JANE, request_id="missing")
-    assert states["access.demo_shop.customer"] == ("failed", 1)  # no such connection: no retry
+    # No such connection: no retry. The erasure preflight meets it in validate_request, before anything is read.
+    assert states["validate_request"] == ("failed", 1)
 
 
 def test_a_whole_run_clear_after_partial_erasure_still_erases_everything(run_request, shop_db: Path,

@@ -58,7 +58,7 @@ def customer_collection(name: str = "customer") -> Collection:
 
 
 def retrieve(connector: SqlConnector, collection: Collection, inputs: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    return list(connector.retrieve(collection, inputs))
+    return list(connector.select_rows(collection, inputs))
 
 
 def by_id(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -275,7 +275,7 @@ def test_mask_per_row_overwrites_a_value_changed_since_access(engine: Engine) ->
 
 
 def _retrieve_all(connector: SqlConnector, collection: Collection) -> None:
-    list(connector.retrieve(collection, {"email": ["a@x.org"]}))
+    list(connector.select_rows(collection, {"email": ["a@x.org"]}))
 
 
 def _mask_one(connector: SqlConnector, collection: Collection) -> None:

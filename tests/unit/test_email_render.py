@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from include.privacy_requests.config import PrivacyConfig, load_config
-from include.privacy_requests.connectors.email import build_instruction
+from include.privacy_requests.connectors.vendor import build_instruction
 from include.privacy_requests.email.render import RenderedEmail, render_erasure_email
 from include.privacy_requests.graph import CollectionAddress
 
@@ -111,8 +111,9 @@ def demo() -> PrivacyConfig:
 
 def demo_instruction(config: PrivacyConfig, name: str, arrived: dict[str, list[Any]]) -> dict[str, Any]:
     address = CollectionAddress("daycare_vendor", name)
-    return build_instruction(config.graph.collections[address], config.plan.inputs[address], arrived,
-                             config.policies["default_erasure_policy"])
+    collection = config.graph.collections[address]
+    return build_instruction(collection, config.plan.inputs[address], arrived,
+                             config.policies["default_erasure_policy"].erasure_fields(collection))
 
 
 def test_children_are_located_by_the_vendor_own_parent_id(demo: PrivacyConfig) -> None:

@@ -37,7 +37,8 @@ def forms(tmp_path_factory: pytest.TempPathFactory) -> Collection:
 
 
 def test_the_form_has_one_list_of_records_with_the_collections_fields(forms: Collection) -> None:
-    schema = entry_form(forms)["rows"].serialize()["schema"]
+    schema = entry_form(forms)["rows"]
+    assert schema["default"] == []
     assert schema["type"] == "array"
     assert schema["items"]["properties"]["order_number"] == {"type": ["integer", "null"]}
     assert set(schema["items"]["properties"]) == {"member_number", "email", "name", "order_number", "signed_on"}

@@ -6,7 +6,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from include.privacy_requests.config import load_config
-from include.privacy_requests.execution import field_masks
+from include.privacy_requests.connectors.base import ErasureWork
+from include.privacy_requests.connectors.sql import field_masks
 from include.privacy_requests.graph import Collection, CollectionAddress, FieldSpec
 from include.privacy_requests.masking import new_request_secrets
 from include.privacy_requests.policy import Policy
@@ -33,7 +34,8 @@ def policy(*rules: tuple[str, dict[str, Any]]) -> Policy:
 
 def erased_by_execution(chosen: Policy, collection: Collection) -> set[str]:
     request = SimpleNamespace(policy=chosen, store=SimpleNamespace(get=lambda name: new_request_secrets()))
-    return set(field_masks(request, collection))  # type: ignore[arg-type]
+    work = ErasureWork(request, collection, chosen.erasure_fields(collection), iter)  # type: ignore[arg-type]
+    return set(field_masks(work))
 
 
 def test_masked_fields_are_the_fields_erasure_masks() -> None:

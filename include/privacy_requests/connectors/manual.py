@@ -10,30 +10,87 @@ the record and the field.
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
-from airflow.sdk import Param
-
+from ..asking import CONFIRM, Answer, Ask, Question, duration
 from ..errors import RequestError
 from ..graph import Collection
 from ..policy import MaskingStrategySpec
+from ..request import PrivacyRequest
+from ..values import cast
+from .base import Erased, ErasureWork, Found
 
+log = logging.getLogger(__name__)
 ROWS = "rows"
 RECORDS_ERASED = "records_erased"
 _JSON_TYPES = {"integer": "integer", "float": "number", "boolean": "boolean", "string": "string"}
 
 
-def entry_form(collection: Collection) -> dict[str, Param]:
+class ManualConnector:
+    """Asks a person through ``ask`` (which parks the task); called again with the person's ``answer``."""
+
+    statements = 0
+
+    def __init__(self, *, ask: Ask, answer: Answer | None = None) -> None:
+        self.ask = ask
+        self.answer = answer
+
+    def retrieve(self, request: PrivacyRequest, collection: Collection, inputs: dict[str, list[Any]]) -> Found:
+        if not inputs:
+            return Found([])  # nobody is asked when no value reaches the collection
+        if self.answer is None:
+            self.ask(Question(subject=f"Look up privacy request {request.request_id} in {collection.address}",
+                              body=access_question(collection, inputs), options=[CONFIRM],
+                              timeout=request.config.settings.wait_timeout, form=entry_form(collection)))
+        if ROWS not in self.answer.values:
+            raise RequestError(f"the answer for {collection.address} has no 'rows' (a list of records, [] for "
+                               "none); clear this task to ask again")
+        rows = check_rows(collection, self.answer.values[ROWS])
+        request.store.add_event("manual_entry", collection=str(collection.address), rows=len(rows),
+                                by=self.answer.by)
+        log.info("%s: %d record(s) entered by %s", collection.address, len(rows), self.answer.by)
+        return Found(rows, "manual_entry", {"entered_by": self.answer.by})
+
+    def erase(self, work: ErasureWork) -> Erased:
+        collection, fields = work.collection, work.fields
+        if not fields:
+            return Erased("nothing_to_erase")
+        rows = list(work.rows())
+        if not rows:
+            return Erased("nothing_found")
+        if self.answer is None:
+            self.ask(Question(subject=f"Erase privacy request {work.request.request_id} in {collection.address}",
+                              body=erasure_question(collection, rows, fields), options=[CONFIRM],
+                              timeout=work.request.config.settings.wait_timeout, form=erasure_form(len(rows))))
+        erased = self.answer.values.get(RECORDS_ERASED)
+        if not isinstance(erased, int) or isinstance(erased, bool) or erased < 0:
+            raise RequestError(f"records_erased for {collection.address} must be a whole number of at least 0, "
+                               f"not {erased!r}; clear this task to ask again")
+        log.info("%s: %d record(s) erased by hand, confirmed by %s", collection.address, erased, self.answer.by)
+        return Erased("complete", masked=erased, detail={"fields": sorted(fields), "confirmed_by": self.answer.by},
+                      event={"event": "manual_erasure_confirmed", "records": erased, "fields": sorted(fields),
+                             "by": self.answer.by})
+
+
+def timed_out(what: str, collection: Collection, request: PrivacyRequest) -> str:
+    """The error when nobody answered in time."""
+    return (f"nobody {what} {collection.address} within {duration(request.config.settings.wait_timeout)}; "
+            "clear this task to ask again")
+
+
+def entry_form(collection: Collection) -> dict[str, dict[str, Any]]:
     """One form field: the list of records found, each an object with the collection's top-level fields."""
     properties: dict[str, Any] = {}
     for name in collection.columns:
         json_type = _JSON_TYPES.get(_base_type(collection, name))
         properties[name] = {"type": [json_type, "null"]} if json_type else {}
-    return {ROWS: Param(
-        [], type="array", items={"type": "object", "properties": properties, "additionalProperties": False},
-        title=f"Records found in {collection.address}",
-        description=f"One object per record, for example [{_example(collection)}]; leave out what the record "
-                    "does not show. An empty list [] if there is none.")}
+    return {ROWS: {
+        "default": [], "type": "array",
+        "items": {"type": "object", "properties": properties, "additionalProperties": False},
+        "title": f"Records found in {collection.address}",
+        "description": f"One object per record, for example [{_example(collection)}]; leave out what the record "
+                       "does not show. An empty list [] if there is none."}}
 
 
 def _example(collection: Collection) -> str:
@@ -66,39 +123,12 @@ def check_rows(collection: Collection, answer: Any) -> list[dict[str, Any]]:
             spec = collection.field(name)
             data_type = (spec.data_type or "") if spec and not spec.is_object else ""
             try:
-                row[name] = _typed(value, data_type)
-            except ValueError:
+                row[name] = cast(value, data_type, strict=True)
+            except ValueError as exc:
                 raise RequestError(f"{where}: record {number}, field '{name}': {json.dumps(value)[:40]} is not "
-                                   f"a valid {data_type}") from None
+                                   f"a valid {data_type} ({exc})") from None
         rows.append(row)
     return rows
-
-
-def _typed(value: Any, data_type: str) -> Any:
-    """The value as the declared type, strictly: 3.7 is no integer, "abc" no boolean, a list no string."""
-    if value is None or not data_type:
-        return value
-    if data_type.endswith("[]"):
-        if not isinstance(value, list):
-            raise ValueError
-        return [_typed(item, data_type.removesuffix("[]")) for item in value]
-    if isinstance(value, (dict, list)):
-        raise ValueError
-    if data_type == "boolean":
-        if isinstance(value, bool):
-            return value
-        if str(value).lower() in ("true", "false"):
-            return str(value).lower() == "true"
-        raise ValueError
-    if isinstance(value, bool):
-        raise ValueError
-    if data_type == "integer":
-        if isinstance(value, float) and not value.is_integer():
-            raise ValueError
-        return int(value) if not isinstance(value, str) else int(value.strip())
-    if data_type == "float":
-        return float(value)
-    return str(value)
 
 
 def access_question(collection: Collection, locators: dict[str, list[Any]]) -> str:
@@ -122,9 +152,9 @@ def erasure_question(collection: Collection, rows: list[dict[str, Any]],
     return "\n".join(lines)
 
 
-def erasure_form(found: int) -> dict[str, Param]:
-    return {RECORDS_ERASED: Param(found, type="integer", minimum=0, title="Records erased",
-                                  description="How many records you changed.")}
+def erasure_form(found: int) -> dict[str, dict[str, Any]]:
+    return {RECORDS_ERASED: {"default": found, "type": "integer", "minimum": 0, "title": "Records erased",
+                             "description": "How many records you changed."}}
 
 
 def _how(spec: MaskingStrategySpec) -> str:

@@ -1,21 +1,28 @@
 """SQL connector over SQLAlchemy Core: parameterized IN queries to find rows, set-based UPDATEs to mask.
 
-Framework-free: it takes a SQLAlchemy Engine; the operator builds one from the Airflow connection.
+Framework-free: it takes a SQLAlchemy Engine; the Airflow wing builds one from the connection's hook.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Engine, and_, case, column, or_, select, table, tuple_, update
 from sqlalchemy.exc import DBAPIError
 
-from ..errors import DataSourceError, TransientError
+from .. import layout
+from ..errors import DataSourceError, RequestError, TransientError
 from ..graph import Collection
-from ..masking import FieldMask
+from ..masking import FieldMask, Masker, writes_text
+from ..policy import MaskingStrategySpec
+from ..request import PrivacyRequest
+from .base import Erased, ErasureWork, Found
+
+log = logging.getLogger(__name__)
 
 QUERY_VALUES_LIMIT = 5000
 UPDATE_BATCH = 500
@@ -29,7 +36,25 @@ class SqlConnector:
         self.engine = engine
         self.statements = 0
 
-    def retrieve(self, collection: Collection, inputs: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    def retrieve(self, request: PrivacyRequest, collection: Collection, inputs: dict[str, list[Any]]) -> Found:
+        return Found(self.select_rows(collection, inputs))
+
+    def erase(self, work: ErasureWork) -> Erased:
+        """Mask by primary key; fields a SQL UPDATE cannot write as asked are logged and left out."""
+        collection = work.collection
+        if not collection.primary_keys:
+            reason = "no primary key is defined for this collection: nothing erased"
+            log.warning("%s: %s", collection.address, reason)
+            return Erased("no_primary_key", detail={"reason": reason})
+        masks = field_masks(work)
+        if not masks:
+            log.info("%s: no field matches the erasure targets", collection.address)
+            return Erased("nothing_to_erase")
+        masked = self.mask(collection, work.rows(), masks)
+        return Erased("complete", masked=masked, detail={"fields": sorted(masks)},
+                      event={"event": "collection_masked", "rows": masked, "fields": sorted(masks)})
+
+    def select_rows(self, collection: Collection, inputs: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
         """Rows where any input field holds any of its values (ORed), streamed.
 
         One statement, unless the values exceed QUERY_VALUES_LIMIT; then they go in slices and rows
@@ -88,6 +113,39 @@ class SqlConnector:
         except DBAPIError as exc:
             raise _classify(exc, collection) from exc
         return total
+
+
+def written_fields(collection: Collection, fields: dict[str, MaskingStrategySpec],
+                   on_skip: Callable[[str, str], None] | None = None) -> dict[str, MaskingStrategySpec]:
+    """Of the fields that may be erased, those an UPDATE writes: top-level columns only, and a text-writing
+    strategy only where the field is not declared with another type. The preflight checks exactly these."""
+    chosen = {}
+    for path, spec in fields.items():
+        fld = collection.field(path)
+        assert fld is not None
+        skip = None
+        if "." in path:
+            skip = "nested field (SQL erasure masks top-level columns only)"
+        elif writes_text(spec.strategy) and fld.data_type not in (None, "string"):
+            skip = f"strategy '{spec.strategy}' writes text, the field is '{fld.data_type}'"
+        if skip is None:
+            chosen[path] = spec
+        elif on_skip:
+            on_skip(path, skip)
+    return chosen
+
+
+def field_masks(work: ErasureWork) -> dict[str, FieldMask]:
+    """The columns to mask, each with its strategy bound to the request's secrets and the field's length."""
+    chosen = written_fields(work.collection, work.fields,
+                            lambda path, why: log.warning("%s: not masking %s: %s", work.collection.address, path, why))
+    if not chosen:
+        return {}
+    secrets = work.request.store.get(layout.SECRETS)
+    if secrets is None:
+        raise RequestError("masking secrets are missing: clear validate_request to make them")
+    return {path: FieldMask(Masker(spec.strategy, spec.configuration, secrets), work.collection.field(path).length)
+            for path, spec in chosen.items()}
 
 
 def _assignment(tbl: Any, keys: list[str], batch: list[dict[str, Any]], name: str, mask: FieldMask) -> Any:

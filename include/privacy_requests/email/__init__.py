@@ -1,1 +1,1 @@
-"""Vendor erasure emails: rendering (Jinja2 templates) and sending (Airflow SMTP connection)."""
+"""Vendor erasure emails: rendering (Jinja2 templates) and the message (text + HTML); sending is the Airflow wing's."""

@@ -1,21 +1,49 @@
-"""Email connector: for a vendor's collection, the instruction that tells the vendor how to find the
-subject's records and which fields to erase. It never queries anything."""
+"""Vendor connector: a vendor's collection is erased by the vendor, from an instruction that tells it how
+to find the subject's records and which fields to erase. It never queries anything; the email that carries
+the instructions of all of a vendor's collections is sent once, after all erasure (vendor_email.py)."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from .. import layout
 from ..graph import Collection, Input
-from ..policy import Policy
+from ..policy import MaskingStrategySpec
+from ..request import PrivacyRequest
+from .base import Erased, ErasureWork, Found
+
+log = logging.getLogger(__name__)
+
+
+class VendorConnector:
+    """Access finds nothing (we hold none of the vendor's records); erasure records the instruction."""
+
+    statements = 0
+
+    def retrieve(self, request: PrivacyRequest, collection: Collection, inputs: dict[str, list[Any]]) -> Found:
+        log.info("%s is a vendor (email) collection: nothing to query, 0 rows", collection.address)
+        return Found([], "vendor")
+
+    def erase(self, work: ErasureWork) -> Erased:
+        request, address = work.request, work.collection.address
+        instruction = build_instruction(work.collection, request.config.plan.inputs[address],
+                                        request.incoming_values(address), work.fields)
+        request.store.put(layout.instruction(address), instruction)
+        log.info("%s: instructions prepared: %d locator field(s), %d field(s) to erase", address,
+                 len(instruction["locators"]), len(instruction["erase"]))
+        return Erased("instructions_prepared", detail={"locator_fields": len(instruction["locators"]),
+                                                       "fields_to_erase": sorted(instruction["erase"])})
 
 
 def build_instruction(
-    collection: Collection, inputs: list[Input], arrived: dict[str, list[Any]], policy: Policy
+    collection: Collection, inputs: list[Input], arrived: dict[str, list[Any]],
+    fields: dict[str, MaskingStrategySpec],
 ) -> dict[str, Any]:
     """One instruction: ``locators`` (field -> values that arrived on its edges, plus the address of an
     upstream field of the same vendor dataset, whose values only the vendor holds), ``erase`` (field path
-    -> masking strategy name; never a primary key or read-only field), ``located_by_values`` and
-    ``upstream`` (the vendor's own collections it is located through)."""
+    -> masking strategy name, from the policy's erasable fields), ``located_by_values`` and ``upstream``
+    (the vendor's own collections it is located through)."""
     locators: dict[str, list[Any]] = {name: list(values) for name, values in arrived.items() if values}
     upstream: set[str] = set()
     for edge in inputs:
@@ -25,11 +53,7 @@ def build_instruction(
             locators.setdefault(edge.target_field, [])
             if address not in locators[edge.target_field]:
                 locators[edge.target_field].append(address)
-    erase = {
-        path: spec.strategy
-        for path, spec in policy.erasure_fields(collection).items()
-        if not (fld := collection.field(path)) or not (fld.primary_key or fld.read_only)
-    }
+    erase = {path: spec.strategy for path, spec in fields.items()}
     return {
         "collection": str(collection.address),
         "name": collection.address.collection,

@@ -8,8 +8,22 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import DAG, BaseOperator, Param, TaskGroup
 from airflow.sdk.definitions.param import ParamsDict
 
-from .config import PrivacyConfig
-from .graph import CollectionAddress
+from ..config import PrivacyConfig
+from ..graph import CollectionAddress
+from ..request import IDENTITY_VALUE_PATTERN, MAX_IDENTITY_LENGTH, REQUEST_ID_PATTERN
+from .constants import (
+    ACCESS_GROUP,
+    APPROVE,
+    DAG_ID,
+    DEADLINES_DAG_ID,
+    EMAIL_GROUP,
+    ERASURE_GROUP,
+    FINALIZE,
+    TEST_EMAIL_DAG_ID,
+    UPLOAD,
+    VALIDATE,
+    webhooks_task,
+)
 from .operators import (
     AccessCollectionOperator,
     ApproveRequestOperator,
@@ -17,16 +31,11 @@ from .operators import (
     EmailSendOperator,
     ErasureCollectionOperator,
     FinalizeOperator,
-    ManualAccessOperator,
-    ManualErasureOperator,
     UploadAccessPackageOperator,
     ValidateRequestOperator,
     VendorTestEmailOperator,
     WebhooksOperator,
 )
-from .request import IDENTITY_VALUE_PATTERN, MAX_IDENTITY_LENGTH, REQUEST_ID_PATTERN
-
-DAG_ID = "privacy_request"
 
 
 def request_params(config: PrivacyConfig) -> ParamsDict:
@@ -64,18 +73,6 @@ def request_params(config: PrivacyConfig) -> ParamsDict:
     })
 
 
-def checkpoint_order(config: PrivacyConfig) -> list[str]:
-    """Every task id of the privacy_request DAG, in the order the checkpoints run."""
-    return [
-        "validate_request", *(["approve_request"] if config.needs_approval else []), "pre_webhooks",
-        *(f"access.{a.task_suffix}" for a in config.plan.order),
-        "upload_access_package",
-        *(f"erasure.{a.task_suffix}" for a in config.plan.order),
-        *(f"erasure_email_send.{ds}" for ds in config.email_datasets),
-        "post_webhooks", "finalize",
-    ]
-
-
 def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
     retries = config.settings.retries
     default_args = {
@@ -97,27 +94,23 @@ def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
         max_active_tasks=16,
     ) as dag:
         common = {"privacy_config": config}
-        validate = ValidateRequestOperator(task_id="validate_request", trigger_rule="all_success", **common)
+        validate = ValidateRequestOperator(task_id=VALIDATE, trigger_rule="all_success", **common)
         # Only when some policy asks for approval: every task costs each request time.
-        approve = ApproveRequestOperator(task_id="approve_request", **common) if config.needs_approval else None
-        pre = WebhooksOperator(task_id="pre_webhooks", step="pre", **common)
+        approve = ApproveRequestOperator(task_id=APPROVE, **common) if config.needs_approval else None
+        pre = WebhooksOperator(task_id=webhooks_task("pre"), step="pre", **common)
         access: dict[CollectionAddress, BaseOperator] = {}
         erasure: dict[CollectionAddress, BaseOperator] = {}
-        with TaskGroup("access", prefix_group_id=True):
+        with TaskGroup(ACCESS_GROUP, prefix_group_id=True):
             for address in config.plan.order:
-                manual = config.mapping(address.dataset).kind == "manual"
-                operator = ManualAccessOperator if manual else AccessCollectionOperator
-                access[address] = operator(task_id=address.task_suffix, address=address, **common)
-        upload = UploadAccessPackageOperator(task_id="upload_access_package", **common)
-        with TaskGroup("erasure", prefix_group_id=True):
+                access[address] = AccessCollectionOperator(task_id=address.task_suffix, address=address, **common)
+        upload = UploadAccessPackageOperator(task_id=UPLOAD, **common)
+        with TaskGroup(ERASURE_GROUP, prefix_group_id=True):
             for address in config.plan.order:
-                manual = config.mapping(address.dataset).kind == "manual"
-                operator = ManualErasureOperator if manual else ErasureCollectionOperator
-                erasure[address] = operator(task_id=address.task_suffix, address=address, **common)
-        with TaskGroup("erasure_email_send", prefix_group_id=True):
+                erasure[address] = ErasureCollectionOperator(task_id=address.task_suffix, address=address, **common)
+        with TaskGroup(EMAIL_GROUP, prefix_group_id=True):
             sends = [EmailSendOperator(task_id=ds, dataset=ds, **common) for ds in config.email_datasets]
-        post = WebhooksOperator(task_id="post_webhooks", step="post", **common)
-        finalize = FinalizeOperator(task_id="finalize", **common)
+        post = WebhooksOperator(task_id=webhooks_task("post"), step="post", **common)
+        finalize = FinalizeOperator(task_id=FINALIZE, **common)
 
         # Second pass: the edges.
         if approve:
@@ -171,9 +164,6 @@ def _doc(config: PrivacyConfig) -> str:
     return "\n".join(lines)
 
 
-TEST_EMAIL_DAG_ID = "privacy_vendor_test_email"
-
-
 def build_vendor_test_email_dag(config: PrivacyConfig) -> DAG:
     """A one-task DAG an operator triggers to send a vendor's test recipient a sample email."""
     vendors = config.email_datasets
@@ -192,9 +182,6 @@ def build_vendor_test_email_dag(config: PrivacyConfig) -> DAG:
     ) as dag:
         VendorTestEmailOperator(task_id="send_test_email", privacy_config=config, dataset="{{ params.dataset }}")
     return dag
-
-
-DEADLINES_DAG_ID = "privacy_request_deadlines"
 
 
 def build_deadlines_dag(config: PrivacyConfig) -> DAG | None:

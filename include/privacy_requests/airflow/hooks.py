@@ -1,0 +1,158 @@
+"""Hooks own connections: the SQL engine from a connection's DbApiHook, SMTP through SmtpHook, HTTP through
+HttpHook, the store key from a Variable. Provider hooks are imported when first used, never while a DAG
+file is parsed. Lookup failures are classified for the engine: a missing connection is the user's to fix
+(no retry), a secrets backend or server that did not answer is transient (retried)."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+import time
+from email.message import EmailMessage
+from typing import Any
+
+from airflow.sdk import BaseHook, Connection, Variable
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
+from sqlalchemy import Engine
+
+from ..asking import Answer, Ask
+from ..config import PrivacyConfig
+from ..connectors.base import Connector, ConnectorFor
+from ..connectors.manual import ManualConnector
+from ..connectors.sql import SqlConnector
+from ..connectors.vendor import VendorConnector
+from ..errors import RequestError, TransientError
+from ..policy import Policy, Webhook
+from ..preflight import erasure_preflight
+from ..webhooks import Reply
+from .constants import STORE_KEY_VARIABLE
+
+log = logging.getLogger(__name__)
+
+
+def store_key() -> str:
+    try:
+        return Variable.get(STORE_KEY_VARIABLE)
+    except Exception:
+        raise AirflowFailException(
+            f"no request store key: set the Airflow Variable '{STORE_KEY_VARIABLE}' (for example the environment "
+            "variable AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY) to a Fernet key") from None
+
+
+def _connection(conn_id: str, what: str, kind: str = "") -> Connection:
+    try:
+        return BaseHook.get_connection(conn_id)
+    except AirflowNotFoundException:
+        raise RequestError(f"{kind}connection '{conn_id}' ({what}) does not exist") from None
+    except Exception as exc:  # the API server or a secrets backend could not answer: try again later
+        raise TransientError(f"could not look up connection '{conn_id}': {type(exc).__name__}") from None
+
+
+def sql_connector(conn_id: str) -> SqlConnector:
+    """A connector on the SQLAlchemy engine of an Airflow connection's hook (any SQL provider)."""
+    connection = _connection(conn_id, "privacy.yml maps a dataset to it")
+    try:
+        hook = connection.get_hook()
+    except Exception as exc:
+        raise RequestError(f"connection '{conn_id}' ({connection.conn_type}) has no usable hook: {exc}") from None
+    if not hasattr(hook, "get_sqlalchemy_engine"):
+        raise RequestError(f"connection '{conn_id}' ({type(hook).__name__}) does not provide a SQLAlchemy engine")
+    return SqlConnector(hook.get_sqlalchemy_engine())
+
+
+def connectors(config: PrivacyConfig, ask: Ask, answer: Answer | None = None) -> ConnectorFor:
+    """Each dataset's connector, by its mapping in privacy.yml: the one place that tells the kinds apart."""
+
+    def connector_for(dataset: str) -> Connector:
+        mapping = config.mapping(dataset)
+        if mapping.kind == "manual":
+            return ManualConnector(ask=ask, answer=answer)
+        if mapping.kind == "email":
+            return VendorConnector()
+        return sql_connector(mapping.conn_id or "")
+
+    return connector_for
+
+
+def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
+    """What would make an erasure fail half-way, checked before anything is touched: the SMTP connection for
+    vendor emails, and every erasure target's real column type against its strategy (preflight)."""
+    engines: list[Engine] = []
+
+    def engine_for(conn_id: str) -> Engine:
+        engines.append(sql_connector(conn_id).engine)
+        return engines[-1]
+
+    problems = smtp_problems(config) if config.email_datasets else []
+    try:
+        return problems + erasure_preflight(config, policy, engine_for)
+    except TransientError as exc:
+        # Nothing can be touched while the database is down either: the access step meets the outage and is
+        # retried, and erasure still refuses a value that does not fit (DataSourceError, no retry).
+        log.warning("Column types not checked before erasure: %s", exc)
+        return problems
+    finally:
+        for engine in engines:
+            engine.dispose()
+
+
+def smtp_problems(config: PrivacyConfig) -> list[str]:
+    """The SMTP connection exists and a sender address is known (privacy.yml or the connection)."""
+    conn_id = config.settings.smtp_conn_id
+    try:
+        connection = _connection(conn_id, "smtp_conn_id in privacy.yml", "SMTP ")
+    except RequestError as exc:
+        return [str(exc)]
+    if not (config.settings.email_from or connection.extra_dejson.get("from_email")):
+        return [f"no sender address for vendor emails: set 'email_from' in privacy.yml or the 'from_email' "
+                f"extra of the SMTP connection '{conn_id}'"]
+    return []
+
+
+def smtp_sender(config: PrivacyConfig) -> str:
+    """privacy.yml's email_from, else the SMTP connection's from_email extra (validate_request checked one is
+    set). Read from the connection: ``SmtpHook.from_email`` answers only once an SMTP session is open, and the
+    Message-ID, which names the sender's domain, is recorded before the session opens."""
+    conn_id = config.settings.smtp_conn_id
+    return config.settings.email_from or _connection(conn_id, "smtp_conn_id in privacy.yml").extra_dejson.get(
+        "from_email", "")
+
+
+def smtp_send(conn_id: str):
+    """The engine's ``send``: one message over the SMTP connection; returns the refused recipients.
+
+    The provider's public ``send_email_smtp`` builds an HTML-only message; a vendor email is text + HTML
+    (multipart/alternative), so the message goes over the hook's client, as the provider's own
+    ``test_connection`` uses it: connection, TLS/SSL settings and login stay the provider's. Bad credentials
+    or a refused sender are configuration errors (no retry); a server that cannot be reached or refuses every
+    recipient is transient (Airflow retries).
+    """
+    from airflow.providers.smtp.hooks.smtp import SmtpHook
+
+    def send(message: EmailMessage) -> dict[str, Any]:
+        try:
+            with SmtpHook(smtp_conn_id=conn_id) as hook:
+                return hook._smtp_client.send_message(message)
+        except (smtplib.SMTPAuthenticationError, smtplib.SMTPSenderRefused) as exc:
+            raise RequestError(f"SMTP connection '{conn_id}' refused: {type(exc).__name__}: {exc}") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise TransientError(f"SMTP connection '{conn_id}': {type(exc).__name__}: {exc}") from None
+
+    return send
+
+
+def http_post(webhook: Webhook, payload: dict[str, Any], headers: dict[str, str] | None) -> Reply:
+    """POST over the webhook's HTTP connection; network trouble is transient, a missing connection is not."""
+    import requests
+    from airflow.providers.http.hooks.http import HttpHook
+
+    hook = HttpHook(method="POST", http_conn_id=webhook.conn_id)
+    started = time.monotonic()
+    try:
+        response = hook.run(webhook.endpoint, json=payload, headers=headers,
+                            extra_options={"check_response": False, "timeout": 30})
+    except AirflowNotFoundException:
+        raise RequestError(f"webhook '{webhook.name}': connection '{webhook.conn_id}' does not exist") from None
+    except requests.RequestException as exc:
+        raise TransientError(f"webhook '{webhook.name}': {type(exc).__name__}") from None
+    return Reply(response.status_code, response.content, round(time.monotonic() - started, 3))

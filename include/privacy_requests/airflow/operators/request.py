@@ -1,0 +1,79 @@
+"""The request's own checkpoints: validate, approve (when the policy asks), the access package, finalize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow.sdk import Context, SkipMixin
+
+from ... import layout
+from ...access_package import write_access_package
+from ...lifecycle import approval_question, finish_request, record_review, start_request
+from ...request import PrivacyRequest
+from ..hitl import asker
+from ..hooks import erasure_problems
+from .base import PrivacyRequestOperator
+
+
+class ValidateRequestOperator(PrivacyRequestOperator):
+    """Claims the request id and the subject and checks everything before anything is touched."""
+
+    claims_request = True
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
+        record = start_request(request, context["run_id"], context["dag_run"].run_after.isoformat(),
+                               lambda: erasure_problems(self.privacy_config, request.policy))
+        self.log.info("Request %s valid: policy %s, identity types %s", request.request_id, request.conf.policy,
+                      record["identity_types"])
+        return {"request_id": request.request_id, "policy": request.conf.policy}
+
+
+class ApproveRequestOperator(PrivacyRequestOperator, SkipMixin):
+    """Waits for a person to approve or reject the request when its policy asks for manual approval.
+
+    Reject ends the request before anything is touched: the rest of the run is skipped, and the report says
+    who rejected it and why.
+    """
+
+    inherits_from_skipmixin = True
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, bool]:
+        question = approval_question(request)
+        if question is None:
+            return {"approved": True}
+        asker(context)(question)
+
+    def answered(self, request: PrivacyRequest, context: Context, event: dict[str, Any]) -> dict[str, bool]:
+        if record_review(request, event):
+            return {"approved": True}
+        # Raises DownstreamTasksSkipped: this task succeeds and every task after it is skipped.
+        self.skip(ti=context["ti"], tasks=context["task"].get_flat_relatives(upstream=False))
+        raise AssertionError("approve_request has downstream tasks to skip")
+
+
+class UploadAccessPackageOperator(PrivacyRequestOperator):
+    """Writes ``access_package.json``: rows filtered to the access rules' categories, empty ones left out."""
+
+    step = "upload_access_package"
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
+        written = write_access_package(request)
+        if written is None:
+            self.log.info("Erasure has already masked data for this request: the access package written before "
+                          "it is kept as it is")
+            return {"kept": True}
+        location, counts = written
+        self.log.info("Access package written to %s: %d collection(s), %d row(s)", location, len(counts),
+                      sum(counts.values()))
+        self._record_result(request, context, collections=counts, location=location)
+        return {"collections": len(counts), "rows": sum(counts.values())}
+
+
+class FinalizeOperator(PrivacyRequestOperator):
+    """Writes ``report.json`` and deletes the intermediate rows; the ledger and deliverables stay."""
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
+        report, removed = finish_request(request)
+        self.log.info("Report written to %s; %d intermediate object(s) deleted", request.store.base / layout.REPORT,
+                      removed)
+        return report.summary

@@ -1,0 +1,71 @@
+"""Vendor emails: the erasure email of a request (exactly once, the engine's rule), and a test email."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+from ...config import PrivacyConfig
+from ...connectors.vendor import sample_instructions
+from ...email.message import build_message
+from ...email.render import render_erasure_email
+from ...errors import RequestError, TransientError
+from ...request import PrivacyRequest, check_vendors
+from ...vendor_email import send_vendor_email
+from ..hooks import smtp_problems, smtp_send, smtp_sender
+from .base import PrivacyRequestOperator
+
+
+class EmailSendOperator(PrivacyRequestOperator):
+    """Sends one vendor one email with the instructions of all its collections, exactly once."""
+
+    def __init__(self, *, dataset: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.dataset = dataset
+
+    def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
+        config = self.privacy_config
+        entry = send_vendor_email(request, self.dataset, sender=lambda: smtp_sender(config),
+                                  send=smtp_send(config.settings.smtp_conn_id), try_number=context["ti"].try_number)
+        return {"message_id": entry["message_id"]}
+
+
+class VendorTestEmailOperator(BaseOperator):
+    """Sends a vendor's test recipient a sample erasure email (dummy data), to check SMTP and template."""
+
+    template_fields: Sequence[str] = ("dataset",)
+
+    def __init__(self, *, privacy_config: PrivacyConfig, dataset: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.privacy_config = privacy_config
+        self.dataset = dataset
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        config = self.privacy_config
+        if self.dataset not in config.email_datasets:
+            raise AirflowFailException(f"'{self.dataset}' is not a vendor (email) dataset; vendors: "
+                                       f"{', '.join(config.email_datasets) or 'none'}")
+        target = config.mapping(self.dataset).email
+        assert target is not None
+        if not target.test_to:
+            raise AirflowFailException(f"dataset '{self.dataset}' has no test recipient: add email.test_to to its "
+                                       "mapping in privacy.yml")
+        try:
+            problems = check_vendors(config) + smtp_problems(config)
+            if problems:
+                raise RequestError("; ".join(problems))
+            rendered = render_erasure_email(organization=config.settings.organization, request_id="test",
+                                            vendor_name=target.vendor_name, instructions=sample_instructions(),
+                                            test=True)
+            message = build_message(rendered, sender=smtp_sender(config), to=[target.test_to])
+            smtp_send(config.settings.smtp_conn_id)(message)
+        except RequestError as exc:
+            raise AirflowFailException(str(exc)) from None
+        except TransientError as exc:
+            raise AirflowException(str(exc)) from None
+        self.log.info("Test email for '%s' sent to %s (Message-ID %s)", self.dataset, target.test_to,
+                      message["Message-ID"])
+        return {"message_id": message["Message-ID"]}
