@@ -101,6 +101,8 @@ def main() -> int:
 
 
 def summarize(runs: dict, stamp: str, shop_db: Path, mailbox: Path) -> int:
+    from include.privacy_requests import layout
+
     storage = DEMO / "privacy-requests"
     print("\n=== Airflow Privacy Requests demo ===")
     ok = True
@@ -111,13 +113,13 @@ def summarize(runs: dict, stamp: str, shop_db: Path, mailbox: Path) -> int:
         if failed:
             ok = False
             print(f"  tasks not successful: {failed}")
-        report_file = request_dir / "report.json"
+        report_file = request_dir / layout.REPORT
         if not report_file.exists():
             ok = False
             continue
         report = json.loads(report_file.read_text())
         print(f"  report:         {report_file}")
-        package = request_dir / "access_package.json"
+        package = request_dir / layout.ACCESS_PACKAGE
         if package.exists():
             print(f"  access package: {package}")
         print(f"  {'collection':40} {'rows found':>10} {'rows masked':>12}")

@@ -18,9 +18,9 @@ import hmac
 import json
 from typing import Any
 
+from . import layout
 from .store import StoragePath
 
-SUBJECTS = "_subjects"  # not a valid request id (leading '_'), so never a request's folder
 FINISHED = ("complete", "rejected", "failed")
 
 
@@ -36,7 +36,7 @@ def claim(root: StoragePath, subject: str, request_id: str) -> str | None:
 
     Claiming again for the request that holds the subject (a cleared validate_request) succeeds.
     """
-    folder = root / SUBJECTS / subject
+    folder = root / layout.SUBJECTS / subject
     folder.mkdir(parents=True, exist_ok=True)
     while True:
         claims = _claims(folder)
@@ -58,7 +58,7 @@ def claim(root: StoragePath, subject: str, request_id: str) -> str | None:
 
 def release(root: StoragePath, subject: str, request_id: str) -> None:
     """Remove the claims up to this request's own, once it has finished; later claims stay."""
-    folder = root / SUBJECTS / subject
+    folder = root / layout.SUBJECTS / subject
     if not folder.exists():
         return
     claims = _claims(folder)
@@ -81,7 +81,7 @@ def _claims(folder: StoragePath) -> list[tuple[int, str]]:
 
 
 def _finished(root: StoragePath, request_id: str) -> bool:
-    report = root / request_id / "report.json"
+    report = root / request_id / layout.REPORT
     if not report.exists():
         return False
     with report.open("rb") as fh:

@@ -13,6 +13,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .graph import CollectionAddress
 
+# -- shared by all requests, at the storage root ----------------------------------------------------------
+SUBJECTS = "_subjects"  # subjects in flight (in_flight.py); not a valid request id, so never a request's folder
+
 # -- deliverables, in clear -------------------------------------------------------------------------------
 REPORT = "report.json"
 ACCESS_PACKAGE = "access_package.json"

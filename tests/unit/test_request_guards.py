@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import in_flight
+from include.privacy_requests import in_flight, layout
 from include.privacy_requests.errors import RequestError
 from include.privacy_requests.request import MAX_IDENTITY_LENGTH, parse_conf, request_id_for
 from include.privacy_requests.store import RequestStore
@@ -75,7 +75,7 @@ def test_a_subject_is_held_by_one_open_request_and_freed_when_it_finishes(tmp_pa
     assert in_flight.claim(tmp_path, subject, "a") == "b"
     finish(tmp_path, "b", "complete")
     in_flight.release(tmp_path, subject, "b")
-    assert not list((tmp_path / in_flight.SUBJECTS / subject).iterdir())
+    assert not list((tmp_path / layout.SUBJECTS / subject).iterdir())
 
 
 def test_the_fingerprint_is_keyed_and_ignores_case_but_not_policy() -> None:
