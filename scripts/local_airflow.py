@@ -78,7 +78,7 @@ class AirflowCluster:
                     if self.get("/api/v2/dags/privacy_request").get("dag_id") == "privacy_request":
                         self.unpause()
                         return
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
                 pass
             time.sleep(1)
         raise RuntimeError(f"Airflow did not come up in {timeout} s; logs in {self.home}")

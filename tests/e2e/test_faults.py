@@ -516,11 +516,6 @@ def test_an_unreachable_database_is_a_transient_failure(faults: Faults) -> None:
     """DESIGN: transient failures (database, SMTP, HTTP) raise AirflowException so that Airflow retries."""
     failures = [e for e in faults.report(DB_DOWN)["events"] if e["event"] == "checkpoint_failed"]
     assert [e["checkpoint"] for e in failures] == [ACCESS_CUSTOMER], "run test_database_unreachable_... first"
-    if failures[0]["error"] == "DataSourceError":
-        pytest.xfail("product bug: psycopg 3 (the Postgres provider's driver under SQLAlchemy 2) words a failed "
-                     "connection 'connection failed: connection to server at ...', which connectors/sql.py's "
-                     "_TRANSIENT_MESSAGES (matched with startswith) does not know: an unreachable PostgreSQL "
-                     "fails the task at once, without the configured retries")
     assert failures[0]["error"] == "TransientError"
 
 

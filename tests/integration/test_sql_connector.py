@@ -316,3 +316,14 @@ def test_unreachable_database_raises_transient_error(engine: Engine, operation) 
             operation(SqlConnector(locked), customer_collection())
         holder.execute("ROLLBACK")
     locked.dispose()
+
+
+def test_a_psycopg3_connect_failure_is_transient(tmp_path) -> None:
+    """psycopg 3 words a refused connect 'connection failed: ...' with no SQLSTATE: still a reason to retry."""
+    from sqlalchemy import create_engine
+
+    from include.privacy_requests.errors import TransientError
+
+    engine = create_engine("postgresql+psycopg://postgres@127.0.0.1:5432/no_such_database_here")
+    with pytest.raises(TransientError):
+        list(SqlConnector(engine).select_rows(customer_collection(), {"email": ["a@x.org"]}))

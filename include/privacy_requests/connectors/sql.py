@@ -199,8 +199,9 @@ _QUOTED = re.compile(r"""(['"`])(.*?)\1""")
 # SQLSTATE classes and MySQL client/server codes that mean "could not talk to the server (now)".
 _TRANSIENT_SQLSTATES = ("08", "53", "57P", "40001", "40P01")
 _TRANSIENT_MYSQL_CODES = {1040, 1205, 1213, 2002, 2003, 2005, 2006, 2013, 2055}
+# psycopg 3 reports a failed connect as "connection failed: ..." with no SQLSTATE.
 _TRANSIENT_MESSAGES = ("database is locked", "unable to open database file", "connection to server",
-                       "could not connect to server", "server closed the connection")
+                       "could not connect to server", "server closed the connection", "connection failed")
 
 
 def _is_connection_problem(orig: BaseException | None) -> bool:
