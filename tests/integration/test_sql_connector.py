@@ -144,7 +144,11 @@ def test_retrieve_sliced_single_field_returns_each_row_once(engine: Engine, monk
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("email", "x' OR '1'='1"), ("name", "Ann'; DROP TABLE customer; --"), ("email", 'a@x.org" OR "1"="1')],
+    [("email", "x' OR '1'='1"), ("name", "Ann'; DROP TABLE customer; --"), ("email", 'a@x.org" OR "1"="1'),
+     ("email", "' UNION SELECT id, email, name FROM customer --"),
+     ("email", "a@x.org'; UPDATE customer SET name=NULL; --"), ("name", "\\'; DELETE FROM customer; --"),
+     ("email", "%' OR email LIKE '%"), ("name", "x'||(SELECT email FROM customer LIMIT 1)||'"),
+     ("email", "a@x.org`; DROP TABLE customer; #")],
 )
 def test_retrieve_injection_looking_values_are_parameters(engine: Engine, field: str, value: str) -> None:
     create_customers(engine)

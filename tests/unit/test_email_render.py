@@ -167,3 +167,21 @@ def test_collections_the_vendor_cannot_locate_ask_for_nothing() -> None:
     for body in (email.html, email.text):
         assert body.count("We hold nothing that locates records in this collection") == 2
         assert "first_name" not in body and "scholarship" not in body
+
+
+@pytest.mark.parametrize("hostile", ["Evil\r\nBcc: attacker@example.com", "Evil\nX-Injected: 1",
+                                     "Evil\rSubject: other"])
+def test_header_injection_through_the_vendor_name_or_request_id_adds_no_header(hostile: str) -> None:
+    """What reaches a header (subject) is folded or refused, never a header of its own."""
+    from include.privacy_requests.email.message import build_message
+
+    found = instruction("customer", {"email": ["a@x.org"]}, {"name": "null_rewrite"})
+    rendered = render_erasure_email(organization=hostile, request_id="r-1", vendor_name=hostile, instructions=[found])
+    try:
+        message = build_message(rendered, sender="privacy@example.com", to=["vendor@example.com"])
+        raw = message.as_bytes()
+    except ValueError:
+        return  # the email library refuses a header with a line break: nothing is sent
+    headers = raw.split(b"\n\n", 1)[0].replace(b"\r\n", b"\n")
+    assert b"\nBcc:" not in headers and b"\nX-Injected:" not in headers
+    assert headers.count(b"\nSubject:") + headers.startswith(b"Subject:") == 1
