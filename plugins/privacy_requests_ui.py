@@ -191,8 +191,12 @@ def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
 class RunNotes:
     """Listener: when a request's run ends, its note (shown in the grid view) summarizes the outcome.
 
-    The note is written from a short-lived thread: the scheduler calls listeners inside its own
-    transaction on that run, so writing in the same breath would wait on (or deadlock with) it.
+    Why a short-lived thread that retries: the scheduler calls ``on_dag_run_success``/``failed`` inside its own
+    transaction on that run, so writing the note in the same breath would wait on (or deadlock with) it. The
+    alternatives do not exist in Airflow 3.3: task code has no metadata DB session (so ``finalize`` cannot set
+    the note), and a task calling the REST API would need credentials of its own. The thread writes once the
+    scheduler's transaction has committed, and gives up after 30 s with a warning (the note is a convenience:
+    the report and the Privacy requests pages carry the same outcome).
     """
 
     @hookimpl
