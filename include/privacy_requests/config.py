@@ -91,6 +91,14 @@ class DeadlineAlertSettings(_Strict):
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
 
+class RetentionSettings(_Strict):
+    """How long Airflow's metadata database keeps a finished request's identity (privacy_request_retention)."""
+
+    schedule: str = "@daily"
+    after_days: int = Field(default=90, ge=1)
+    conn_id: str = "privacy_metadata_db"
+
+
 class Settings(_Strict):
     organization: str
     storage: str
@@ -100,6 +108,7 @@ class Settings(_Strict):
     data_categories: list[str] = Field(default_factory=list)
     retries: RetrySettings = Field(default_factory=RetrySettings)
     deadline_alert: DeadlineAlertSettings | None = None
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     # How long an approval or a manual collection waits for its person before the step fails.
     wait_timeout: timedelta = Field(default=WEEK, gt=timedelta(0))
 

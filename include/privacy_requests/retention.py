@@ -6,16 +6,9 @@ and their answers (``hitl_detail``, ``hitl_detail_history``). The request store 
 ledger, which hold no identity, so after the retention period these copies are the only personal data left
 in Airflow; this module replaces them with a marker such as ``[removed after 90 days]``.
 
-Where it runs: Airflow 3 gives task code no metadata DB session (the Task SDK swaps ``settings.Session`` for
-one that raises and points ``sql_alchemy_conn`` at ``airflow-db-not-allowed:///``, also for subprocesses, so
-``airflow db ...`` in a BashOperator fails too), and no REST endpoint edits a run's conf, an audit-log row
-or an answered question. So the scrub takes a SQLAlchemy engine, and is run either
-
-- by the ``privacy_request_retention`` DAG, through an Airflow connection to the metadata database that the
-  deployment creates on purpose (``privacy_metadata_db``, ideally a database role allowed to read and update
-  only the columns below), or
-- as a command where Airflow's own database settings are (the scheduler's host, a cron job):
-  ``python -m include.privacy_requests.retention --after-days 90``.
+The scrub takes a SQLAlchemy engine and the tables' definitions, so it knows nothing of Airflow; the Airflow
+wing (``airflow/retention.py``) runs it from the ``privacy_request_retention`` DAG or as a command, and says
+why it needs a connection of its own.
 
 Only runs that ended (``success`` or ``failed``) before the cut-off are touched; the update of each run is
 guarded by that condition, so a run cleared meanwhile is left alone. Logs carry counts, never values.
@@ -23,25 +16,19 @@ guarded by that condition, so a run cleared meanwhile is left alone. Logs carry 
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import re
-import sys
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 if TYPE_CHECKING:
-    from airflow.sdk import DAG
     from sqlalchemy.engine import Connection, Engine, Row
 
-    from .config import PrivacyConfig
-
-RETENTION_DAG_ID = "privacy_request_retention"
 # The DAGs whose runs carry a subject's identity: one request per run, or a batch of subjects per run.
 REQUEST_DAG_IDS = ("privacy_request", "privacy_request_batch")
 FINISHED = ("success", "failed")
@@ -52,24 +39,6 @@ PERSONAL_KEYS = frozenset({"identity", "derived_identity", "params_input"})
 TRIGGER_WINDOW = timedelta(minutes=5)
 _MARKER = re.compile(r"^\[removed after \d+ days?\]$")
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RetentionSettings:
-    """When the DAG runs, after how many days an identity goes, and the connection to the metadata DB."""
-
-    schedule: str = "@daily"
-    after_days: int = 90
-    conn_id: str = "privacy_metadata_db"
-
-
-def retention_settings(config: PrivacyConfig) -> RetentionSettings:
-    """privacy.yml's ``retention`` section once the configuration has one; these defaults until then."""
-    section = getattr(config.settings, "retention", None)
-    if section is None:
-        return RetentionSettings()
-    return RetentionSettings(**{f.name: getattr(section, f.name) for f in fields(RetentionSettings)
-                                if getattr(section, f.name, None) is not None})
 
 
 def marker(after_days: int) -> str:
@@ -279,126 +248,3 @@ def _strings(node: Any) -> Iterable[str]:
             yield from _strings(value)
     elif isinstance(node, str):
         yield node
-
-
-# Airflow adapters below: every Airflow import is made when called, so importing this module loads no Airflow
-# (the engine boundary); they belong in include/privacy_requests/airflow/ with the other DAG builders.
-
-
-def airflow_tables() -> MetadataTables:
-    """The table definitions of the installed Airflow, which match its database's schema."""
-    from airflow.models.dagrun import DagRun
-    from airflow.models.hitl import HITLDetail
-    from airflow.models.hitl_history import HITLDetailHistory
-    from airflow.models.log import Log
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.models.taskinstancehistory import TaskInstanceHistory
-
-    return MetadataTables(dag_run=DagRun.__table__, log=Log.__table__, task_instance=TaskInstance.__table__,
-                          task_instance_history=TaskInstanceHistory.__table__, hitl_detail=HITLDetail.__table__,
-                          hitl_detail_history=HITLDetailHistory.__table__)
-
-
-def metadata_engine(conn_id: str) -> Engine:
-    """The SQLAlchemy engine of the connection to Airflow's metadata database; refuses any other database.
-
-    Task code has no metadata DB session in Airflow 3 and no API edits what has to go, so the deployment
-    grants this on purpose, with a connection it can narrow to the columns changed (see the README).
-    """
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
-
-    try:
-        connection = BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        raise AirflowFailException(
-            f"connection '{conn_id}' does not exist: create it for Airflow's metadata database (README, 'What "
-            "Airflow keeps'), or run `python -m include.privacy_requests.retention` where Airflow's database "
-            "settings are") from None
-    hook = connection.get_hook()
-    if not hasattr(hook, "get_sqlalchemy_engine"):
-        raise AirflowFailException(f"connection '{conn_id}' ({connection.conn_type}) has no SQLAlchemy engine")
-    engine: Engine = hook.get_sqlalchemy_engine()
-    try:
-        inspector = sa.inspect(engine)
-        missing = [t for t in ("dag_run", "log", "hitl_detail") if not inspector.has_table(t)]
-    except sa.exc.DBAPIError as exc:
-        engine.dispose()
-        raise AirflowException(f"cannot reach the database of connection '{conn_id}': "
-                               f"{type(exc.orig).__name__}") from None
-    if missing:
-        engine.dispose()
-        raise AirflowFailException(f"connection '{conn_id}' is not Airflow's metadata database (no {missing})")
-    return engine
-
-
-def run_retention(conn_id: str, after_days: Any) -> dict[str, int]:
-    """The DAG's task: one pass through the connection; counts in the log and in XCom, never values."""
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-
-    try:
-        days = int(after_days)
-    except (TypeError, ValueError):
-        raise AirflowFailException(f"after_days must be a whole number of days, not {after_days!r}") from None
-    if days < 1:
-        raise AirflowFailException("after_days must be at least 1")
-    engine = metadata_engine(conn_id)
-    try:
-        result = remove_identities(engine, airflow_tables(), after_days=days)
-    except sa.exc.DBAPIError as exc:  # down, busy, or a grant missing: the message names which
-        raise AirflowException(f"metadata database error: {type(exc.orig).__name__}: "
-                               f"{str(exc.orig).splitlines()[0][:200]}") from None
-    finally:
-        engine.dispose()
-    log.info("Removed the identity of %d request(s) finished more than %d day(s) ago: %d audit-log row(s), "
-             "%d human-in-the-loop row(s)", result.runs, days, result.log_rows, result.hitl_rows)
-    return result.as_dict()
-
-
-def build_retention_dag(config: PrivacyConfig) -> DAG:
-    """A scheduled DAG of one task; the age is a param, so a run by hand may use another (never below 1)."""
-    from airflow.sdk import DAG, Param, task
-
-    settings = retention_settings(config)
-    with DAG(
-        dag_id=RETENTION_DAG_ID,
-        schedule=settings.schedule,
-        start_date=datetime(2026, 1, 1, tzinfo=UTC),
-        catchup=False,
-        max_active_runs=1,
-        tags=["privacy"],
-        default_args={"owner": "privacy", "retries": 1, "retry_delay": timedelta(minutes=5)},
-        params={"after_days": Param(settings.after_days, type="integer", minimum=1, title="Retention (days)",
-                                    description="Remove the identity of requests finished more than this many "
-                                                "days ago from Airflow's metadata database.")},
-        doc_md=f"Removes the subject's identity from Airflow's metadata database (`dag_run.conf`, `log.extra`, "
-               f"`hitl_detail`) for privacy requests finished more than {settings.after_days} days ago, through "
-               f"the connection `{settings.conn_id}`. Reports and ledgers in the request store are kept.",
-    ) as dag:
-
-        @task(task_id="remove_identities")
-        def remove(params: dict[str, Any] | None = None) -> dict[str, int]:
-            return run_retention(settings.conn_id, (params or {}).get("after_days"))
-
-        remove()
-    return dag
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The same pass where Airflow's own database settings are (scheduler host, cron job); prints counts."""
-    parser = argparse.ArgumentParser(prog="python -m include.privacy_requests.retention", description=main.__doc__)
-    parser.add_argument("--after-days", type=int, default=RetentionSettings.after_days)
-    parser.add_argument("--dag-id", action="append", dest="dag_ids", help=f"default: {', '.join(REQUEST_DAG_IDS)}")
-    args = parser.parse_args(argv)
-    from airflow import settings
-
-    if settings.engine is None:
-        settings.configure_orm()
-    result = remove_identities(settings.get_engine(), airflow_tables(), after_days=args.after_days,
-                               dag_ids=args.dag_ids or REQUEST_DAG_IDS)
-    print(json.dumps(result.as_dict()))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

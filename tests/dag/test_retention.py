@@ -158,11 +158,9 @@ def test_identities_of_old_finished_requests_leave_the_metadata_database(
         airflow_db, config_folder, storage, shop_db, metadata_db, api, clerk,
         monkeypatch: pytest.MonkeyPatch) -> None:
     from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
+    from include.privacy_requests.airflow.retention import airflow_tables, build_retention_dag, metadata_engine
     from include.privacy_requests.config import load_config
     from include.privacy_requests.retention import (
-        airflow_tables,
-        build_retention_dag,
-        metadata_engine,
         remove_identities,
     )
 
@@ -235,8 +233,8 @@ def test_identities_of_old_finished_requests_leave_the_metadata_database(
 
 def test_the_retention_dag_refuses_a_connection_to_another_database(airflow_db, config_folder, shop_db,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from include.privacy_requests.airflow.retention import build_retention_dag
     from include.privacy_requests.config import load_config
-    from include.privacy_requests.retention import build_retention_dag
 
     monkeypatch.setenv("AIRFLOW_CONN_PRIVACY_METADATA_DB", f"sqlite:///{shop_db}")
     dag = build_retention_dag(load_config(config_folder.path))

@@ -57,7 +57,7 @@ def request_params(config: PrivacyConfig) -> ParamsDict:
             type="object",
             title="Identity",
             description=f"The data subject's identity values, by type: {', '.join(identity_keys)}. "
-                        'Example: {"email": "jane@example.com"}.',
+                        'Example: {"email": "subject@example.org"}.',
             properties={k: {"type": "string", "minLength": 1, "maxLength": MAX_IDENTITY_LENGTH,
                             "pattern": IDENTITY_VALUE_PATTERN} for k in identity_keys},
             additionalProperties=False,
