@@ -24,6 +24,7 @@ from ..connectors.vendor import VendorConnector
 from ..errors import RequestError, TransientError
 from ..policy import Policy, Webhook
 from ..preflight import erasure_preflight
+from ..vendor_email import Send
 from ..webhooks import Reply
 from .constants import STORE_KEY_VARIABLE
 
@@ -118,7 +119,7 @@ def smtp_sender(config: PrivacyConfig) -> str:
         "from_email", "")
 
 
-def smtp_send(conn_id: str):
+def smtp_send(conn_id: str) -> Send:
     """The engine's ``send``: one message over the SMTP connection; returns the refused recipients.
 
     The provider's public ``send_email_smtp`` builds an HTML-only message; a vendor email is text + HTML
