@@ -6,7 +6,8 @@ wins), so ``validate_request`` claims the subject first, as fides refuses duplic
 The claim lives at ``{storage}/_subjects/{fingerprint}/{generation}.json``. The fingerprint is an HMAC of the
 policy and the identity values under the store key: the same subject always gives the same folder, and
 nobody without the key can tell whose it is. The claim with the highest generation holds the subject. A
-newcomer takes over only from a holder that has finished (its report says complete, rejected or failed) by
+newcomer takes over only from a holder that has finished (its report says complete, rejected or failed; a
+request whose failed try will be retried says "retrying" and keeps its subject) by
 creating the next generation with a create-only-if-absent write, so of two newcomers racing for the same
 subject exactly one wins, on a local disk as on object storage, without a lock server.
 """
@@ -57,17 +58,19 @@ def claim(root: StoragePath, subject: str, request_id: str) -> str | None:
 
 
 def release(root: StoragePath, subject: str, request_id: str) -> None:
-    """Remove the claims up to this request's own, once it has finished; later claims stay."""
+    """Once this request has finished, remove the older claims of its subject. The newest claim always stays
+    (a finished holder blocks nobody): deleting it would reset the generations, and a newcomer that read it
+    could then win a generation another newcomer wins too."""
     folder = root / layout.SUBJECTS / subject
     if not folder.exists():
         return
     claims = _claims(folder)
-    mine = [g for g, holder in claims if holder == request_id]
-    if not mine:
+    if not any(holder == request_id for _, holder in claims):
         return
-    for generation, _ in claims:
-        if generation <= mine[-1]:
-            (folder / f"{generation:012d}.json").unlink()
+    for generation, _ in claims[:-1]:
+        path = folder / f"{generation:012d}.json"
+        if path.exists():
+            path.unlink()
 
 
 def _claims(folder: StoragePath) -> list[tuple[int, str]]:
@@ -75,8 +78,11 @@ def _claims(folder: StoragePath) -> list[tuple[int, str]]:
     for path in folder.iterdir():
         stem = path.name.removesuffix(".json")
         if stem.isdigit():
-            with path.open("rb") as fh:
-                result.append((int(stem), json.loads(fh.read())["request_id"]))
+            try:
+                with path.open("rb") as fh:
+                    result.append((int(stem), json.loads(fh.read())["request_id"]))
+            except FileNotFoundError:  # an older claim removed by a release meanwhile
+                continue
     return sorted(result)
 
 
@@ -84,6 +90,9 @@ def _finished(root: StoragePath, request_id: str) -> bool:
     report = root / request_id / layout.REPORT
     if not report.exists():
         return False
-    with report.open("rb") as fh:
-        body: dict[str, Any] = json.loads(fh.read())
+    try:
+        with report.open("rb") as fh:
+            body: dict[str, Any] = json.loads(fh.read())
+    except (FileNotFoundError, ValueError):  # being rewritten right now: the holder is still at work
+        return False
     return body.get("status") in FINISHED

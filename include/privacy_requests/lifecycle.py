@@ -27,6 +27,7 @@ from .request import (
 )
 
 log = logging.getLogger(__name__)
+RETRYING = "retrying"  # a failed try with a retry to come: the request is still open
 
 def start_request(request: PrivacyRequest, run_id: str, received: str,
                   deployment_problems: Callable[[], list[str]] = list) -> dict[str, Any]:
@@ -62,13 +63,19 @@ def record_result(request: PrivacyRequest, step: str, address: CollectionAddress
     return result
 
 
-def record_failure(request: PrivacyRequest, checkpoint: str, try_number: int, exc: Exception) -> None:
-    """An event, and report.json saying the request failed here (finish rewrites it on success). Only the
-    messages of the engine's own errors are kept: an unforeseen error's text may quote data."""
+def record_failure(request: PrivacyRequest, checkpoint: str, try_number: int, exc: Exception, *,
+                   final: bool) -> None:
+    """An event, and report.json saying the request failed here (finish rewrites it on success), or, while a
+    retry is still to come (``final`` False), that it is retrying: a retrying request still holds its subject.
+    Only the messages of the engine's own errors are kept: an unforeseen error's text may quote data."""
     known = isinstance(exc, (RequestError, ConfigError, DataSourceError, TransientError))
     failure = request.store.add_event("checkpoint_failed", checkpoint=checkpoint, try_number=try_number,
-                                      error=type(exc).__name__, message=str(exc) if known else "see the task log")
-    request.store.write_public(layout.REPORT, [build_report(request, failure=failure).to_json()])
+                                      error=type(exc).__name__, message=str(exc) if known else "see the task log",
+                                      final=final)
+    report = build_report(request, failure=failure)
+    if not final:
+        report.body["status"] = RETRYING
+    request.store.write_public(layout.REPORT, [report.to_json()])
 
 
 def finish_request(request: PrivacyRequest) -> tuple[Report, int]:

@@ -97,7 +97,8 @@ def check_request(config: PrivacyConfig, conf: RequestConf) -> list[str]:
         problems.append(f"unknown policy '{conf.policy}'; configured: {', '.join(sorted(config.policies))}")
     unknown = sorted(set(conf.identity) - config.graph.identity_keys)
     if unknown:
-        problems.append(f"unknown identity type(s) {unknown}; datasets use {sorted(config.graph.identity_keys)}")
+        shown = [_shown(k) for k in unknown[:5]] + (["..."] if len(unknown) > 5 else [])
+        problems.append(f"unknown identity type(s) {shown}; datasets use {sorted(config.graph.identity_keys)}")
     unreachable = config.plan.unreachable(conf.identity)
     if unreachable:
         names = ", ".join(str(a) for a in unreachable)

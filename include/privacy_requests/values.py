@@ -29,12 +29,16 @@ def values_at(row: dict[str, Any], path: str) -> Iterator[Any]:
 def cast(value: Any, data_type: str | None, *, strict: bool = False) -> Any:
     """The value as its field's declared type (``integer``, ``float``, ``boolean``, ``string``; ``x[]`` a list).
 
-    One rule for every value: 3.7 is no integer, "abc" no boolean (true/false/1/0 are), an object or a list no
-    string. ``strict`` (a person typed it) raises ValueError saying why; otherwise (values arriving on an
-    edge) a value that does not fit becomes None, and callers drop it: it cannot match the column.
+    One rule for every value: 3.7 is no integer, "abc" no boolean (true/false/1/0/yes/no are), an object or a
+    list no string. ``strict`` (a person typed it) raises ValueError saying why, and an ``x[]`` field takes a
+    list; otherwise (values arriving on an edge, one element at a time) an ``x[]`` field takes a single ``x``,
+    and a value that does not fit becomes None, which callers drop: it cannot match the column.
     """
+    data_type = (data_type or "").strip()
+    if not strict and data_type.endswith("[]") and not isinstance(value, list):
+        data_type = data_type[:-2]
     try:
-        return _cast(value, (data_type or "").strip())
+        return _cast(value, data_type)
     except (TypeError, ValueError) as exc:
         if strict:
             raise ValueError(str(exc) or f"not a valid {data_type}") from None
@@ -54,17 +58,24 @@ def _cast(value: Any, data_type: str) -> Any:
         if isinstance(value, bool):
             return value
         text = str(value).strip().lower()
-        if text in ("true", "1", "false", "0"):
-            return text in ("true", "1")
+        if text in ("true", "1", "yes", "false", "0", "no"):
+            return text in ("true", "1", "yes")
         raise ValueError("not true or false")
     if isinstance(value, bool):
         raise ValueError(f"true/false is not a {data_type}")
     if data_type == "integer":
-        if isinstance(value, float) and not value.is_integer():
+        try:  # the reason is ours: Python's own messages quote the value
+            number = int(value.strip()) if isinstance(value, str) else int(value)
+        except (TypeError, ValueError):
+            raise ValueError("not a whole number") from None
+        if number != value and not isinstance(value, str):  # 3.7 or Decimal("5.5") would be cut
             raise ValueError("not a whole number")
-        return int(value.strip()) if isinstance(value, str) else int(value)
+        return number
     if data_type == "float":
-        return float(value)
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError("not a number") from None
     if data_type == "string":
         return str(value)
     return value

@@ -73,9 +73,24 @@ def test_a_subject_is_held_by_one_open_request_and_freed_when_it_finishes(tmp_pa
     finish(tmp_path, "a", "failed")
     assert in_flight.claim(tmp_path, subject, "b") is None  # a failed request no longer holds it
     assert in_flight.claim(tmp_path, subject, "a") == "b"
+    finish(tmp_path, "b", "retrying")  # a failed try with a retry to come: still open
+    assert in_flight.claim(tmp_path, subject, "c") == "b"
     finish(tmp_path, "b", "complete")
     in_flight.release(tmp_path, subject, "b")
-    assert not list((tmp_path / layout.SUBJECTS / subject).iterdir())
+    assert len(list((tmp_path / layout.SUBJECTS / subject).iterdir())) == 1  # the newest claim stays
+
+
+def test_a_release_never_lets_two_newcomers_hold_one_subject(tmp_path: Path) -> None:
+    """B read the finished holder A's claim (generation 0) and is about to write generation 1; meanwhile A
+    releases and C claims. C must end up on generation 1 too, so that B's write fails and B looks again."""
+    subject = in_flight.fingerprint(Fernet.generate_key(), "erasure", {"email": "jane@example.com"})
+    assert in_flight.claim(tmp_path, subject, "a") is None
+    finish(tmp_path, "a", "complete")
+    in_flight.release(tmp_path, subject, "a")
+    assert in_flight.claim(tmp_path, subject, "c") is None
+    with pytest.raises(FileExistsError):  # B's prepared create-only-if-absent write of generation 1
+        (tmp_path / layout.SUBJECTS / subject / f"{1:012d}.json").open("xb").close()
+    assert in_flight.claim(tmp_path, subject, "b") == "c"
 
 
 def test_the_fingerprint_is_keyed_and_ignores_case_but_not_policy() -> None:

@@ -50,7 +50,12 @@ def _connection(conn_id: str, what: str, kind: str = "") -> Connection:
 
 
 def sql_connector(conn_id: str) -> SqlConnector:
-    """A connector on the SQLAlchemy engine of an Airflow connection's hook (any SQL provider)."""
+    """A connector on the SQLAlchemy engine of an Airflow connection's hook (any SQL provider), looked up when
+    the connector first needs it."""
+    return SqlConnector(lambda: sql_engine(conn_id))
+
+
+def sql_engine(conn_id: str) -> Engine:
     connection = _connection(conn_id, "privacy.yml maps a dataset to it")
     try:
         hook = connection.get_hook()
@@ -58,7 +63,7 @@ def sql_connector(conn_id: str) -> SqlConnector:
         raise RequestError(f"connection '{conn_id}' ({connection.conn_type}) has no usable hook: {exc}") from None
     if not hasattr(hook, "get_sqlalchemy_engine"):
         raise RequestError(f"connection '{conn_id}' ({type(hook).__name__}) does not provide a SQLAlchemy engine")
-    return SqlConnector(hook.get_sqlalchemy_engine())
+    return hook.get_sqlalchemy_engine()
 
 
 def connectors(config: PrivacyConfig, ask: Ask, answer: Answer | None = None) -> ConnectorFor:
@@ -81,7 +86,7 @@ def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
     engines: list[Engine] = []
 
     def engine_for(conn_id: str) -> Engine:
-        engines.append(sql_connector(conn_id).engine)
+        engines.append(sql_engine(conn_id))
         return engines[-1]
 
     problems = smtp_problems(config) if config.email_datasets else []
@@ -134,6 +139,8 @@ def smtp_send(conn_id: str) -> Send:
         try:
             with SmtpHook(smtp_conn_id=conn_id) as hook:
                 return hook._smtp_client.send_message(message)
+        except AirflowNotFoundException:  # nothing was sent: the "sending" marker goes, a clear may send
+            raise RequestError(f"SMTP connection '{conn_id}' (smtp_conn_id in privacy.yml) does not exist") from None
         except (smtplib.SMTPAuthenticationError, smtplib.SMTPSenderRefused) as exc:
             raise RequestError(f"SMTP connection '{conn_id}' refused: {type(exc).__name__}: {exc}") from None
         except (smtplib.SMTPException, OSError) as exc:

@@ -125,8 +125,8 @@ def check_rows(collection: Collection, answer: Any) -> list[dict[str, Any]]:
             try:
                 row[name] = cast(value, data_type, strict=True)
             except ValueError as exc:
-                raise RequestError(f"{where}: record {number}, field '{name}': {json.dumps(value)[:40]} is not "
-                                   f"a valid {data_type} ({exc})") from None
+                raise RequestError(f"{where}: record {number}, field '{name}': the value is not a valid "
+                                   f"{data_type} ({exc})") from None
         rows.append(row)
     return rows
 

@@ -32,9 +32,17 @@ FETCH_CHUNK = 1000
 class SqlConnector:
     """Queries and masks the collections of one database; counts the statements it issues."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, engine: Engine | Callable[[], Engine]) -> None:
+        self._engine = engine
         self.statements = 0
+
+    @property
+    def engine(self) -> Engine:
+        """The engine, made on first use: a step with nothing to query (no input, no primary key, nothing to
+        erase) never looks its connection up."""
+        if not isinstance(self._engine, Engine):
+            self._engine = self._engine()
+        return self._engine
 
     def retrieve(self, request: PrivacyRequest, collection: Collection, inputs: dict[str, list[Any]]) -> Found:
         return Found(self.select_rows(collection, inputs))

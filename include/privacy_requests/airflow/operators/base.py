@@ -70,13 +70,13 @@ class PrivacyRequestOperator(BaseOperator):
         except ForeignRequestError as exc:  # another run's request: nothing may be written into its store
             raise AirflowFailException(str(exc)) from None
         except (RequestError, ConfigError, DataSourceError) as exc:
-            self._record_failure(request, context, exc)
+            self._record_failure(request, context, exc, final=True)
             raise AirflowFailException(str(exc)) from None
         except TransientError as exc:
-            self._record_failure(request, context, exc)
+            self._record_failure(request, context, exc, final=self._last_try(context))
             raise AirflowException(f"{exc} (will retry)") from None
         except Exception as exc:  # unforeseen: recorded, then Airflow retries as for any task
-            self._record_failure(request, context, exc)
+            self._record_failure(request, context, exc, final=self._last_try(context))
             raise
 
     def _open(self, context: Context) -> PrivacyRequest:
@@ -96,9 +96,13 @@ class PrivacyRequestOperator(BaseOperator):
             mask_secret(value)
         return request
 
-    def _record_failure(self, request: PrivacyRequest, context: Context, exc: Exception) -> None:
+    def _last_try(self, context: Context) -> bool:
+        """Whether Airflow will not retry this task after this try (try numbers start at 1)."""
+        return context["ti"].try_number > (self.retries or 0)
+
+    def _record_failure(self, request: PrivacyRequest, context: Context, exc: Exception, *, final: bool) -> None:
         try:
-            record_failure(request, self.task_id, context["ti"].try_number, exc)
+            record_failure(request, self.task_id, context["ti"].try_number, exc, final=final)
         except Exception:  # the store itself may be what failed; the task log still has the error
             self.log.warning("Could not record the failure of %s in the request store", self.task_id, exc_info=True)
 
