@@ -106,7 +106,7 @@ def run_note(report: dict[str, Any] | None) -> str:
     """The run note: the outcome in one line (counts, vendor emails, or where it failed)."""
     if not report:
         return "Privacy request: no report was written (see the task logs)."
-    if report["status"] == "failed":
+    if report["status"] in ("failed", "retrying"):
         failure = report["failed_checkpoint"]
         return (f"Failed at {failure['checkpoint']} (try {failure['try_number']}): {failure['error']}. "
                 "Fix the cause, then clear that task with its downstream tasks.")
