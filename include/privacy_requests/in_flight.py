@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from typing import Any
 
 from . import layout
@@ -43,9 +44,11 @@ def claim(root: StoragePath, subject: str, request_id: str) -> str | None:
         claims = _claims(folder)
         if claims:
             generation, holder = claims[-1]
+            if holder is None:  # created, its content not written yet: give the writer a moment
+                holder = _holder_when_written(folder, generation)
             if holder == request_id:
                 return None
-            if not _finished(root, holder):
+            if holder is not None and not _finished(root, holder):
                 return holder
         else:
             generation = -1
@@ -73,17 +76,39 @@ def release(root: StoragePath, subject: str, request_id: str) -> None:
             path.unlink()
 
 
-def _claims(folder: StoragePath) -> list[tuple[int, str]]:
-    result = []
+def _claims(folder: StoragePath) -> list[tuple[int, str | None]]:
+    """(generation, holder) of every claim, oldest first; the holder is None while a claim's creator has not
+    written it yet (a local file exists, empty, between its exclusive creation and its content)."""
+    result: list[tuple[int, str | None]] = []
     for path in folder.iterdir():
         stem = path.name.removesuffix(".json")
         if stem.isdigit():
             try:
-                with path.open("rb") as fh:
-                    result.append((int(stem), json.loads(fh.read())["request_id"]))
+                result.append((int(stem), _read_holder(path)))
             except FileNotFoundError:  # an older claim removed by a release meanwhile
                 continue
-    return sorted(result)
+    return sorted(result, key=lambda claim: claim[0])
+
+
+def _read_holder(path: StoragePath) -> str | None:
+    with path.open("rb") as fh:
+        content = fh.read()
+    try:
+        return json.loads(content)["request_id"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _holder_when_written(folder: StoragePath, generation: int, wait: float = 2.0) -> str | None:
+    """The holder of a claim being written, once written; None if it stays empty (its writer died between
+    creating and writing it, so the claim holds nobody and the next generation may be claimed)."""
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        time.sleep(0.01)
+        holder = _read_holder(folder / f"{generation:012d}.json")
+        if holder is not None:
+            return holder
+    return None
 
 
 def _finished(root: StoragePath, request_id: str) -> bool:

@@ -120,6 +120,7 @@ def test_of_twenty_racing_requests_exactly_one_holds_the_subject(tmp_path: Path,
         thread.start()
     for thread in threads:
         thread.join()
+    assert len(results) == 20  # no thread died (a claim being written is read as taken, not as junk)
     winners = [r for r, holder in results.items() if holder is None]
     assert len(winners) == 1
     assert all(holder == winners[0] for r, holder in results.items() if r != winners[0])
