@@ -25,7 +25,7 @@ def due_soon(config: PrivacyConfig, root: StoragePath, key: str, now: datetime,
         if not request or store.exists(layout.DEADLINE_ALERT):
             continue
         report = folder / layout.REPORT
-        if report.exists() and json.loads(report.read_text())["status"] in ("complete", "rejected"):
+        if report.exists() and json.loads(report.read_text())["status"] in layout.CLOSED:
             continue
         policy = config.policies.get(request["policy"])
         if policy is None:

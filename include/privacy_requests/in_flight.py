@@ -23,8 +23,6 @@ from typing import Any
 from . import layout
 from .store import StoragePath
 
-FINISHED = ("complete", "rejected", "failed")
-
 
 def fingerprint(key: str | bytes, policy: str, identity: dict[str, str]) -> str:
     """The subject and policy, keyed: case does not make another subject (Jane@X.com is jane@x.com)."""
@@ -120,4 +118,4 @@ def _finished(root: StoragePath, request_id: str) -> bool:
             body: dict[str, Any] = json.loads(fh.read())
     except (FileNotFoundError, ValueError):  # being rewritten right now: the holder is still at work
         return False
-    return body.get("status") in FINISHED
+    return body.get("status") in layout.FINISHED

@@ -19,6 +19,10 @@ SUBJECTS = "_subjects"  # subjects in flight (in_flight.py); not a valid request
 # -- deliverables, in clear -------------------------------------------------------------------------------
 REPORT = "report.json"
 ACCESS_PACKAGE = "access_package.json"
+# report.json's "status": retrying = a failed try with a retry to come, the request still open.
+COMPLETE, REJECTED, FAILED, RETRYING = "complete", "rejected", "failed", "retrying"
+CLOSED = (COMPLETE, REJECTED)  # nothing more will happen: no deadline alert
+FINISHED = (*CLOSED, FAILED)  # no longer at work: its subject is free
 
 # -- the request's own records ----------------------------------------------------------------------------
 REQUEST = "request.json"  # who owns the request id (the run), its policy and when it was received

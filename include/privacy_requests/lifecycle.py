@@ -27,7 +27,6 @@ from .request import (
 )
 
 log = logging.getLogger(__name__)
-RETRYING = "retrying"  # a failed try with a retry to come: the request is still open
 
 def start_request(request: PrivacyRequest, run_id: str, received: str,
                   deployment_problems: Callable[[], list[str]] = list) -> dict[str, Any]:
@@ -72,10 +71,7 @@ def record_failure(request: PrivacyRequest, checkpoint: str, try_number: int, ex
     failure = request.store.add_event("checkpoint_failed", checkpoint=checkpoint, try_number=try_number,
                                       error=type(exc).__name__, message=str(exc) if known else "see the task log",
                                       final=final)
-    report = build_report(request, failure=failure)
-    if not final:
-        report.body["status"] = RETRYING
-    request.store.write_public(layout.REPORT, [report.to_json()])
+    request.store.write_public(layout.REPORT, [build_report(request, failure=failure).to_json()])
 
 
 def finish_request(request: PrivacyRequest) -> tuple[Report, int]:

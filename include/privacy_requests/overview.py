@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from . import layout
 from .config import PrivacyConfig
 from .request import request_id_for
 
@@ -106,7 +107,7 @@ def run_note(report: dict[str, Any] | None) -> str:
     """The run note: the outcome in one line (counts, vendor emails, or where it failed)."""
     if not report:
         return "Privacy request: no report was written (see the task logs)."
-    if report["status"] in ("failed", "retrying"):
+    if report["status"] in (layout.FAILED, layout.RETRYING):
         failure = report["failed_checkpoint"]
         return (f"Failed at {failure['checkpoint']} (try {failure['try_number']}): {failure['error']}. "
                 "Fix the cause, then clear that task with its downstream tasks.")

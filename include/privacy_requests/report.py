@@ -26,7 +26,8 @@ class Report:
 
 
 def build_report(request: PrivacyRequest, failure: dict[str, Any] | None = None) -> Report:
-    """The request's report; ``failure`` (a checkpoint_failed event) makes it a report of a failed request."""
+    """The request's report; ``failure`` (a checkpoint_failed event) makes it a report of a failed request,
+    or of one retrying when the event says a retry is to come (``final`` False)."""
     config, store = request.config, request.store
     collections = []
     for address in config.plan.order:
@@ -48,7 +49,8 @@ def build_report(request: PrivacyRequest, failure: dict[str, Any] | None = None)
         "request_id": request.request_id,
         "policy": request.conf.policy,
         "identity_types": sorted(request.conf.identity),
-        "status": "failed" if failure else "rejected" if rejected else "complete",
+        "status": (layout.FAILED if failure.get("final", True) else layout.RETRYING) if failure
+                  else layout.REJECTED if rejected else layout.COMPLETE,
         "failed_checkpoint": failure,
         "review": review,
         "updated_at": datetime.now(UTC).isoformat(),
