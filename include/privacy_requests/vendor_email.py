@@ -1,4 +1,5 @@
-"""One email per vendor dataset and request, exactly once.
+"""Emails to people outside (vendors), exactly once: one per vendor dataset and request, and the digests that
+list many requests or a batch's subjects (``send_once`` is the rule for all of them).
 
 The rule: the sent record in the ledger means never again; a "sending" marker written before the SMTP
 conversation and removed after the record means an earlier try stopped in between, and then nothing is sent
@@ -10,14 +11,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
-from typing import Any
+from typing import Any, Protocol
 
 from . import layout
 from .connectors.vendor import locatable
 from .email.message import build_message
-from .email.render import render_erasure_email
+from .email.render import RenderedEmail, render_erasure_email
 from .errors import RequestError, StepSkipped, TransientError
 from .request import PrivacyRequest
 
@@ -36,45 +38,80 @@ def send_vendor_email(request: PrivacyRequest, dataset: str, *, sender: Callable
     assert target is not None
     if config.mapping(dataset).access == "read":
         raise StepSkipped(f"dataset '{dataset}' is read-only (access: read): no email")
-    sent = store.get(layout.email_sent(dataset))
+
+    def compose() -> Composed:
+        instructions = [store.get(n) for n in store.list(layout.instructions(dataset))]
+        if not instructions:
+            raise StepSkipped(f"no instruction was recorded for '{dataset}': no email")
+        found = locatable(instructions)
+        if not any(i["erase"] for i in instructions if i["collection"] in found):
+            raise StepSkipped(f"no collection of '{dataset}' has anything to erase that the vendor can locate "
+                              "with what we hold: no email")
+        rendered = render_erasure_email(organization=config.settings.organization, request_id=request.request_id,
+                                        vendor_name=target.vendor_name, instructions=instructions)
+        return Composed(rendered, target.to, {"collections": len(instructions)})
+
+    return send_once(store, dataset, compose, sender=sender, send=send, try_number=try_number)
+
+
+@dataclass(frozen=True)
+class Composed:
+    """An email ready to send: what it says, to whom, and counts for its ledger entry (nothing personal)."""
+
+    rendered: RenderedEmail
+    to: list[str]
+    counts: dict[str, int]
+
+
+class Ledger(Protocol):
+    """Where an email's exactly-once record lives: a request's store, or a batch's or digest's."""
+
+    base: Any
+
+    def get(self, name: str, default: Any = None) -> Any: ...
+    def put(self, name: str, value: Any) -> None: ...
+    def create(self, name: str, value: Any) -> bool: ...
+    def delete(self, name: str) -> None: ...
+    def add_event(self, kind: str, **fields: Any) -> dict[str, Any]: ...
+
+
+def send_once(store: Ledger, key: str, compose: Callable[[], Composed], *, sender: Callable[[], str], send: Send,
+              try_number: int) -> dict[str, Any]:
+    """The exactly-once rule of every email this project sends to someone outside (module docstring), for the
+    email ``key`` names in ``store``. ``compose`` runs only when nothing was sent yet; it may raise StepSkipped.
+    Returns the ledger entry, sent now or before."""
+    sent = store.get(layout.email_sent(key))
     if sent:
-        log.info("Email for '%s' was already sent at %s (Message-ID %s): not sending again", dataset, sent["time"],
+        log.info("Email '%s' was already sent at %s (Message-ID %s): not sending again", key, sent["time"],
                  sent["message_id"])
         return sent
-    began = store.get(layout.email_sending(dataset))
+    began = store.get(layout.email_sending(key))
     if began:
         raise RequestError(
-            f"an earlier try began sending the email for '{dataset}' (Message-ID {began['message_id']}) at "
+            f"an earlier try began sending the email '{key}' (Message-ID {began['message_id']}) at "
             f"{began['time']} and stopped before recording the outcome: check the SMTP server's log for that "
-            f"Message-ID; to send anyway, delete {store.base / layout.email_sending(dataset)} and clear this task")
-    instructions = [store.get(n) for n in store.list(layout.instructions(dataset))]
-    if not instructions:
-        raise StepSkipped(f"no instruction was recorded for '{dataset}': no email")
-    found = locatable(instructions)
-    if not any(i["erase"] for i in instructions if i["collection"] in found):
-        raise StepSkipped(f"no collection of '{dataset}' has anything to erase that the vendor can locate with "
-                          "what we hold: no email")
-    rendered = render_erasure_email(organization=config.settings.organization, request_id=request.request_id,
-                                    vendor_name=target.vendor_name, instructions=instructions)
-    message = build_message(rendered, sender=sender(), to=target.to)
-    store.put(layout.email_sending(dataset), {"message_id": message["Message-ID"],
-                                              "time": datetime.now(UTC).isoformat(), "try_number": try_number})
+            f"Message-ID; to send anyway, delete {store.base / layout.email_sending(key)} and clear this task")
+    composed = compose()
+    message = build_message(composed.rendered, sender=sender(), to=composed.to)
+    marker = {"message_id": message["Message-ID"], "time": datetime.now(UTC).isoformat(), "try_number": try_number}
+    if not store.create(layout.email_sending(key), marker):  # conditional: two tries racing, one sends
+        raise RequestError(f"another try is sending the email '{key}' right now: not sending it twice")
     try:
         refused = send(message)
     except (RequestError, TransientError):
-        store.delete(layout.email_sending(dataset))  # the server said no: nothing went out, a retry may send
+        store.delete(layout.email_sending(key))  # the server said no: nothing went out, a retry may send
         raise
-    recipients = [r for r in target.to if r not in refused]
-    entry = {"dataset": dataset, "recipients": recipients, "refused": sorted(refused),
-             "message_id": message["Message-ID"], "subject": rendered.subject,
-             "time": datetime.now(UTC).isoformat(), "try_number": try_number, "collections": len(instructions)}
-    store.put(layout.email_sent(dataset), entry)
-    store.put(layout.email_message(dataset), {"html": rendered.html, "text": rendered.text})
-    store.delete(layout.email_sending(dataset))
-    store.add_event("email_sent", dataset=dataset, recipients=recipients, refused=sorted(refused),
+    recipients = [r for r in composed.to if r not in refused]
+    entry = {"dataset": key, "recipients": recipients, "refused": sorted(refused),
+             "message_id": message["Message-ID"], "subject": composed.rendered.subject,
+             "time": datetime.now(UTC).isoformat(), "try_number": try_number, **composed.counts}
+    store.put(layout.email_sent(key), entry)
+    store.put(layout.email_message(key), {"html": composed.rendered.html, "text": composed.rendered.text})
+    store.delete(layout.email_sending(key))
+    store.add_event("email_sent", dataset=key, recipients=recipients, refused=sorted(refused),
                     message_id=entry["message_id"], try_number=try_number)
     if refused:
-        log.warning("The SMTP server refused %s for '%s'", ", ".join(sorted(refused)), dataset)
-    log.info("Erasure email for '%s' sent to %s (Message-ID %s, %d collection(s))", dataset,
-             ", ".join(recipients), entry["message_id"], len(instructions))
+        log.warning("The SMTP server refused %s for '%s'", ", ".join(sorted(refused)), key)
+    log.info("Email '%s' sent to %s (Message-ID %s, %s)", key, ", ".join(recipients), entry["message_id"],
+             ", ".join(f"{v} {k}" for k, v in composed.counts.items()))
     return entry

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +11,14 @@ import pytest
 
 from include.privacy_requests.config import PrivacyConfig, load_config
 from include.privacy_requests.connectors.vendor import build_instruction
-from include.privacy_requests.email.render import RenderedEmail, render_erasure_email
+from include.privacy_requests.email.message import build_message
+from include.privacy_requests.email.render import (
+    DIGEST_INLINE_LIMIT,
+    DigestEntry,
+    RenderedEmail,
+    render_digest_email,
+    render_erasure_email,
+)
 from include.privacy_requests.graph import CollectionAddress
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "privacy"
@@ -185,3 +194,44 @@ def test_header_injection_through_the_vendor_name_or_request_id_adds_no_header(h
     headers = raw.split(b"\n\n", 1)[0].replace(b"\r\n", b"\n")
     assert b"\nBcc:" not in headers and b"\nX-Injected:" not in headers
     assert headers.count(b"\nSubject:") + headers.startswith(b"Subject:") == 1
+
+
+def digest(count: int) -> RenderedEmail:
+    entries = [DigestEntry(f"r-{n:03d}", INSTRUCTIONS) for n in range(count)]
+    return render_digest_email(organization=ORG, reference="drop-2026-11", vendor_name="Happy Days Daycare",
+                               entries=entries)
+
+
+def test_a_digest_lists_each_request_with_the_instructions_its_own_email_would_carry() -> None:
+    email = digest(3)
+    assert "drop-2026-11" in email.subject and "3 request(s)" in email.subject
+    single = render().text
+    own = section(single, "\n== ", "Please reply")
+    for n in range(3):
+        body = section(email.text, f"=== Request r-{n:03d} ===", "=== Request" if n < 2 else "Please reply")
+        assert body.split("===\n", 1)[1].strip() == own.strip()
+        assert f"<h3>Request <code>r-{n:03d}</code></h3>" in email.html
+    assert not email.attachments
+
+
+def test_a_long_digest_puts_every_instruction_in_a_csv_attachment_safe_for_spreadsheets() -> None:
+    hostile = instruction("payment", {"payer_email": ["=HYPERLINK(\"http://x\")", "@SUM(1)", "+1", HOSTILE]},
+                          {"card": "null_rewrite"})
+    entries = [DigestEntry(f"r-{n:03d}", [hostile]) for n in range(DIGEST_INLINE_LIMIT + 1)]
+    email = render_digest_email(organization=ORG, reference="b-1", vendor_name=None, entries=entries)
+    assert "Request r-000" not in email.text and "erasure-requests.csv" in email.text
+    [attachment] = email.attachments
+    rows = list(csv.reader(io.StringIO(attachment.data.decode())))
+    assert rows[0][0] == "request_reference" and len(rows) == DIGEST_INLINE_LIMIT + 2
+    values = rows[1][3]
+    assert values.startswith("'=HYPERLINK") and rows[1][4] == "card"
+    message = build_message(email, sender="privacy@example.com", to=["v@example.com"])
+    parts = [p.get_filename() for p in message.iter_attachments()]
+    assert parts == ["erasure-requests.csv"]
+    assert message.get_body(("plain",)).get_content().startswith("Hello")
+
+
+def test_markup_in_a_digest_is_escaped() -> None:
+    entries = [DigestEntry("r-1", [instruction("payment", {"payer_email": [HOSTILE]}, {"card": "null_rewrite"})])]
+    email = render_digest_email(organization=ORG, reference="b-<1>", vendor_name=HOSTILE, entries=entries)
+    assert "<script>" not in email.html and "&lt;script&gt;" in email.html and "b-&lt;1&gt;" in email.html

@@ -18,4 +18,7 @@ def build_message(rendered: RenderedEmail, *, sender: str, to: list[str]) -> Ema
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
     msg.set_content(rendered.text)
     msg.add_alternative(rendered.html, subtype="html")
+    for attachment in rendered.attachments:  # the body becomes multipart/mixed around the alternative
+        maintype, subtype = attachment.content_type.split("/")
+        msg.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=attachment.filename)
     return msg
