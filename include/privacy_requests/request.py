@@ -43,17 +43,26 @@ class RequestConf(BaseModel):
     @field_validator("identity")
     @classmethod
     def _non_empty(cls, identity: dict[str, str]) -> dict[str, str]:
-        for key, value in identity.items():
-            if len(value) > MAX_IDENTITY_LENGTH:
-                raise ValueError(f"identity.{_shown(key)} is longer than {MAX_IDENTITY_LENGTH} characters")
-            if any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES for c in key + value):
-                raise ValueError(f"identity.{_shown(key)} contains a control character")
+        problem = identity_problem(identity, "identity")
+        if problem:
+            raise ValueError(problem)
         identity = {k: v.strip() for k, v in identity.items() if v.strip()}
         if not identity:
             raise ValueError("give at least one identity value, e.g. {\"email\": \"jane@example.com\"}")
         if "email" in identity and not _EMAIL.match(identity["email"]):
             raise ValueError("identity.email is not an email address")
         return identity
+
+
+def identity_problem(values: dict[str, str], where: str) -> str | None:
+    """What is wrong with identity values wherever they come from (a conf, a webhook's derived identities):
+    too long, or a control character; None when nothing is."""
+    for key, value in values.items():
+        if len(value) > MAX_IDENTITY_LENGTH:
+            return f"{where}.{_shown(key)} is longer than {MAX_IDENTITY_LENGTH} characters"
+        if any(unicodedata.category(c) in _FORBIDDEN_CATEGORIES for c in key + value):
+            return f"{where}.{_shown(key)} contains a control character"
+    return None
 
 
 def _shown(name: object) -> str:

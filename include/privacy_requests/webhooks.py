@@ -20,7 +20,7 @@ from . import layout
 from .asking import RESUME, Answer, Ask, Question, duration
 from .errors import RequestError, StepSkipped, TransientError
 from .policy import Webhook
-from .request import PrivacyRequest
+from .request import PrivacyRequest, identity_problem
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,9 @@ def classify(webhook: Webhook, reply: Reply) -> dict[str, Any]:
     derived = answer.get("derived_identity") or {}
     if not isinstance(derived, dict) or not all(isinstance(v, str) for v in derived.values()):
         raise RequestError(f"webhook '{webhook.name}': derived_identity must map identity types to strings")
+    problem = identity_problem(derived, "derived_identity")
+    if problem:
+        raise RequestError(f"webhook '{webhook.name}': {problem}")
     return answer
 
 
@@ -146,6 +149,9 @@ def resume_webhooks(request: PrivacyRequest, step: str, event: dict[str, Any], c
     if not isinstance(derived, dict) or not all(isinstance(v, str) and v for v in derived.values()):
         raise RequestError(f"the resume's derived_identity must map identity types to non-empty strings; clear "
                            f"{step}_webhooks to call the webhook again")
+    problem = identity_problem(derived, "derived_identity")
+    if problem:
+        raise RequestError(f"the resume's {problem}; clear {step}_webhooks to call the webhook again")
     _add_derived(request, derived, caller)
     store.put(layout.webhook_called(step, webhook.name), {"halted": True, "resumed_by": answer.by,
                                                          "try_number": caller.try_number})

@@ -12,8 +12,10 @@ from cryptography.fernet import Fernet
 
 from include.privacy_requests import in_flight, layout
 from include.privacy_requests.errors import RequestError
+from include.privacy_requests.policy import Webhook
 from include.privacy_requests.request import MAX_IDENTITY_LENGTH, parse_conf, request_id_for
 from include.privacy_requests.store import RequestStore
+from include.privacy_requests.webhooks import Reply, classify
 
 
 @pytest.mark.parametrize("run_id", [".", "..", "../x", "/", ".hidden", "-x", "a/../../b", "", "x" * 300])
@@ -124,3 +126,13 @@ def test_of_twenty_racing_requests_exactly_one_holds_the_subject(tmp_path: Path,
     winners = [r for r, holder in results.items() if holder is None]
     assert len(winners) == 1
     assert all(holder == winners[0] for r, holder in results.items() if r != winners[0])
+
+
+@pytest.mark.parametrize("derived", [{"phone_number": "1" * (MAX_IDENTITY_LENGTH + 1)},
+                                     {"phone_number": "+1555\x00"}, {"email\n": "a@example.com"}])
+def test_a_webhook_s_derived_identity_is_held_to_the_rules_of_a_conf_s_identity(derived: dict[str, str]) -> None:
+    webhook = Webhook(name="enrich", conn_id="crm", direction="two_way")
+    reply = Reply(200, json.dumps({"derived_identity": derived}).encode(), 0.1)
+    with pytest.raises(RequestError, match="webhook 'enrich': derived_identity"):
+        classify(webhook, reply)
+    assert classify(webhook, Reply(200, b'{"derived_identity": {"phone_number": "+15555550100"}}', 0.1))
