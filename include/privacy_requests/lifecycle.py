@@ -117,6 +117,11 @@ def record_review(request: PrivacyRequest, event: dict[str, Any]) -> bool:
     reason = str(answer.values.get("reason") or "").strip() or None
     store = request.store
     if answer.option == APPROVE:
+        if any(e["event"] == "request_rejected" for e in store.events()):
+            # Reconsidered after a rejection, which freed the subject and wrote a final report: the request holds
+            # its subject again (or is refused, if another request took it) and is open again (no report).
+            claim_subject(request)
+            store.delete(layout.REPORT)
         store.put(layout.APPROVAL, {"by": answer.by, "time": datetime.now(UTC).isoformat()})
         store.add_event("request_approved", by=answer.by, reason=reason)
         log.info("Request approved by %s", answer.by)

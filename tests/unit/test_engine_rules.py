@@ -198,3 +198,22 @@ def test_an_approval_is_asked_once_and_a_rejection_closes_the_request(config: Pr
     assert (report["status"], report["review"]["reason"]) == ("rejected", "duplicate")
     with pytest.raises(RequestError, match="nobody approved or rejected"):
         record_review(rejected, {"error": "timeout"})
+
+
+def test_a_reconsidered_rejection_holds_its_subject_again(config: PrivacyConfig, tmp_path: Path) -> None:
+    """Rejected, the subject was freed; approved after a clear, the request holds it again, so a later request
+    for the same subject is refused, and one that came in meanwhile makes the approval fail instead."""
+    reject = {"chosen_options": [REJECT], "responded_by_user": {"name": "dpo"}}
+    approve = {"chosen_options": [APPROVE], "responded_by_user": {"name": "dpo"}}
+    first = started(config, tmp_path, "reviewed_erasure_policy", "first")
+    record_review(first, reject)
+    assert record_review(first, approve)
+    with pytest.raises(RequestError, match="'first' for the same subject"):
+        started(config, tmp_path, "reviewed_erasure_policy", "later")
+
+    other = started(config, tmp_path, "reviewed_erasure_policy", "other", {"email": "john@example.com"})
+    record_review(other, reject)
+    started(config, tmp_path, "reviewed_erasure_policy", "meanwhile", {"email": "john@example.com"})
+    with pytest.raises(RequestError, match="'meanwhile' for the same subject"):
+        record_review(other, approve)
+    assert approval_question(other) is not None  # not approved: nothing proceeds
