@@ -68,7 +68,8 @@ def run_access(config: PrivacyConfig, root: Path, shop: Path, policy: str = "def
 def found(batch: Batch, address: CollectionAddress) -> dict[str, list[int]]:
     """Each found row (by primary key) with the positions of the subjects it belongs to."""
     keys = [f.column for f in batch.config.graph.collections[address].primary_keys]
-    return {"/".join(str(i["row"][k]) for k in keys): i["subjects"] for i in batch.store.read_rows(layout.rows(address))}
+    items = batch.store.read_rows(layout.rows(address))
+    return {"/".join(str(i["row"][k]) for k in keys): i["subjects"] for i in items}
 
 
 def test_a_row_reached_from_two_subjects_belongs_to_both(config: PrivacyConfig, shop: Path, tmp_path: Path) -> None:
