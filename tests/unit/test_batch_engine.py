@@ -137,8 +137,10 @@ def test_provenance_and_chunks_unit() -> None:
     arrived.add("email", "Jane@Example.com", [0])
     arrived.add("email", "jane@example.com", [3])
     arrived.add("id", 7, [1])
-    assert arrived.values() == {"email": ["Jane@Example.com"], "id": [7]}
-    assert arrived.subjects_of({"email": "JANE@example.com ", "id": 7}) == {0, 1, 3}
+    arrived.add("id", 7, [2])
+    assert arrived.values() == {"email": ["Jane@Example.com", "jane@example.com"], "id": [7]}
+    assert arrived.subjects_of({"email": "jane@example.com", "id": 7}) == {1, 2, 3}  # exact values first
+    assert arrived.subjects_of({"email": "JANE@example.com ", "id": 8}) == {0, 3}  # a collation's match
     assert arrived.subjects_of({"email": "john@example.com", "id": 8}) == set()
     assert list(chunks({"a": [1, 2, 3], "b": [4]}, 4)) == [{"a": [1, 2, 3], "b": [4]}]
     assert list(chunks({"a": [1, 2, 3], "b": [4]}, 2)) == [{"a": [1, 2]}, {"a": [3]}, {"b": [4]}]
