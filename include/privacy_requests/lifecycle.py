@@ -19,6 +19,7 @@ from .masking import new_request_secrets
 from .report import Report, build_report
 from .request import (
     PrivacyRequest,
+    check_dry_run_followed,
     check_request,
     check_vendors,
     claim_request_id,
@@ -35,22 +36,25 @@ def start_request(request: PrivacyRequest, run_id: str, received: str,
     1. The run claims the request id (a run given another request's id fails here, writing nothing there).
     2. The conf, policy, reachability and, for erasures, vendor settings and ``deployment_problems`` (the
        SMTP connection, the erasure targets' real column types) are checked.
-    3. The subject is claimed: a second open request for the same subject and policy is refused.
+    3. The subject is claimed: a second open request for the same subject and policy is refused. A dry run
+       changes nothing, so it claims nobody (the real run it prepares may start while it is still open).
     4. The per-request masking secrets are made once (a cleared validate_request keeps them).
     Returns the request record (id, policy, identity types, run id, received time).
     """
     record = claim_request_id(request, run_id, received)
     config = request.config
-    problems = check_request(config, request.conf)
+    problems = check_request(config, request.conf) + check_dry_run_followed(request)
     if request.conf.policy in config.policies and request.policy.erasure_rules:
         problems += check_vendors(config) + deployment_problems()
     if problems:
         raise RequestError("request rejected: " + "; ".join(problems))
-    claim_subject(request)
+    if not request.conf.dry_run:
+        claim_subject(request)
     if not request.store.exists(layout.SECRETS):
         request.store.put(layout.SECRETS, new_request_secrets())
     request.store.add_event("request_validated", policy=request.conf.policy,
-                            identity_types=record["identity_types"])
+                            identity_types=record["identity_types"], dry_run=request.conf.dry_run,
+                            after_dry_run=request.conf.after_dry_run)
     return record
 
 

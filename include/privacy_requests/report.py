@@ -49,6 +49,8 @@ def build_report(request: PrivacyRequest, failure: dict[str, Any] | None = None)
         "request_id": request.request_id,
         "policy": request.conf.policy,
         "identity_types": sorted(request.conf.identity),
+        "dry_run": request.conf.dry_run,
+        "after_dry_run": request.conf.after_dry_run,
         "status": (layout.FAILED if failure.get("final", True) else layout.RETRYING) if failure
                   else layout.REJECTED if rejected else layout.COMPLETE,
         "failed_checkpoint": failure,
@@ -57,6 +59,8 @@ def build_report(request: PrivacyRequest, failure: dict[str, Any] | None = None)
         "rows_found": sum(c["access"].get("rows", 0) for c in collections),
         "rows_masked": sum(c["erasure"].get("masked", 0) for c in collections),
         "emails_sent": len(emails),
+        **({"rows_planned": sum((c["erasure"].get("plan") or {}).get("rows") or 0 for c in collections),
+            "emails_rendered": sum(e["event"] == "email_rendered" for e in events)} if request.conf.dry_run else {}),
         "collections": collections,
         "events": events,
     })

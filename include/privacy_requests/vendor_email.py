@@ -56,6 +56,13 @@ def send_vendor_email(request: PrivacyRequest, dataset: str, *, sender: Callable
                           "what we hold: no email")
     rendered = render_erasure_email(organization=config.settings.organization, request_id=request.request_id,
                                     vendor_name=target.vendor_name, instructions=instructions)
+    if request.conf.dry_run:  # kept for the request page: no "sending" marker, no ledger entry, nothing sent
+        entry = {"dataset": dataset, "recipients": list(target.to), "subject": rendered.subject,
+                 "time": datetime.now(UTC).isoformat(), "collections": len(instructions)}
+        store.put(layout.dry_run_email(dataset), {**entry, "html": rendered.html, "text": rendered.text})
+        store.add_event("email_rendered", dataset=dataset, recipients=entry["recipients"], dry_run=True)
+        log.info("Dry run: the erasure email for '%s' was rendered and kept, not sent", dataset)
+        return entry
     message = build_message(rendered, sender=sender(), to=target.to)
     store.put(layout.email_sending(dataset), {"message_id": message["Message-ID"],
                                               "time": datetime.now(UTC).isoformat(), "try_number": try_number})
