@@ -13,6 +13,7 @@ from typing import Any
 
 from . import layout
 from .asking import APPROVE, REJECT, Answer, Question, duration
+from .certificate import render_certificate
 from .errors import ConfigError, DataSourceError, RequestError, StepSkipped, TransientError
 from .graph import CollectionAddress
 from .masking import new_request_secrets
@@ -82,10 +83,23 @@ def finish_request(request: PrivacyRequest) -> tuple[Report, int]:
     """report.json, then the intermediate data deleted and the subject freed; the ledger and deliverables stay.
     Returns the report and how many intermediate objects were deleted."""
     report = build_report(request)
-    request.store.write_public(layout.REPORT, [report.to_json()])
+    report_json = report.to_json()
+    request.store.write_public(layout.REPORT, [report_json])
+    if not request.conf.dry_run:  # a dry run erased nothing: there is nothing to certify
+        request.store.write_public(layout.CERTIFICATE, [certificate(request, report, report_json)])
     removed = request.store.delete_intermediate()
     release_subject(request)
     return report, removed
+
+
+def certificate(request: PrivacyRequest, report: Report, report_json: str) -> str:
+    """The certificate of a finished request (certificate.py), with its received and due dates."""
+    received_at = (request.store.get(layout.REQUEST) or {}).get("received")
+    received = datetime.fromisoformat(received_at) if received_at else None
+    return render_certificate(organization=request.config.settings.organization,
+                              policy_name=request.policy.display_name, report=report.body, report_json=report_json,
+                              received=received, due=request.policy.due_date(received) if received else None,
+                              issued=datetime.now(UTC))
 
 
 def approval_question(request: PrivacyRequest) -> Question | None:

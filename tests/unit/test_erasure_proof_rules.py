@@ -1,0 +1,100 @@
+"""The rules behind dry runs and proof of erasure, without a database: the conf's flags, which values a plan
+counts as changed, what counts as a masked value for each strategy, and the certificate's escaping."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from include.privacy_requests.certificate import render_certificate
+from include.privacy_requests.erasure_plan import compare, would_change
+from include.privacy_requests.errors import RequestError
+from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets
+from include.privacy_requests.request import parse_conf
+from include.privacy_requests.verification import holds_masked_value
+
+SECRETS = new_request_secrets()
+
+
+def mask(strategy: str, configuration: dict | None = None, length: int | None = None) -> FieldMask:
+    return FieldMask(Masker(strategy, configuration or {}, SECRETS), length)
+
+
+def test_the_conf_takes_dry_run_as_a_boolean_and_after_dry_run_as_a_request_id() -> None:
+    conf = parse_conf({"policy": "p", "identity": {"email": "a@b.org"}, "dry_run": True})
+    assert conf.dry_run is True and conf.after_dry_run is None
+    assert parse_conf({"policy": "p", "identity": {"email": "a@b.org"}}).dry_run is False
+    with pytest.raises(RequestError, match="dry_run: Input should be a valid boolean"):
+        parse_conf({"policy": "p", "identity": {"email": "a@b.org"}, "dry_run": "yes"})
+    with pytest.raises(RequestError, match="after_dry_run: String should match pattern"):
+        parse_conf({"policy": "p", "identity": {"email": "a@b.org"}, "after_dry_run": "../other"})
+
+
+@pytest.mark.parametrize(("field_mask", "value", "changes"), [
+    (mask("null_rewrite"), "Jane", True),
+    (mask("null_rewrite"), None, False),
+    (mask("string_rewrite", {"rewrite_value": "X"}), "X", False),
+    (mask("string_rewrite", {"rewrite_value": "X"}), None, True),  # a constant is written to every row
+    (mask("hash"), "Jane", True),
+    (mask("hash"), None, False),  # a per-row strategy leaves NULL as it is
+    (mask("random_string_rewrite"), "Jane", True),
+])
+def test_a_plan_counts_the_values_masking_would_change(field_mask: FieldMask, value: str | None,
+                                                      changes: bool) -> None:
+    assert would_change(field_mask, value) is changes
+
+
+def test_a_masked_value_is_recognized_for_every_strategy() -> None:
+    for strategy, config in [("hash", {}), ("hmac", {}), ("aes_encrypt", {}),
+                             ("string_rewrite", {"rewrite_value": "REDACTED"})]:
+        field_mask = mask(strategy, config)
+        assert holds_masked_value(field_mask, "jane", field_mask.apply("jane")), strategy
+        assert not holds_masked_value(field_mask, "jane", "jane"), strategy
+    hashed = mask("hash")
+    assert not holds_masked_value(hashed, "jane", hashed.apply(hashed.apply("jane")))  # hashed twice
+    assert holds_masked_value(mask("null_rewrite"), "jane", None)
+    assert not holds_masked_value(mask("null_rewrite"), "jane", "jane")
+    assert holds_masked_value(hashed, None, None) and not holds_masked_value(hashed, None, "x")
+
+
+def test_a_random_string_is_checked_by_its_form() -> None:
+    field_mask = mask("random_string_rewrite", {"length": 8, "format_preservation": {"suffix": "@x.org"}}, length=12)
+    value = field_mask.apply("jane@example.com")
+    assert len(value) == 12 and value.endswith("@x.o") and holds_masked_value(field_mask, "jane@example.com", value)
+    assert not holds_masked_value(field_mask, "jane@example.com", "jane@exam.co")  # right length, wrong form
+    assert not holds_masked_value(field_mask, "jane@example.com", "abcdefgh@x.org")  # not cut to the column
+    assert not holds_masked_value(field_mask, "jane@example.com", None)
+
+
+def test_compare_sets_each_collection_planned_against_masked() -> None:
+    plan = {"collections": [{"collection": "a:b", "erasure": {"plan": {"rows": 2}}},
+                            {"collection": "v:c", "erasure": {"plan": {"rows": None}}}]}
+    real = {"collections": [{"collection": "a:b", "erasure": {"masked": 1}},
+                            {"collection": "v:c", "erasure": {"status": "instructions_prepared"}}]}
+    assert compare(plan, real) == [{"collection": "a:b", "planned": 2, "masked": 1, "same": False},
+                                   {"collection": "v:c", "planned": None, "masked": None, "same": True}]
+
+
+def test_the_certificate_escapes_everything_and_carries_the_reports_digest() -> None:
+    hostile = "<script>alert(1)</script>"
+    report = {"request_id": "r-1", "policy": "erase", "identity_types": ["email"], "status": "complete",
+              "rows_found": 1, "rows_masked": 1,
+              "collections": [{"collection": "shop:customer", "kind": "sql", "access": {"rows": 1},
+                               "erasure": {"status": "complete", "masked": 1, "verified": 1}}],
+              "events": [{"event": "email_sent", "dataset": "v", "recipients": [f"x{hostile}@v.org"],
+                          "time": "t", "message_id": "<m@1>"},
+                         {"event": "request_approved", "by": hostile, "time": "t", "reason": None},
+                         {"event": "webhook_called", "step": "pre", "webhook": "w", "direction": "one_way",
+                          "status": 200, "time": "t"}]}
+    report_json = json.dumps(report)
+    received = datetime(2026, 11, 1, tzinfo=UTC)
+    html = render_certificate(organization=hostile, policy_name="Erase", report=report, report_json=report_json,
+                              received=received, due=received + timedelta(days=30),
+                              issued=received + timedelta(days=31))
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert hashlib.sha256(report_json.encode()).hexdigest() in html
+    assert "&lt;m@1&gt;" in html and 'class="missed"' in html
+    assert "<td>1</td><td>1</td></tr>" in html.replace("\n", "").replace("    ", "")  # masked, verified
