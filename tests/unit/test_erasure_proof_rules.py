@@ -6,15 +6,20 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from include.privacy_requests.certificate import render_certificate
+from include.privacy_requests.config import load_config
 from include.privacy_requests.erasure_plan import compare, would_change
 from include.privacy_requests.errors import RequestError
+from include.privacy_requests.lifecycle import start_request
 from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets
-from include.privacy_requests.request import parse_conf
+from include.privacy_requests.request import open_request, parse_conf
 from include.privacy_requests.verification import holds_masked_value
+from tests.conftest import DEMO_CONFIG
 
 SECRETS = new_request_secrets()
 
@@ -31,6 +36,30 @@ def test_the_conf_takes_dry_run_as_a_boolean_and_after_dry_run_as_a_request_id()
         parse_conf({"policy": "p", "identity": {"email": "a@b.org"}, "dry_run": "yes"})
     with pytest.raises(RequestError, match="after_dry_run: String should match pattern"):
         parse_conf({"policy": "p", "identity": {"email": "a@b.org"}, "after_dry_run": "../other"})
+
+
+def test_a_run_may_follow_only_a_dry_run_of_the_same_policy_and_subject(tmp_path: Path) -> None:
+    config, key = load_config(DEMO_CONFIG), Fernet.generate_key().decode()
+    jane = {"email": "jane@example.com"}
+
+    def start(request_id: str, policy: str = "default_erasure_policy", identity: dict = jane, **conf):
+        request = open_request(config, {"policy": policy, "identity": identity, "request_id": request_id, **conf},
+                               f"run-{request_id}", tmp_path, key)
+        return start_request(request, f"run-{request_id}", "2026-11-28T00:00:00+00:00")
+
+    start("dry", dry_run=True)
+    start("real", identity={"email": "john@example.com"})
+    for request_id, conf, problem in [
+        ("a", {"after_dry_run": "none-such"}, "after_dry_run: no request 'none-such' exists"),
+        ("b", {"after_dry_run": "real"}, "after_dry_run: request 'real' is not a dry run"),
+        ("c", {"after_dry_run": "dry", "identity": {"email": "john@example.com"}}, "for another policy or identity"),
+        ("d", {"after_dry_run": "dry", "policy": "access_and_erasure_policy"}, "was for another policy or identity"),
+        ("e", {"after_dry_run": "dry", "dry_run": True}, "a dry run cannot follow another dry run"),
+    ]:
+        with pytest.raises(RequestError, match=problem):
+            start(request_id, **conf)
+    # The dry run claimed no subject (a real run for Jane starts while it is open), and a run may follow it.
+    assert start("f", identity={"email": "JANE@example.com"}, after_dry_run="dry")["request_id"] == "f"
 
 
 @pytest.mark.parametrize(("field_mask", "value", "changes"), [
