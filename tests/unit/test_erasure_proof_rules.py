@@ -17,6 +17,7 @@ from include.privacy_requests.erasure_plan import compare, would_change
 from include.privacy_requests.errors import RequestError
 from include.privacy_requests.lifecycle import start_request
 from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets
+from include.privacy_requests.overview import run_note
 from include.privacy_requests.request import open_request, parse_conf
 from include.privacy_requests.verification import holds_masked_value
 from tests.conftest import DEMO_CONFIG
@@ -127,3 +128,10 @@ def test_the_certificate_escapes_everything_and_carries_the_reports_digest() -> 
     assert hashlib.sha256(report_json.encode()).hexdigest() in html
     assert "&lt;m@1&gt;" in html and 'class="missed"' in html
     assert "<td>1</td><td>1</td></tr>" in html.replace("\n", "").replace("    ", "")  # masked, verified
+
+
+def test_the_run_note_of_a_dry_run_says_nothing_was_changed() -> None:
+    report = {"status": "complete", "dry_run": True, "rows_found": 12, "rows_masked": 0, "rows_planned": 5,
+              "emails_sent": 0, "emails_rendered": 1}
+    assert run_note(report) == ("Dry run complete: 12 row(s) found, 5 would be masked, 1 vendor email(s) rendered; "
+                                "nothing was changed or sent.")
