@@ -39,8 +39,11 @@ def pg(tmp_path: Path) -> Iterator[Engine]:
     yield from postgresql_engine(tmp_path)
 
 
-@pytest.fixture
-def request_(tmp_path: Path, pg: Engine) -> PrivacyRequest:
+STREETS_RANDOM = {"strategy": "random_string_rewrite", "configuration": {"length": 12}}
+
+
+def started_request(tmp_path: Path, engine: Engine, streets: dict = STREETS_RANDOM,
+                    rows: list[tuple] = ROWS) -> PrivacyRequest:
     """A started erasure request for jane@example.com on a one-table shop, its rows found by access."""
     folder = tmp_path / "privacy"
     (folder / "datasets").mkdir(parents=True)
@@ -60,23 +63,39 @@ def request_(tmp_path: Path, pg: Engine) -> PrivacyRequest:
          "masking_strategy": {"strategy": "null_rewrite"}},
         {"key": "phones", "action": "erasure", "targets": ["user.contact.phone_number"],
          "masking_strategy": {"strategy": "hash"}},
-        {"key": "streets", "action": "erasure", "targets": ["user.contact.address"],
-         "masking_strategy": {"strategy": "random_string_rewrite", "configuration": {"length": 12}}}]}]}))
-    with pg.begin() as conn:
-        conn.execute(text("CREATE TABLE customer (id INTEGER PRIMARY KEY, email TEXT, name TEXT, phone TEXT, "
-                          "street TEXT)"))
+        {"key": "streets", "action": "erasure", "targets": ["user.contact.address"], "masking_strategy": streets}]}]}))
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE customer (id INTEGER PRIMARY KEY, email VARCHAR(255), name VARCHAR(255), "
+                          "phone VARCHAR(255), street VARCHAR(255))"))
         conn.execute(text("INSERT INTO customer VALUES (:id, :email, :name, :phone, :street)"),
-                     [dict(zip(("id", "email", "name", "phone", "street"), row, strict=True)) for row in ROWS])
+                     [dict(zip(("id", "email", "name", "phone", "street"), row, strict=True)) for row in rows])
     config = load_config(folder)
     request = open_request(config, {"policy": "erase", "identity": {"email": "jane@example.com"}, "request_id": "r-1"},
                            "run-1", tmp_path / "storage", Fernet.generate_key().decode())
     start_request(request, "run-1", "2026-11-28T00:00:00+00:00")
-    assert access_collection(request, CUSTOMER, lambda _: SqlConnector(pg)).rows == 3
+    access_collection(request, CUSTOMER, lambda _: SqlConnector(engine))
     return request
 
 
-def table(pg: Engine) -> dict[int, tuple]:
-    with pg.connect() as conn:
+@pytest.fixture
+def request_(tmp_path: Path, pg: Engine) -> PrivacyRequest:
+    return started_request(tmp_path, pg)
+
+
+def test_values_masked_already_verify_on_every_backend(tmp_path: Path, engine: Engine) -> None:
+    """A row whose values already hold the masked value (NULL, the rewrite value) is matched, not changed:
+    MariaDB reports such rows as matched too (SQLAlchemy's FOUND_ROWS), so the counts agree."""
+    rows = [(1, "jane@example.com", None, None, "REDACTED"), (2, "jane@example.com", "Jay", "+200", "2 Side St")]
+    request = started_request(tmp_path, engine, {"strategy": "string_rewrite",
+                                                 "configuration": {"rewrite_value": "REDACTED"}}, rows)
+    outcome = erase_collection(request, CUSTOMER, lambda _: SqlConnector(engine), try_number=1)
+    assert (outcome.status, outcome.masked, outcome.detail["verified"]) == ("complete", 2, 2)
+    assert table(engine)[1] == ("jane@example.com", None, None, "REDACTED")
+    assert table(engine)[2][1:] == (None, table(engine)[2][2], "REDACTED") and table(engine)[2][2] != "+200"
+
+
+def table(engine: Engine) -> dict[int, tuple]:
+    with engine.connect() as conn:
         return {row[0]: tuple(row[1:]) for row in conn.execute(text("SELECT * FROM customer ORDER BY id"))}
 
 
