@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from cryptography.fernet import Fernet
 
 from include.privacy_requests.certificate import render_certificate
 from include.privacy_requests.config import load_config
 from include.privacy_requests.erasure_plan import compare, would_change
-from include.privacy_requests.errors import RequestError
+from include.privacy_requests.errors import RequestError, StepSkipped
 from include.privacy_requests.lifecycle import start_request
 from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets
 from include.privacy_requests.overview import run_note
 from include.privacy_requests.request import open_request, parse_conf
 from include.privacy_requests.verification import holds_masked_value
+from include.privacy_requests.webhooks import Caller, Reply, call_webhooks
 from tests.conftest import DEMO_CONFIG
 
 SECRETS = new_request_secrets()
@@ -135,3 +138,27 @@ def test_the_run_note_of_a_dry_run_says_nothing_was_changed() -> None:
               "emails_sent": 0, "emails_rendered": 1}
     assert run_note(report) == ("Dry run complete: 12 row(s) found, 5 would be masked, 1 vendor email(s) rendered; "
                                 "nothing was changed or sent.")
+
+
+def test_a_dry_run_tells_pre_webhooks_and_calls_no_post_webhook(tmp_path: Path) -> None:
+    folder = tmp_path / "privacy"
+    shutil.copytree(DEMO_CONFIG, folder, ignore=shutil.ignore_patterns("seed"))
+    (folder / "policies" / "hooked.yml").write_text(yaml.safe_dump({"policy": [
+        {"key": "hooked", "rules": [{"key": "a", "action": "access", "targets": ["user"]}],
+         "webhooks": {"pre": [{"name": "before", "conn_id": "c"}], "post": [{"name": "after", "conn_id": "c"}]}}]}))
+    request = open_request(load_config(folder), {"policy": "hooked", "identity": {"email": "jane@example.com"},
+                                                 "dry_run": True}, "run-1", tmp_path / "storage",
+                           Fernet.generate_key().decode())
+    start_request(request, "run-1", "2026-11-28T00:00:00+00:00")
+    calls: list[dict] = []
+
+    def post(webhook, payload, headers) -> Reply:
+        calls.append(payload)
+        return Reply(200, b"", 0.01)
+
+    caller = Caller(post=post, ask=lambda q: None, resume_url="", protect=lambda v: None, try_number=1)
+    assert call_webhooks(request, "pre", caller) == 1
+    assert calls[0]["dry_run"] is True and calls[0]["step"] == "pre"
+    with pytest.raises(StepSkipped, match="post-execution webhooks are not called"):
+        call_webhooks(request, "post", caller)
+    assert len(calls) == 1
