@@ -21,6 +21,7 @@ from include.privacy_requests.errors import DataSourceError
 from include.privacy_requests.graph import CollectionAddress
 from include.privacy_requests.lifecycle import start_request
 from include.privacy_requests.request import PrivacyRequest, open_request
+from tests.dag.conftest import config_folder, run_request, smtp, storage  # noqa: F401 - fixtures
 from tests.integration.conftest import postgresql_engine
 
 CUSTOMER = CollectionAddress("shop", "customer")
@@ -146,3 +147,38 @@ def test_a_row_deleted_after_masking_fails_verification(request_: PrivacyRequest
                           "drop_masked()"))
     with pytest.raises(DataSourceError, match="1 masked row\\(s\\) are gone"):
         erase_collection(request_, CUSTOMER, lambda _: SqlConnector(pg), try_number=1)
+
+
+def test_the_dag_fails_without_retry_and_a_clear_completes_the_erasure(pg: Engine, run_request,  # noqa: F811
+                                                                        config_folder, monkeypatch,  # noqa: F811
+                                                                        smtp) -> None:  # noqa: F811
+    """Through Airflow on a PostgreSQL shop: a trigger keeps Jane's phone; the erasure task fails at its first
+    try although retries are configured; after the trigger is dropped, clearing it completes the request."""
+    from tests.dag.af_helpers import clear, resume
+    from tests.dag.conftest import task_states
+    from tests.integration.test_dag_on_servers import airflow_uri, load_seed, rows
+
+    load_seed(pg)
+    with pg.begin() as conn:
+        conn.execute(text("CREATE FUNCTION keep_phone() RETURNS trigger AS $$ BEGIN NEW.phone := OLD.phone; "
+                          "RETURN NEW; END $$ LANGUAGE plpgsql"))
+        conn.execute(text("CREATE TRIGGER keep_phone BEFORE UPDATE ON customer FOR EACH ROW EXECUTE FUNCTION "
+                          "keep_phone()"))
+    monkeypatch.setenv("AIRFLOW_CONN_DEMO_SHOP_DB", airflow_uri(pg))
+    config_folder.edit("privacy.yml", lambda d: d.update(retries={"count": 2, "delay_seconds": 0.1}))
+    task = "erasure.demo_shop.customer"
+
+    dag, dag_run, states = run_request("default_erasure_policy", {"email": "jane@example.com"})
+    assert dag_run.state == "failed" and states[task] == ("failed", 1)
+    assert rows(pg, "customer")[0][3] == "+15555550100"
+    assert smtp.received == []  # the vendor email waits for every erasure
+
+    with pg.begin() as conn:
+        conn.execute(text("DROP TRIGGER keep_phone ON customer"))
+    clear(dag, dag_run.run_id, [task])
+    assert resume(dag, dag_run.run_id) == "success"
+    assert task_states(dag, dag_run.run_id)[task] == ("success", 2)
+    jane = rows(pg, "customer")[0]
+    assert jane[2] is None and len(jane[3]) == 64
+    assert rows(pg, "sms_subscription")[0][1] == jane[3]  # the same phone, hashed once in both tables
+    assert len(smtp.received) == 1
