@@ -34,6 +34,7 @@ class Verification:
     present: int = 0
     verified: int = 0
     missing: int = 0
+    statements: int = 0
     left: list[tuple[frozenset[str], dict[str, Any]]] = field(default_factory=list)
 
     @property
@@ -80,6 +81,7 @@ def verify(engine: Engine, collection: Collection, rows: Iterable[dict[str, Any]
             pk_values = [tuple(r[k] for k in keys) for r in batch]
             where = (tbl.c[keys[0]].in_([v[0] for v in pk_values]) if len(keys) == 1
                      else tuple_(*(tbl.c[k] for k in keys)).in_(pk_values))
+            result.statements += 1
             current = {_key(row, keys): dict(row)
                        for row in conn.execute(select(*tbl.c).where(where)).mappings()}
             for found in batch:

@@ -74,7 +74,7 @@ class SqlConnector:
             before = verification.verify(self.engine, collection, work.rows(), masks)
         except DBAPIError as exc:
             raise _classify(exc, collection) from exc
-        self.statements += 1
+        self.statements += before.statements
         masked = sum(self.mask(collection, iter(rows), {f: masks[f] for f in fields})
                      for fields, rows in verification.by_fields_left(before).items())
         log.info("%s: %d row(s) were masked already, %d masked now", collection.address, before.verified, masked)
@@ -88,7 +88,7 @@ class SqlConnector:
             proof = verification.verify(self.engine, collection, work.rows(), masks)
         except DBAPIError as exc:
             raise _classify(exc, collection) from exc
-        self.statements += 1
+        self.statements += proof.statements
         if proof.unverified or proof.present != masked:
             store.put(layout.unverified(collection.address), {"rows": proof.unverified, "missing": proof.missing})
             raise DataSourceError(
