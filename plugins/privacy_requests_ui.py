@@ -75,9 +75,7 @@ def _runs(run_id: str | None = None, limit: int = 500):
 
 
 def _report(config, request_id: str) -> dict[str, Any] | None:
-    from airflow.sdk import ObjectStoragePath
-
-    path = ObjectStoragePath(config.storage) / request_id / layout.REPORT
+    path = _deliverable(config, request_id, layout.REPORT)
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -139,7 +137,10 @@ def overview(personal: MaySeeConf, status: str | None = None) -> str:
 
 @app.get("/requests/{run_id}", response_class=HTMLResponse)
 def request_page(run_id: str, personal: MaySeeConf) -> str:
-    """One request: the full identity and the vendor emails as sent only for those who may see them."""
+    """One request: the full identity and the vendor emails as sent only for those who may see them; a dry
+    run's plan, or for a run that follows one, what changed between plan and execution."""
+    from include.privacy_requests.erasure_plan import compare
+
     runs = _runs(run_id=run_id)
     if not runs:
         raise HTTPException(status_code=404, detail=f"no privacy request run '{run_id}'")
@@ -148,15 +149,39 @@ def request_page(run_id: str, personal: MaySeeConf) -> str:
     report = _report(config, row.request_id) or {}
     order = {task_id: index for index, task_id in enumerate(checkpoint_order(config))}
     timeline = sorted(runs[0].tasks, key=lambda t: order.get(t.task_id, len(order)))
+    followed = report.get("after_dry_run")
     return _pages.get_template("request.html.j2").render(
         row=row, report=report, timeline=timeline, personal=personal, identity=_identity(runs[0], personal),
-        emails=_emails(config, row.request_id, bodies=personal))
+        emails=_emails(config, row.request_id, bodies=personal),
+        changes=compare(_report(config, followed) or {}, report) if followed else None,
+        certificate=_deliverable(config, row.request_id, layout.CERTIFICATE).exists())
+
+
+@app.get("/requests/{run_id}/certificate", response_class=HTMLResponse)
+def certificate(run_id: str) -> HTMLResponse:
+    """The request's certificate as finalize wrote it (no personal data: the same readers as the page). It
+    needs nothing from outside the page, so the policy forbids everything but its inline style."""
+    from include.privacy_requests.overview import request_id_of
+
+    runs = _runs(run_id=run_id)
+    path = _deliverable(_config(), request_id_of(runs[0]), layout.CERTIFICATE) if runs else None
+    if path is None or not path.exists():
+        raise HTTPException(status_code=404, detail=f"no certificate for run '{run_id}' (written when it completes)")
+    return HTMLResponse(path.read_text(), headers={
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
+
+
+def _deliverable(config, request_id: str, name: str):
+    from airflow.sdk import ObjectStoragePath
+
+    return ObjectStoragePath(config.storage) / request_id / name
 
 
 @app.get("/requests/{run_id}/emails/{dataset}", response_class=HTMLResponse,
          dependencies=[Depends(require_conf_access)])
 def email_as_sent(run_id: str, dataset: str) -> HTMLResponse:
-    """The vendor email's HTML as sent (it names the identity); shown in a sandboxed frame on the page."""
+    """The vendor email's HTML as sent, or as a dry run rendered it (it names the identity); shown in a sandboxed
+    frame on the page."""
     from include.privacy_requests.overview import request_id_of
 
     runs = _runs(run_id=run_id)
@@ -168,7 +193,8 @@ def email_as_sent(run_id: str, dataset: str) -> HTMLResponse:
 
 
 def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
-    """Each vendor email sent (kept encrypted in the request's ledger); with its HTML as sent if ``bodies``."""
+    """Each vendor email sent (kept encrypted in the request's ledger), or rendered and not sent by a dry run;
+    with its HTML if ``bodies``."""
     from airflow.models.variable import Variable
     from airflow.sdk import ObjectStoragePath
 
@@ -182,9 +208,13 @@ def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
     for dataset in config.email_datasets:
         sent = store.get(layout.email_sent(dataset))
         body = store.get(layout.email_message(dataset)) if bodies else {"html": ""}
+        rendered = None if sent else store.get(layout.dry_run_email(dataset))
         if sent and body:
             emails.append({"dataset": dataset, "subject": sent["subject"], "to": ", ".join(sent["recipients"]),
                            "message_id": sent["message_id"], "time": sent["time"], "html": body["html"]})
+        elif rendered:
+            emails.append({"dataset": dataset, "subject": rendered["subject"], "to": ", ".join(rendered["recipients"]),
+                           "message_id": None, "time": rendered["time"], "html": rendered["html"] if bodies else ""})
     return emails
 
 

@@ -1,4 +1,5 @@
-"""The demo: an access request and an erasure request for Jane, on the configuration in include/privacy/.
+"""The demo: an access request, a dry run of an erasure and the erasure after it, for Jane, on the
+configuration in include/privacy/.
 
 Sets up a fresh SQLite shop database from include/privacy/seed/, an SMTP sink on 127.0.0.1 that saves each
 email as a .eml file in .demo/mailbox/, and an Airflow home in .demo/airflow/, then runs both requests
@@ -60,8 +61,8 @@ def prepare_environment(smtp_port: int, fresh_shop: bool = True) -> Path:
     return shop_db
 
 
-def run_request(dag, policy: str, request_id: str) -> dict:
-    run = dag.test(run_conf={"policy": policy, "identity": IDENTITY, "request_id": request_id})
+def run_request(dag, policy: str, request_id: str, **conf) -> dict:
+    run = dag.test(run_conf={"policy": policy, "identity": IDENTITY, "request_id": request_id, **conf})
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     return {"state": run.state, "tasks": states}
 
@@ -93,7 +94,9 @@ def main() -> int:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
         runs = {
             "access": run_request(dag, "default_access_policy", f"demo-access-{stamp}"),
-            "erasure": run_request(dag, "default_erasure_policy", f"demo-erasure-{stamp}"),
+            "dryrun": run_request(dag, "default_erasure_policy", f"demo-dryrun-{stamp}", dry_run=True),
+            "erasure": run_request(dag, "default_erasure_policy", f"demo-erasure-{stamp}",
+                                   after_dry_run=f"demo-dryrun-{stamp}"),
         }
     finally:
         sink.stop()
@@ -124,13 +127,19 @@ def summarize(runs: dict, stamp: str, shop_db: Path, mailbox: Path) -> int:
             print(f"  access package: {package}")
         print(f"  {'collection':40} {'rows found':>10} {'rows masked':>12}")
         for c in report["collections"]:
-            masked = c["erasure"].get("masked", "")
+            plan = c["erasure"].get("plan") or {}
+            masked = c["erasure"].get("masked", "") if not plan else (
+                "by vendor" if plan["rows"] is None else f"would {plan['rows']}")
             status = c["erasure"].get("status", "")
-            note = f"  ({status})" if status and status != "complete" else ""
+            note = f"  ({status})" if status and status not in ("complete", "planned") else ""
             print(f"  {c['collection']:40} {c['access'].get('rows', 0):>10} {masked!s:>12}{note}")
         for event in report["events"]:
             if event["event"] == "email_sent":
                 print(f"  vendor email sent to {', '.join(event['recipients'])} (Message-ID {event['message_id']})")
+            if event["event"] == "email_rendered":
+                print(f"  vendor email to {', '.join(event['recipients'])} rendered, not sent (dry run)")
+        if (request_dir / layout.CERTIFICATE).exists():
+            print(f"  certificate:    {request_dir / layout.CERTIFICATE}")
     emails = sorted(mailbox.glob("*.eml"))
     print(f"\nshop database (after erasure): {shop_db}")
     print(f"mailbox: {mailbox} ({len(emails)} email(s); newest: {emails[-1].name if emails else 'none'})")

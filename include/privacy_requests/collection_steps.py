@@ -16,6 +16,7 @@ from typing import Any
 
 from . import layout
 from .connectors.base import ConnectorFor, ErasureWork
+from .erasure_plan import PLANNED, plan_erasure
 from .errors import RequestError, StepSkipped
 from .graph import CollectionAddress
 from .request import PrivacyRequest
@@ -115,6 +116,10 @@ def erase_collection(request: PrivacyRequest, address: CollectionAddress, connec
                        rows or (lambda: _found_rows(request, address)))
     started = time.monotonic()
     connector = connector_for(address.dataset)
+    if request.conf.dry_run:  # the plan instead of the erasure: nothing changed, no ledger entry
+        plan = plan_erasure(work, request.config.mapping(address.dataset).kind, connector)
+        log.info("%s: dry run, %s row(s) would be masked", address, plan["rows"])
+        return Outcome(PLANNED, seconds=round(time.monotonic() - started, 3), detail={"plan": plan})
     erased = connector.erase(work)
     outcome = Outcome(erased.status, masked=erased.masked or 0, seconds=round(time.monotonic() - started, 3),
                       statements=connector.statements, detail=erased.detail)

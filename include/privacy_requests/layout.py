@@ -20,6 +20,7 @@ BATCHES = "batches"  # {storage}/batches/{batch_id}/: a batch's own store (batch
 # -- deliverables, in clear -------------------------------------------------------------------------------
 REPORT = "report.json"
 ACCESS_PACKAGE = "access_package.json"
+CERTIFICATE = "certificate.html"  # the proof of erasure a DPO files (certificate.py)
 # report.json's "status": retrying = a failed try with a retry to come, the request still open.
 COMPLETE, REJECTED, FAILED, RETRYING = "complete", "rejected", "failed", "retrying"
 CLOSED = (COMPLETE, REJECTED)  # nothing more will happen: no deadline alert
@@ -37,6 +38,9 @@ LEDGER = "ledger"
 APPROVAL = f"{LEDGER}/approval.json"
 DEADLINE_ALERT = f"{LEDGER}/deadline_alert.json"
 _ERASURE_PREFIX = f"{LEDGER}/erasure."
+
+# -- a dry run's records, kept: the vendor emails it rendered instead of sending ----------------------------
+DRY_RUN = "dry_run"
 
 # -- intermediate data, deleted when the request finishes -------------------------------------------------
 ROWS, VALUES, INSTRUCTIONS, RESULTS = "rows", "values", "instructions", "results"
@@ -96,6 +100,16 @@ def email_sending(dataset: str) -> str:
 def email_message(dataset: str) -> str:
     """The vendor email as sent (HTML and text), for the request page."""
     return f"{LEDGER}/email.{dataset}.message.json"
+
+
+def dry_run_email(dataset: str) -> str:
+    """A vendor email a dry run rendered and did not send, for the request page."""
+    return f"{DRY_RUN}/email.{dataset}.json"
+
+
+def unverified(address: CollectionAddress) -> str:
+    """A collection whose masked rows did not all verify: the next try masks only what is left."""
+    return f"{LEDGER}/unverified.{_address(address)}.json"
 
 
 def webhook_called(step: str, name: str) -> str:

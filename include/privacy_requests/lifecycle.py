@@ -13,12 +13,14 @@ from typing import Any
 
 from . import layout
 from .asking import APPROVE, REJECT, Answer, Question, duration
+from .certificate import render_certificate
 from .errors import ConfigError, DataSourceError, RequestError, StepSkipped, TransientError
 from .graph import CollectionAddress
 from .masking import new_request_secrets
 from .report import Report, build_report
 from .request import (
     PrivacyRequest,
+    check_dry_run_followed,
     check_request,
     check_vendors,
     claim_request_id,
@@ -35,22 +37,25 @@ def start_request(request: PrivacyRequest, run_id: str, received: str,
     1. The run claims the request id (a run given another request's id fails here, writing nothing there).
     2. The conf, policy, reachability and, for erasures, vendor settings and ``deployment_problems`` (the
        SMTP connection, the erasure targets' real column types) are checked.
-    3. The subject is claimed: a second open request for the same subject and policy is refused.
+    3. The subject is claimed: a second open request for the same subject and policy is refused. A dry run
+       changes nothing, so it claims nobody (the real run it prepares may start while it is still open).
     4. The per-request masking secrets are made once (a cleared validate_request keeps them).
     Returns the request record (id, policy, identity types, run id, received time).
     """
     record = claim_request_id(request, run_id, received)
     config = request.config
-    problems = check_request(config, request.conf)
+    problems = check_request(config, request.conf) + check_dry_run_followed(request)
     if request.conf.policy in config.policies and request.policy.erasure_rules:
         problems += check_vendors(config) + deployment_problems()
     if problems:
         raise RequestError("request rejected: " + "; ".join(problems))
-    claim_subject(request)
+    if not request.conf.dry_run:
+        claim_subject(request)
     if not request.store.exists(layout.SECRETS):
         request.store.put(layout.SECRETS, new_request_secrets())
     request.store.add_event("request_validated", policy=request.conf.policy,
-                            identity_types=record["identity_types"])
+                            identity_types=record["identity_types"], dry_run=request.conf.dry_run,
+                            after_dry_run=request.conf.after_dry_run)
     return record
 
 
@@ -78,10 +83,23 @@ def finish_request(request: PrivacyRequest) -> tuple[Report, int]:
     """report.json, then the intermediate data deleted and the subject freed; the ledger and deliverables stay.
     Returns the report and how many intermediate objects were deleted."""
     report = build_report(request)
-    request.store.write_public(layout.REPORT, [report.to_json()])
+    report_json = report.to_json()
+    request.store.write_public(layout.REPORT, [report_json])
+    if not request.conf.dry_run:  # a dry run erased nothing: there is nothing to certify
+        request.store.write_public(layout.CERTIFICATE, [certificate(request, report, report_json)])
     removed = request.store.delete_intermediate()
     release_subject(request)
     return report, removed
+
+
+def certificate(request: PrivacyRequest, report: Report, report_json: str) -> str:
+    """The certificate of a finished request (certificate.py), with its received and due dates."""
+    received_at = (request.store.get(layout.REQUEST) or {}).get("received")
+    received = datetime.fromisoformat(received_at) if received_at else None
+    return render_certificate(organization=request.config.settings.organization,
+                              policy_name=request.policy.display_name, report=report.body, report_json=report_json,
+                              received=received, due=request.policy.due_date(received) if received else None,
+                              issued=datetime.now(UTC))
 
 
 def approval_question(request: PrivacyRequest) -> Question | None:

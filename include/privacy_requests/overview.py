@@ -114,5 +114,8 @@ def run_note(report: dict[str, Any] | None) -> str:
     if report["status"] == "rejected":
         review = report["review"]
         return f"Rejected by {review['by']}: {review['reason']}. Nothing was read or changed."
+    if report.get("dry_run"):
+        return (f"Dry run complete: {report['rows_found']} row(s) found, {report['rows_planned']} would be masked, "
+                f"{report['emails_rendered']} vendor email(s) rendered; nothing was changed or sent.")
     return (f"Complete: {report['rows_found']} row(s) found, {report['rows_masked']} masked, "
             f"{report['emails_sent']} vendor email(s) sent.")

@@ -39,6 +39,10 @@ class RequestConf(BaseModel):
     request_id: str | None = Field(default=None, pattern=REQUEST_ID_PATTERN)
     policy: str = Field(pattern=POLICY_KEY_PATTERN)
     identity: dict[str, str] = Field(min_length=1)
+    # A dry run reads as usual and records what erasure would do, changing nothing (erasure_plan.py).
+    dry_run: bool = Field(default=False, strict=True)
+    # The dry run this real run follows: the request page then compares plan and execution.
+    after_dry_run: str | None = Field(default=None, pattern=REQUEST_ID_PATTERN)
 
     @field_validator("identity")
     @classmethod
@@ -119,6 +123,26 @@ def check_request(config: PrivacyConfig, conf: RequestConf) -> list[str]:
     return problems
 
 
+def check_dry_run_followed(request: PrivacyRequest) -> list[str]:
+    """A run naming the dry run it follows: that request must exist, be a dry run, and be for the same policy
+    and subject (compared by their keyed fingerprint, never by the identity values)."""
+    name = request.conf.after_dry_run
+    if name is None:
+        return []
+    if request.conf.dry_run:
+        return ["after_dry_run: a dry run cannot follow another dry run"]
+    if name == request.request_id:
+        return ["after_dry_run: a request cannot follow itself"]
+    record = request.store.other(name).get(layout.REQUEST)
+    if record is None:
+        return [f"after_dry_run: no request '{name}' exists"]
+    if not record.get("dry_run"):
+        return [f"after_dry_run: request '{name}' is not a dry run"]
+    if record["policy"] != request.conf.policy or record.get("subject") != request.subject:
+        return [f"after_dry_run: request '{name}' was for another policy or identity"]
+    return []
+
+
 def check_vendors(config: PrivacyConfig) -> list[str]:
     """Vendor email settings: every address well formed, a test address if given too."""
     problems = []
@@ -186,7 +210,8 @@ def claim_request_id(request: PrivacyRequest, run_id: str, received: str) -> dic
     the same run claiming again (a cleared validate_request) keeps its record.
     """
     record = {"request_id": request.request_id, "policy": request.conf.policy,
-              "identity_types": sorted(request.conf.identity), "run_id": run_id, "received": received}
+              "identity_types": sorted(request.conf.identity), "run_id": run_id, "received": received,
+              "dry_run": request.conf.dry_run, "subject": request.subject}
     if request.store.create(layout.REQUEST, record):
         return record
     check_owner(request, run_id)

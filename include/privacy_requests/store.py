@@ -71,10 +71,15 @@ class RequestStore:
                                "128 letters, digits, '.', '_' or '-', starting with a letter or digit")
         self.root = root
         self.base = root / request_id
+        self._key = key
         try:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
             raise RequestError("the request store key is not a valid Fernet key (32 url-safe base64 bytes)") from None
+
+    def other(self, request_id: str) -> RequestStore:
+        """Another request's store under the same root and key: a real run reads the dry run it follows."""
+        return RequestStore(self.root, request_id, self._key)
 
     # -- encrypted JSON documents -------------------------------------------------------------
     def put(self, name: str, value: Any) -> None:

@@ -51,6 +51,15 @@ def send_vendor_email(request: PrivacyRequest, dataset: str, *, sender: Callable
                                         vendor_name=target.vendor_name, instructions=instructions)
         return Composed(rendered, target.to, {"collections": len(instructions)})
 
+    if request.conf.dry_run:  # kept for the request page: no "sending" marker, no ledger entry, nothing sent
+        composed = compose()
+        entry = {"dataset": dataset, "recipients": list(composed.to), "subject": composed.rendered.subject,
+                 "time": datetime.now(UTC).isoformat(), **composed.counts}
+        store.put(layout.dry_run_email(dataset), {**entry, "html": composed.rendered.html,
+                                                  "text": composed.rendered.text})
+        store.add_event("email_rendered", dataset=dataset, recipients=entry["recipients"], dry_run=True)
+        log.info("Dry run: the erasure email for '%s' was rendered and kept, not sent", dataset)
+        return entry
     return send_once(store, dataset, compose, sender=sender, send=send, try_number=try_number)
 
 

@@ -76,6 +76,8 @@ def call_webhooks(request: PrivacyRequest, step: str, caller: Caller) -> int:
     were called now. A halt parks the step through ``caller.ask``."""
     if not getattr(request.policy.webhooks, step):
         raise StepSkipped(f"policy '{request.conf.policy}' has no {step}-execution webhooks")
+    if step == "post" and request.conf.dry_run:
+        raise StepSkipped("a dry run executed nothing: post-execution webhooks are not called")
     called = 0
     for webhook in getattr(request.policy.webhooks, step):
         if request.store.exists(layout.webhook_called(step, webhook.name)):
@@ -89,7 +91,8 @@ def call_webhooks(request: PrivacyRequest, step: str, caller: Caller) -> int:
 def _call(request: PrivacyRequest, step: str, webhook: Webhook, caller: Caller) -> None:
     store = request.store
     payload = {"request_id": request.request_id, "policy": request.conf.policy, "step": step,
-               "direction": webhook.direction, "identity": request.identity}
+               "direction": webhook.direction, "identity": request.identity,
+               **({"dry_run": True} if request.conf.dry_run else {})}  # the remote may not act on a dry run
     may_halt = step == "pre" and webhook.direction == "two_way"
     reply = caller.post(webhook, payload, {"reply-to": caller.resume_url} if may_halt else None)
     answer = classify(webhook, reply)

@@ -79,6 +79,21 @@ def request_params(config: PrivacyConfig) -> ParamsDict:
             title="Request id",
             description="Optional; defaults to the run id. Names the request's folder in storage.",
         ),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            title="Dry run",
+            description="Read as usual, then record what erasure would do and render the vendor emails: "
+                        "nothing in any database changes and no email is sent.",
+        ),
+        "after_dry_run": Param(
+            None,
+            type=["null", "string"],
+            pattern=REQUEST_ID_PATTERN,
+            title="After dry run",
+            description="Optional: the request id of the dry run this request follows (same policy and "
+                        "identity); its page then compares the plan with what was done.",
+        ),
     })
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, and_, case, column, or_, select, table, tuple_, update
 from sqlalchemy.exc import DBAPIError
 
-from .. import layout
+from .. import layout, verification
 from ..errors import DataSourceError, RequestError, TransientError
 from ..graph import Collection
 from ..masking import FieldMask, Masker, writes_text
@@ -58,9 +58,50 @@ class SqlConnector:
         if not masks:
             log.info("%s: no field matches the erasure targets", collection.address)
             return Erased("nothing_to_erase")
-        masked = self.mask(collection, work.rows(), masks)
-        return Erased("complete", masked=masked, detail={"fields": sorted(masks)},
+        masked = self.mask_left(work, masks)
+        verified = self.verify(work, masks, masked)
+        return Erased("complete", masked=verified, detail={"fields": sorted(masks), "verified": verified},
                       event={"event": "collection_masked", "rows": masked, "fields": sorted(masks)})
+
+    def mask_left(self, work: ErasureWork, masks: dict[str, FieldMask]) -> int:
+        """Mask the rows found; after a try whose masking did not verify, only the fields still unmasked (a
+        value masked already is never masked twice). Returns the rows this try masked plus those found
+        masked already."""
+        collection = work.collection
+        if not work.request.store.exists(layout.unverified(collection.address)):
+            return self.mask(collection, work.rows(), masks)
+        try:
+            before = verification.verify(self.engine, collection, work.rows(), masks)
+        except DBAPIError as exc:
+            raise _classify(exc, collection) from exc
+        self.statements += before.statements
+        masked = sum(self.mask(collection, iter(rows), {f: masks[f] for f in fields})
+                     for fields, rows in verification.by_fields_left(before).items())
+        log.info("%s: %d row(s) were masked already, %d masked now", collection.address, before.verified, masked)
+        return before.verified + masked
+
+    def verify(self, work: ErasureWork, masks: dict[str, FieldMask], masked: int) -> int:
+        """Proof of erasure (verification.py): every masked row read back holds its masked values, and as many
+        rows as were masked; else the task fails, naming counts only, and its next try masks what is left."""
+        collection, store = work.collection, work.request.store
+        try:
+            proof = verification.verify(self.engine, collection, work.rows(), masks)
+        except DBAPIError as exc:
+            raise _classify(exc, collection) from exc
+        self.statements += proof.statements
+        if proof.unverified or proof.present != masked:
+            store.put(layout.unverified(collection.address), {"rows": proof.unverified, "missing": proof.missing})
+            raise DataSourceError(
+                f"{collection.address}: erasure not verified: {proof.unverified} of {proof.present} masked row(s) "
+                f"do not hold their masked value and {max(masked - proof.present, 0)} masked row(s) are gone "
+                f"(a trigger, a replica or a concurrent write?); fix the cause and clear this task: it masks only "
+                "what is left")
+        store.delete(layout.unverified(collection.address))
+        store.add_event("erasure_verified", collection=str(collection.address), rows=proof.verified,
+                        fields=len(masks))
+        log.info("%s: erasure verified, %d row(s) read back hold their masked values", collection.address,
+                 proof.verified)
+        return proof.verified
 
     def select_rows(self, collection: Collection, inputs: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
         """Rows where any input field holds any of its values (ORed), streamed.
