@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 # -- shared by all requests, at the storage root ----------------------------------------------------------
 SUBJECTS = "_subjects"  # subjects in flight (in_flight.py); not a valid request id, so never a request's folder
 
+BATCHES = "batches"  # the batches' folders: batches/{batch_id}/
+
 # -- deliverables, in clear -------------------------------------------------------------------------------
 REPORT = "report.json"
 ACCESS_PACKAGE = "access_package.json"
@@ -105,3 +107,8 @@ def webhook_called(step: str, name: str) -> str:
 def event(now: datetime, unique: str) -> str:
     """One audit event; names sort by time, so the trail reads in order."""
     return f"{EVENTS}/{now.strftime('%Y%m%dT%H%M%S%f')}-{unique}.json"
+
+
+def batch_report(batch_id: str) -> str:
+    """A batch's report, relative to the storage root: its subjects and counts."""
+    return f"{BATCHES}/{batch_id}/{REPORT}"

@@ -103,6 +103,70 @@ def request_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | No
 
 
 
+@dataclass
+class BatchRow:
+    """A privacy_request_batch run: its batch, policy, how many subjects it holds and how many were rejected."""
+
+    run_id: str
+    batch_id: str
+    policy: str
+    received: datetime
+    status: str
+    checkpoint: str
+    subjects: int | None = None
+    rejected: int | None = None
+
+
+@dataclass
+class SubjectRow:
+    """One subject of a batch, as the batch report counts it."""
+
+    request_id: str
+    status: str
+    rows_found: int | None = None
+    rows_masked: int | None = None
+
+
+def batch_id_of(run: RunInfo) -> str:
+    """The conf's batch id, or the run id (the batch DAG's default)."""
+    raw_id = run.conf.get("batch_id")
+    return raw_id if isinstance(raw_id, str) and raw_id else run.run_id
+
+
+def _count(value: Any) -> int | None:
+    return len(value) if isinstance(value, list | dict) else value if isinstance(value, int) else None
+
+
+def batch_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | None, order: list[str]) -> BatchRow:
+    """The overview row of one batch; the counts come from its report once written."""
+    report = report or {}
+    policy = config.policies.get(str(run.conf.get("policy") or report.get("policy")))
+    status = run.state if run.state != "success" else str(report.get("status") or run.state)
+    return BatchRow(run_id=run.run_id, batch_id=batch_id_of(run),
+                    policy=policy.display_name if policy else str(run.conf.get("policy")), received=run.received,
+                    status=status, checkpoint=checkpoint_of(run, order), subjects=_count(report.get("subjects")),
+                    rejected=_count(report.get("rejected")))
+
+
+def batch_subjects(report: dict[str, Any] | None) -> list[SubjectRow]:
+    """The subjects the batch report lists, in request id order."""
+    subjects = (report or {}).get("subjects")
+    if isinstance(subjects, dict):
+        subjects = [{"request_id": key, **value} for key, value in subjects.items()]
+    if not isinstance(subjects, list):
+        return []
+    return sorted((SubjectRow(request_id=str(s["request_id"]), status=str(s.get("status", "-")),
+                              rows_found=s.get("rows_found"), rows_masked=s.get("rows_masked"))
+                   for s in subjects if isinstance(s, dict) and "request_id" in s), key=lambda s: s.request_id)
+
+
+def subject_run(batch: RunInfo, request_id: str) -> RunInfo:
+    """A batch subject seen as a request: the batch run's state and tasks (the same checkpoints) under the
+    subject's request id, so its page reads like a single request's. The identity is not in the run."""
+    return RunInfo(batch.run_id, {"request_id": request_id, "policy": batch.conf.get("policy")}, batch.state,
+                   batch.received, batch.tasks)
+
+
 def run_note(report: dict[str, Any] | None) -> str:
     """The run note: the outcome in one line (counts, vendor emails, or where it failed)."""
     if not report:

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from ..graph import CollectionAddress
 
 DAG_ID = "privacy_request"
+BATCH_DAG_ID = "privacy_request_batch"
 TEST_EMAIL_DAG_ID = "privacy_vendor_test_email"
 DEADLINES_DAG_ID = "privacy_request_deadlines"
 RETENTION_DAG_ID = "privacy_request_retention"
