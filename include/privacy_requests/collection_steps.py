@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -94,9 +94,10 @@ def _found_rows(request: PrivacyRequest, address: CollectionAddress) -> Iterator
 
 
 def erase_collection(request: PrivacyRequest, address: CollectionAddress, connector_for: ConnectorFor,
-                     try_number: int) -> Outcome:
+                     try_number: int, rows: Callable[[], Iterator[dict[str, Any]]] | None = None) -> Outcome:
     """Erase the rows found during access, at most once per request: a connector that changed data has its
-    count recorded in the ledger before the step reports success, and a later try reports that record."""
+    count recorded in the ledger before the step reports success, and a later try reports that record.
+    ``rows`` reads the found rows when they are not stored as a single request's (a batch's carry provenance)."""
     if not request.policy.erasure_rules:
         raise StepSkipped(f"policy '{request.policy.key}' has no erasure rules")
     store = request.store
@@ -111,7 +112,7 @@ def erase_collection(request: PrivacyRequest, address: CollectionAddress, connec
         return Outcome("read_only", detail={"reason": reason})
     collection = request.config.graph.collections[address]
     work = ErasureWork(request, collection, request.policy.erasure_fields(collection),
-                       lambda: _found_rows(request, address))
+                       rows or (lambda: _found_rows(request, address)))
     started = time.monotonic()
     connector = connector_for(address.dataset)
     erased = connector.erase(work)

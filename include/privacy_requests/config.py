@@ -99,6 +99,13 @@ class RetentionSettings(_Strict):
     conn_id: str = "privacy_metadata_db"
 
 
+class BatchSettings(_Strict):
+    """How the batch DAG queries: incoming values per statement (all subjects' values of a collection go in
+    chunks of this size, so 10,000 subjects take a handful of statements per collection)."""
+
+    chunk_size: int = Field(default=5000, ge=1, le=50_000)
+
+
 class Settings(_Strict):
     organization: str
     storage: str
@@ -109,6 +116,7 @@ class Settings(_Strict):
     retries: RetrySettings = Field(default_factory=RetrySettings)
     deadline_alert: DeadlineAlertSettings | None = None
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    batch: BatchSettings = Field(default_factory=BatchSettings)
     # How long an approval or a manual collection waits for its person before the step fails.
     wait_timeout: timedelta = Field(default=WEEK, gt=timedelta(0))
 

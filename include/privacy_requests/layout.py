@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 # -- shared by all requests, at the storage root ----------------------------------------------------------
 SUBJECTS = "_subjects"  # subjects in flight (in_flight.py); not a valid request id, so never a request's folder
+BATCHES = "batches"  # {storage}/batches/{batch_id}/: a batch's own store (batch/); reserved, never a request id
 
-BATCHES = "batches"  # the batches' folders: batches/{batch_id}/
 
 # -- deliverables, in clear -------------------------------------------------------------------------------
 REPORT = "report.json"
@@ -107,6 +107,26 @@ def webhook_called(step: str, name: str) -> str:
 def event(now: datetime, unique: str) -> str:
     """One audit event; names sort by time, so the trail reads in order."""
     return f"{EVENTS}/{now.strftime('%Y%m%dT%H%M%S%f')}-{unique}.json"
+
+
+# -- a batch's store ({storage}/batches/{batch_id}/): REQUEST, SECRETS, results, ledger and events as above ----
+BATCH_SUBJECTS = "subjects.jsonl"  # the accepted subjects in order (request id, identity); encrypted rows
+BATCH_REJECTED = "rejected.jsonl"  # the subjects rejected alone (request id, position, reason)
+
+
+def provenance_values(source: CollectionAddress, field: str) -> str:
+    """A batch's distinct values of a field, each with the subjects it came from (encrypted rows)."""
+    return f"{VALUES}/{_address(source)}.{field}.jsonl"
+
+
+def subject_instructions(address: CollectionAddress) -> str:
+    """A batch's per-subject instructions for a vendor collection (encrypted rows)."""
+    return f"{INSTRUCTIONS}/{address.dataset}/{address.collection}.jsonl"
+
+
+def email_subjects(dataset: str) -> str:
+    """The positions of the batch's subjects listed in its email to a vendor."""
+    return f"{LEDGER}/email.{dataset}.subjects.json"
 
 
 def batch_report(batch_id: str) -> str:

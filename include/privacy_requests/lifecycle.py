@@ -121,8 +121,14 @@ def record_review(request: PrivacyRequest, event: dict[str, Any]) -> bool:
         store.add_event("request_approved", by=answer.by, reason=reason)
         log.info("Request approved by %s", answer.by)
         return True
-    store.add_event("request_rejected", by=answer.by, reason=reason or "no reason given")
-    store.write_public(layout.REPORT, [build_report(request).to_json()])
-    release_subject(request)
+    reject_request(request, by=answer.by, reason=reason or "no reason given")
     log.info("Request rejected by %s: nothing was read or changed", answer.by)
     return False
+
+
+def reject_request(request: PrivacyRequest, *, by: str | None, reason: str, **fields: Any) -> None:
+    """End a request before anything is touched: its report says who rejected it and why (status rejected),
+    and its subject is freed."""
+    request.store.add_event("request_rejected", by=by, reason=reason, **fields)
+    request.store.write_public(layout.REPORT, [build_report(request).to_json()])
+    release_subject(request)

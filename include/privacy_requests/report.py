@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from . import layout
+from .graph import CollectionAddress
 from .request import PrivacyRequest
 
 
@@ -29,19 +30,32 @@ def build_report(request: PrivacyRequest, failure: dict[str, Any] | None = None)
     """The request's report; ``failure`` (a checkpoint_failed event) makes it a report of a failed request,
     or of one retrying when the event says a retry is to come (``final`` False)."""
     config, store = request.config, request.store
-    collections = []
-    for address in config.plan.order:
-        access = store.get(layout.result(layout.ACCESS, address)) or {}
-        erasure = store.get(layout.result(layout.ERASURE, address)) or {}
-        ledger = store.get(layout.erasure_ledger(address)) or {}
-        collections.append({
-            "collection": str(address),
-            "kind": config.mapping(address.dataset).kind,
-            "access": {k: access[k] for k in ("status", "rows", "seconds", "statements") if k in access},
-            "erasure": {k: v for k, v in erasure.items() if k not in ("step", "time")} | (
-                {"masked": ledger["masked"], "masked_at_try": ledger["try_number"]} if ledger else {}),
-        })
-    events = store.events()
+    collections = [
+        collection_entry(config.mapping(address.dataset).kind, address,
+                         store.get(layout.result(layout.ACCESS, address)) or {},
+                         store.get(layout.result(layout.ERASURE, address)) or {},
+                         store.get(layout.erasure_ledger(address)) or {})
+        for address in config.plan.order
+    ]
+    return assemble_report(request, collections, store.events(), failure)
+
+
+def collection_entry(kind: str, address: CollectionAddress, access: dict[str, Any], erasure: dict[str, Any],
+                     ledger: dict[str, Any]) -> dict[str, Any]:
+    """One collection of a report, from its access and erasure results and its erasure ledger entry."""
+    return {
+        "collection": str(address),
+        "kind": kind,
+        "access": {k: access[k] for k in ("status", "rows", "seconds", "statements") if k in access},
+        "erasure": {k: v for k, v in erasure.items() if k not in ("step", "time")} | (
+            {"masked": ledger["masked"], "masked_at_try": ledger["try_number"]} if ledger else {}),
+    }
+
+
+def assemble_report(request: PrivacyRequest, collections: list[dict[str, Any]], events: list[dict[str, Any]],
+                    failure: dict[str, Any] | None = None) -> Report:
+    """The report of one request from its collections and events: a single request's, or a batch subject's
+    (whose results the batch holds), in one format."""
     emails = [e for e in events if e["event"] == "email_sent"]
     review = next((e for e in reversed(events) if e["event"] in ("request_approved", "request_rejected")), None)
     rejected = review is not None and review["event"] == "request_rejected"

@@ -29,7 +29,8 @@ REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 def is_request_folder(name: str) -> bool:
     """Whether a name under the storage root can be a request's folder (others hold shared indexes)."""
-    return re.fullmatch(REQUEST_ID_PATTERN, name) is not None  # "abc\n" is not "abc"
+    # "abc\n" is not "abc"; "batches" holds the batches' stores
+    return re.fullmatch(REQUEST_ID_PATTERN, name) is not None and name != layout.BATCHES
 
 
 class StoragePath(Protocol):

@@ -23,8 +23,8 @@ def dagbag(monkeypatch: pytest.MonkeyPatch, config_dir: Path | None = None):
 def test_dags_import_without_errors_and_follow_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     bag = dagbag(monkeypatch)
     assert bag.import_errors == {}
-    assert set(bag.dag_ids) == {"privacy_request", "privacy_vendor_test_email", "privacy_request_deadlines",
-                                "privacy_request_retention"}
+    assert set(bag.dag_ids) == {"privacy_request", "privacy_request_batch", "privacy_vendor_test_email",
+                                "privacy_request_deadlines", "privacy_request_retention"}
     for dag in bag.dags.values():
         assert dag.tags, dag.dag_id
         for task in dag.tasks:
@@ -42,6 +42,16 @@ def test_task_ids_are_the_checkpoints_and_one_per_collection(monkeypatch: pytest
     assert {f"access.{c}" for c in collections} | {f"erasure.{c}" for c in collections} <= ids
     assert "erasure_email_send.daycare_vendor" in ids
     assert len(ids) == len(CHECKPOINTS) + 2 * len(collections) + 1
+
+
+def test_batch_dag_has_the_checkpoints_and_graph_of_a_single_request(monkeypatch: pytest.MonkeyPatch) -> None:
+    dags = dagbag(monkeypatch).dags
+    single, batch = dags["privacy_request"], dags["privacy_request_batch"]
+    assert batch.task_ids == single.task_ids
+    assert {t.task_id: t.upstream_task_ids for t in batch.tasks} == {t.task_id: t.upstream_task_ids
+                                                                      for t in single.tasks}
+    assert set(batch.params) == {"policy", "subjects", "subjects_url", "batch_id"}
+    assert all(t.template_fields == () for t in batch.tasks)  # everything comes from the run's conf
 
 
 def test_access_tasks_are_wired_from_the_dataset_graph(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -3,6 +3,7 @@ checkpoint and per collection, then the edges from the dataset graph."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import DAG, BaseOperator, Param, TaskGroup
@@ -14,6 +15,7 @@ from ..request import IDENTITY_VALUE_PATTERN, MAX_IDENTITY_LENGTH, REQUEST_ID_PA
 from .constants import (
     ACCESS_GROUP,
     APPROVE,
+    BATCH_DAG_ID,
     DAG_ID,
     DEADLINES_DAG_ID,
     EMAIL_GROUP,
@@ -27,6 +29,13 @@ from .constants import (
 from .operators import (
     AccessCollectionOperator,
     ApproveRequestOperator,
+    BatchAccessCollectionOperator,
+    BatchEmailSendOperator,
+    BatchErasureCollectionOperator,
+    BatchFinalizeOperator,
+    BatchSkippedOperator,
+    BatchUploadAccessPackageOperator,
+    BatchValidateOperator,
     DeadlineCheckOperator,
     EmailSendOperator,
     ErasureCollectionOperator,
@@ -73,7 +82,64 @@ def request_params(config: PrivacyConfig) -> ParamsDict:
     })
 
 
+@dataclass(frozen=True)
+class Checkpoints:
+    """The operator of each checkpoint: a single request's, or a batch's (same task ids, same graph)."""
+
+    validate: type[BaseOperator]
+    approve: type[BaseOperator]
+    webhooks: type[BaseOperator]
+    access: type[BaseOperator]
+    upload: type[BaseOperator]
+    erasure: type[BaseOperator]
+    email: type[BaseOperator]
+    finalize: type[BaseOperator]
+
+
+SINGLE = Checkpoints(ValidateRequestOperator, ApproveRequestOperator, WebhooksOperator, AccessCollectionOperator,
+                     UploadAccessPackageOperator, ErasureCollectionOperator, EmailSendOperator, FinalizeOperator)
+BATCH = Checkpoints(BatchValidateOperator, BatchSkippedOperator, BatchSkippedOperator, BatchAccessCollectionOperator,
+                    BatchUploadAccessPackageOperator, BatchErasureCollectionOperator, BatchEmailSendOperator,
+                    BatchFinalizeOperator)
+
+
 def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
+    return _build_checkpoints_dag(config, DAG_ID, SINGLE, request_params(config), _doc(config))
+
+
+def build_batch_dag(config: PrivacyConfig) -> DAG:
+    """``privacy_request_batch``: the same checkpoints and graph, each task set-based for every subject."""
+    doc = _doc(config).replace("# Privacy request\nOne run is one privacy request",
+                               "# Privacy request batch\nOne run is a batch of privacy requests (one per subject)")
+    return _build_checkpoints_dag(config, BATCH_DAG_ID, BATCH, batch_params(config), doc)
+
+
+def batch_params(config: PrivacyConfig) -> ParamsDict:
+    """The batch trigger form: the policy, and the subjects inline or as a JSON Lines file's URL."""
+    policies = sorted(config.policies)
+    return ParamsDict({
+        "policy": Param(
+            type="string", enum=policies, values_display={k: config.policies[k].display_name for k in policies},
+            title="Policy", description="What every subject's request does: access rules return data, erasure "
+                                        "rules mask it."),
+        "subjects": Param(
+            # Each subject is checked by validate_request, not here: a bad one is rejected alone (with a report
+            # saying why) instead of refusing the whole batch.
+            None, type=["null", "array"], title="Subjects",
+            description='[{"request_id": "r-1", "identity": {"email": "a@example.org"}}, ...]; or give '
+                        "subjects_url instead."),
+        "subjects_url": Param(
+            None, type=["null", "string"], title="Subjects file",
+            description="Instead of subjects: an object storage URL (file://, s3:// ...) of a JSON Lines file, one "
+                        "{request_id, identity} a line."),
+        "batch_id": Param(
+            None, type=["null", "string"], pattern=REQUEST_ID_PATTERN, title="Batch id",
+            description="Optional; defaults to the run id. Names the batch's folder under batches/ in storage."),
+    })
+
+
+def _build_checkpoints_dag(config: PrivacyConfig, dag_id: str, ops: Checkpoints, params: ParamsDict,
+                           doc: str) -> DAG:
     retries = config.settings.retries
     default_args = {
         "owner": "privacy",
@@ -85,33 +151,32 @@ def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
         "trigger_rule": "none_failed",
     }
     with DAG(
-        dag_id=DAG_ID,
+        dag_id=dag_id,
         schedule=None,
         catchup=False,
         tags=["privacy"],
         default_args=default_args,
-        doc_md=_doc(config),
+        doc_md=doc,
         max_active_tasks=16,
     ) as dag:
         common = {"privacy_config": config}
-        validate = ValidateRequestOperator(task_id=VALIDATE, trigger_rule="all_success", **common)
+        validate = ops.validate(task_id=VALIDATE, trigger_rule="all_success", **common)
         # Only when some policy asks for approval: every task costs each request time.
-        approve = ApproveRequestOperator(task_id=APPROVE, **common) if config.needs_approval else None
-        pre = WebhooksOperator(task_id=webhooks_task("pre"), step="pre", **common)
+        approve = ops.approve(task_id=APPROVE, **common) if config.needs_approval else None
+        pre = ops.webhooks(task_id=webhooks_task("pre"), step="pre", **common)
         access: dict[CollectionAddress, BaseOperator] = {}
         erasure: dict[CollectionAddress, BaseOperator] = {}
         with TaskGroup(ACCESS_GROUP, prefix_group_id=True):
             for address in config.plan.order:
-                access[address] = AccessCollectionOperator(task_id=address.task_suffix, address=address, **common)
-        upload = UploadAccessPackageOperator(task_id=UPLOAD, **common)
+                access[address] = ops.access(task_id=address.task_suffix, address=address, **common)
+        upload = ops.upload(task_id=UPLOAD, **common)
         with TaskGroup(ERASURE_GROUP, prefix_group_id=True):
             for address in config.plan.order:
-                erasure[address] = ErasureCollectionOperator(task_id=address.task_suffix, address=address, **common)
+                erasure[address] = ops.erasure(task_id=address.task_suffix, address=address, **common)
         with TaskGroup(EMAIL_GROUP, prefix_group_id=True):
-            sends = [EmailSendOperator(task_id=ds, dataset=ds, **common) for ds in config.email_datasets]
-        post = WebhooksOperator(task_id=webhooks_task("post"), step="post", **common)
-        finalize = FinalizeOperator(task_id=FINALIZE, **common)
-
+            sends = [ops.email(task_id=ds, dataset=ds, **common) for ds in config.email_datasets]
+        post = ops.webhooks(task_id=webhooks_task("post"), step="post", **common)
+        finalize = ops.finalize(task_id=FINALIZE, **common)
         # Second pass: the edges.
         if approve:
             validate >> approve >> pre
@@ -139,8 +204,10 @@ def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
         post >> finalize
     # Set after the tasks exist: every operator deep-copies the DAG's params when it is made (half a second
     # at 500 collections), and tasks get them at run time from the DAG anyway.
-    dag.params = request_params(config)
+    dag.params = params
     return dag
+
+
 
 
 def _doc(config: PrivacyConfig) -> str:

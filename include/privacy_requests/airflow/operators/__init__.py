@@ -1,6 +1,15 @@
 """Thin operators, one module per concern: each opens the request, calls the engine with the hooks it needs,
 maps the engine's errors onto Airflow's, and pushes counts (never personal data) to XCom."""
 
+from .batch import (
+    BatchAccessCollectionOperator,
+    BatchEmailSendOperator,
+    BatchErasureCollectionOperator,
+    BatchFinalizeOperator,
+    BatchSkippedOperator,
+    BatchUploadAccessPackageOperator,
+    BatchValidateOperator,
+)
 from .collections import AccessCollectionOperator, ErasureCollectionOperator
 from .request import ApproveRequestOperator, FinalizeOperator, UploadAccessPackageOperator, ValidateRequestOperator
 from .scheduled import DeadlineCheckOperator
@@ -8,6 +17,13 @@ from .vendor import EmailSendOperator, VendorTestEmailOperator
 from .webhooks import WebhooksOperator
 
 __all__ = [
+    "BatchAccessCollectionOperator",
+    "BatchEmailSendOperator",
+    "BatchErasureCollectionOperator",
+    "BatchFinalizeOperator",
+    "BatchSkippedOperator",
+    "BatchUploadAccessPackageOperator",
+    "BatchValidateOperator",
     "AccessCollectionOperator",
     "ApproveRequestOperator",
     "DeadlineCheckOperator",
