@@ -201,50 +201,22 @@ def batch_page(run_id: str, offset: int = 0, limit: int = 500) -> str:
 @app.get("/batches/{run_id}/requests/{request_id}", response_class=HTMLResponse, dependencies=_BATCH_ACCESS)
 def batch_subject_page(run_id: str, request_id: str, personal: MaySeeConf) -> str:
     """A batch subject's request page: its report, and the batch run's checkpoints (the same tasks)."""
-    from include.privacy_requests.overview import batch_id_of, batch_subjects, request_row, subject_run
+    from include.privacy_requests.overview import batch_id_of, belongs_to_batch, request_row, subject_run
+    from include.privacy_requests.store import is_request_folder
 
     batch = _one_batch(run_id)
     config = _config()
-    if request_id not in {s.request_id for s in batch_subjects(_batch_report(config, batch_id_of(batch)))}:
-        raise HTTPException(status_code=404, detail=f"no subject '{request_id}' in batch run '{run_id}'")
+    report = _report(config, request_id) if is_request_folder(request_id) else None
+    if not belongs_to_batch(report, batch_id_of(batch)):
+        raise HTTPException(status_code=404, detail=f"no report of a subject '{request_id}' of batch run '{run_id}'")
     run = subject_run(batch, request_id)
-    report = _report(config, request_id) or {}
-    row = request_row(config, run, report, checkpoint_order(config), datetime.now(UTC))
-    order = {task_id: index for index, task_id in enumerate(checkpoint_order(config))}
-    timeline = sorted(run.tasks, key=lambda t: order.get(t.task_id, len(order)))
+    order = checkpoint_order(config)
+    row = request_row(config, run, report, order, datetime.now(UTC))
+    position = {task_id: index for index, task_id in enumerate(order)}
+    timeline = sorted(run.tasks, key=lambda t: position.get(t.task_id, len(position)))
     return _pages.get_template("request.html.j2").render(
         row=row, report=report, timeline=timeline, personal=personal, identity="kept with the batch's subjects",
         emails=[], batch=_batch_rows([batch])[0])
-
-
-@app.get("/requests/{run_id}", response_class=HTMLResponse)
-def request_page(run_id: str, personal: MaySeeConf) -> str:
-    """One request: the full identity and the vendor emails as sent only for those who may see them."""
-    runs = _runs(run_id=run_id)
-    if not runs:
-        raise HTTPException(status_code=404, detail=f"no privacy request run '{run_id}'")
-    config = _config()
-    row = _rows(runs, personal)[0]
-    report = _report(config, row.request_id) or {}
-    order = {task_id: index for index, task_id in enumerate(checkpoint_order(config))}
-    timeline = sorted(runs[0].tasks, key=lambda t: order.get(t.task_id, len(order)))
-    return _pages.get_template("request.html.j2").render(
-        row=row, report=report, timeline=timeline, personal=personal, identity=_identity(runs[0], personal),
-        emails=_emails(config, row.request_id, bodies=personal))
-
-
-@app.get("/requests/{run_id}/emails/{dataset}", response_class=HTMLResponse,
-         dependencies=[Depends(require_conf_access)])
-def email_as_sent(run_id: str, dataset: str) -> HTMLResponse:
-    """The vendor email's HTML as sent (it names the identity); shown in a sandboxed frame on the page."""
-    from include.privacy_requests.overview import request_id_of
-
-    runs = _runs(run_id=run_id)
-    emails = _emails(_config(), request_id_of(runs[0]), bodies=True) if runs else []
-    sent = [m for m in emails if m["dataset"] == dataset]
-    if not sent:
-        raise HTTPException(status_code=404, detail=f"no email to '{dataset}' for run '{run_id}'")
-    return HTMLResponse(sent[0]["html"], headers={"Content-Security-Policy": "sandbox", "Cache-Control": "no-store"})
 
 
 def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:

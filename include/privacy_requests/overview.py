@@ -119,22 +119,19 @@ class BatchRow:
 
 @dataclass
 class SubjectRow:
-    """One subject of a batch, as the batch report counts it."""
+    """One subject of a batch, as the batch report counts it; a rejected one says why."""
 
-    request_id: str
+    request_id: str | None
     status: str
     rows_found: int | None = None
     rows_masked: int | None = None
+    reason: str | None = None
 
 
 def batch_id_of(run: RunInfo) -> str:
-    """The conf's batch id, or the run id (the batch DAG's default)."""
+    """The conf's batch id, or one made from the run id, as the batch DAG makes it (open_batch)."""
     raw_id = run.conf.get("batch_id")
-    return raw_id if isinstance(raw_id, str) and raw_id else run.run_id
-
-
-def _count(value: Any) -> int | None:
-    return len(value) if isinstance(value, list | dict) else value if isinstance(value, int) else None
+    return request_id_for(raw_id if isinstance(raw_id, str) else None, run.run_id)
 
 
 def batch_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | None, order: list[str]) -> BatchRow:
@@ -142,22 +139,30 @@ def batch_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | None
     report = report or {}
     policy = config.policies.get(str(run.conf.get("policy") or report.get("policy")))
     status = run.state if run.state != "success" else str(report.get("status") or run.state)
+    accepted, rejected = report.get("subjects_accepted"), report.get("subjects_rejected")
     return BatchRow(run_id=run.run_id, batch_id=batch_id_of(run),
                     policy=policy.display_name if policy else str(run.conf.get("policy")), received=run.received,
-                    status=status, checkpoint=checkpoint_of(run, order), subjects=_count(report.get("subjects")),
-                    rejected=_count(report.get("rejected")))
+                    status=status, checkpoint=checkpoint_of(run, order),
+                    subjects=accepted + rejected if isinstance(accepted, int) and isinstance(rejected, int) else None,
+                    rejected=rejected if isinstance(rejected, int) else None)
 
 
 def batch_subjects(report: dict[str, Any] | None) -> list[SubjectRow]:
-    """The subjects the batch report lists, in request id order."""
-    subjects = (report or {}).get("subjects")
-    if isinstance(subjects, dict):
-        subjects = [{"request_id": key, **value} for key, value in subjects.items()]
-    if not isinstance(subjects, list):
-        return []
-    return sorted((SubjectRow(request_id=str(s["request_id"]), status=str(s.get("status", "-")),
-                              rows_found=s.get("rows_found"), rows_masked=s.get("rows_masked"))
-                   for s in subjects if isinstance(s, dict) and "request_id" in s), key=lambda s: s.request_id)
+    """The subjects the batch report lists: the accepted by request id, then the rejected in the batch's order."""
+    report = report or {}
+    accepted = sorted((SubjectRow(request_id=s["request_id"], status=s["status"], rows_found=s.get("rows_found"),
+                                  rows_masked=s.get("rows_masked")) for s in report.get("subjects") or []),
+                      key=lambda s: str(s.request_id))
+    rejected = [SubjectRow(request_id=r.get("request_id"), status=layout.REJECTED,
+                           reason=f"subject {r.get('position')}: {r.get('reason')}")
+                for r in report.get("rejected") or []]
+    return accepted + rejected
+
+
+def belongs_to_batch(report: dict[str, Any] | None, batch_id: str) -> bool:
+    """Whether a request's report is that of a subject of this batch (its events name the batch): a request
+    id rejected as already used names another request's folder, which the batch's pages must not show."""
+    return any(e.get("batch_id") == batch_id for e in (report or {}).get("events") or [])
 
 
 def subject_run(batch: RunInfo, request_id: str) -> RunInfo:

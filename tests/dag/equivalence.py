@@ -76,14 +76,14 @@ _DIGEST_REQUEST = re.compile(r"^=== Request (?P<ref>\S+) ===\n(?P<body>.*?)(?=^=
 
 def single_instructions(text_part: str) -> tuple[str, str]:
     """(request reference, the instructions) of a single request's vendor email, as plain text."""
-    match = _SINGLE.search(text_part)
+    match = _SINGLE.search(text_part.replace("\r\n", "\n"))
     assert match, text_part
     return match["ref"], match["body"].strip()
 
 
 def digest_instructions(text_part: str) -> dict[str, str]:
     """request reference -> its instructions, from a digest (a batch's vendor email) listing them inline."""
-    found = {m["ref"]: m["body"].strip() for m in _DIGEST_REQUEST.finditer(text_part)}
+    found = {m["ref"]: m["body"].strip() for m in _DIGEST_REQUEST.finditer(text_part.replace("\r\n", "\n"))}
     assert found, text_part
     return found
 
@@ -101,10 +101,10 @@ def run_single_dag(config_dir: Path, policy: str, identity: dict[str, str], requ
 
 def run_batch_dag(config_dir: Path, policy: str, subjects: list[dict[str, Any]], batch_id: str):
     """One privacy_request_batch run in-process (dag.test); returns the run and its task states."""
-    from include.privacy_requests.airflow.dag_factory import build_privacy_request_batch_dag
+    from include.privacy_requests.airflow.dag_factory import build_batch_dag
     from include.privacy_requests.config import load_config
     from tests.dag.conftest import task_states
 
-    dag = build_privacy_request_batch_dag(load_config(config_dir))
+    dag = build_batch_dag(load_config(config_dir))
     dag_run = dag.test(run_conf={"batch_id": batch_id, "policy": policy, "subjects": subjects})
     return dag_run, task_states(dag, dag_run.run_id)

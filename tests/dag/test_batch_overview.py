@@ -13,7 +13,8 @@ from tests.dag.equivalence import run_batch_dag
 
 SUBJECTS = [{"request_id": "ui-jane", "identity": {"email": "jane@example.com"}},
             {"request_id": "ui-john", "identity": {"email": "john@example.com"}},
-            {"request_id": "ui-fax", "identity": {"fax": "+15555550100"}}]  # no such identity type: rejected
+            {"request_id": "ui-fax", "identity": {"fax": "+15555550100"}},  # no such identity type: rejected
+            {"request_id": "req-1", "identity": {"email": "ada@example.com"}}]  # an earlier request's id: rejected
 
 
 @pytest.fixture
@@ -27,16 +28,17 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator:
         yield client
 
 
-def test_the_overview_lists_a_batch_and_opens_each_subjects_request_page(airflow_db: None, config_folder,
-                                                                          shop_db: Path, storage: Path, api,
-                                                                          monkeypatch) -> None:
+def test_the_overview_lists_a_batch_and_opens_each_subjects_request_page(run_request, config_folder, shop_db: Path,
+                                                                          storage: Path, api, monkeypatch) -> None:
     monkeypatch.setenv("PRIVACY_REQUESTS_CONFIG_DIR", str(config_folder.path))
+    _, earlier, _ = run_request("default_access_policy", {"email": "ada@example.com"})  # request id req-1
+    assert earlier.state == "success"
     dag_run, states = run_batch_dag(config_folder.path, "default_access_policy", SUBJECTS, "ui-batch")
     assert dag_run.state == "success", states
 
     batches = {b["batch_id"]: b for b in api.get("/privacy/api/batches").json()}
     batch = batches["ui-batch"]
-    assert (batch["policy"], batch["subjects"], batch["rejected"]) == ("Access request (GDPR Art. 15)", 3, 1)
+    assert (batch["policy"], batch["subjects"], batch["rejected"]) == ("Access request (GDPR Art. 15)", 4, 2)
     assert batch["run_id"] == dag_run.run_id and batch["checkpoint"] == "finalize"
     overview = api.get("/privacy/").text
     assert 'data-batch-id="ui-batch"' in overview and "jane@example.com" not in overview
@@ -54,5 +56,7 @@ def test_the_overview_lists_a_batch_and_opens_each_subjects_request_page(airflow
     assert "jane@example.com" not in jane.text
     rejected = api.get(f"/privacy/batches/{dag_run.run_id}/requests/ui-fax")
     assert rejected.status_code == 200 and "rejected" in rejected.text
-    assert api.get(f"/privacy/batches/{dag_run.run_id}/requests/req-1").status_code == 404  # not of this batch
+    assert "already used" in page.text
+    # req-1 is the earlier request's: the batch's pages do not show it as the batch's subject.
+    assert api.get(f"/privacy/batches/{dag_run.run_id}/requests/req-1").status_code == 404
     assert api.get("/privacy/batches/no-such-run").status_code == 404

@@ -13,6 +13,7 @@ from include.privacy_requests.overview import (
     TaskState,
     batch_row,
     batch_subjects,
+    belongs_to_batch,
     request_row,
     subject_run,
 )
@@ -34,9 +35,10 @@ def batch_run(state: str, tasks: list[TaskState], conf: dict | None = None) -> R
 
 
 REPORT = {"batch_id": "drop-2026-11", "policy": "default_erasure_policy", "status": "complete",
-          "subjects": [{"request_id": "r-2", "status": "complete", "rows_found": 3, "rows_masked": 2},
-                       {"request_id": "r-1", "status": "rejected"}],
-          "rejected": [{"request_id": "r-1", "reason": "unknown identity type 'fax'"}]}
+          "subjects_accepted": 2, "subjects_rejected": 1,
+          "subjects": [{"request_id": "r-3", "status": "complete", "rows_found": 3, "rows_masked": 2},
+                       {"request_id": "r-1", "status": "complete", "rows_found": 0, "rows_masked": 0}],
+          "rejected": [{"position": 2, "request_id": "r-2", "reason": "unknown identity type 'fax'"}]}
 
 
 def test_a_finished_batch_shows_its_report_counts(demo: PrivacyConfig) -> None:
@@ -45,7 +47,7 @@ def test_a_finished_batch_shows_its_report_counts(demo: PrivacyConfig) -> None:
     row = batch_row(demo, batch_run("success", tasks), REPORT, ORDER)
     assert (row.batch_id, row.policy, row.status, row.checkpoint) == (
         "drop-2026-11", "Erasure request (GDPR Art. 17)", "complete", "finalize")
-    assert (row.subjects, row.rejected) == (2, 1)
+    assert (row.subjects, row.rejected) == (3, 1)
 
 
 def test_a_running_batch_without_a_report_stands_at_its_checkpoint_and_its_id_defaults_to_the_run(
@@ -56,11 +58,20 @@ def test_a_running_batch_without_a_report_stands_at_its_checkpoint_and_its_id_de
         "manual__7", "running", "access.demo_shop.customer", None, None)
 
 
-def test_subjects_are_listed_by_request_id_with_their_counts() -> None:
+def test_subjects_are_listed_by_request_id_then_the_rejected_with_why() -> None:
     subjects = batch_subjects(REPORT)
-    assert [(s.request_id, s.status, s.rows_found, s.rows_masked) for s in subjects] == [
-        ("r-1", "rejected", None, None), ("r-2", "complete", 3, 2)]
-    assert batch_subjects(None) == [] and batch_subjects({"subjects": 2}) == []
+    assert [(s.request_id, s.status, s.rows_found, s.rows_masked, s.reason) for s in subjects] == [
+        ("r-1", "complete", 0, 0, None), ("r-3", "complete", 3, 2, None),
+        ("r-2", "rejected", None, None, "subject 2: unknown identity type 'fax'")]
+    assert batch_subjects(None) == []
+
+
+def test_a_request_belongs_to_a_batch_only_when_its_events_name_the_batch() -> None:
+    subject = {"events": [{"event": "request_validated", "batch_id": "drop-2026-11"}]}
+    assert belongs_to_batch(subject, "drop-2026-11")
+    assert not belongs_to_batch(subject, "drop-2026-12")
+    assert not belongs_to_batch({"events": [{"event": "request_validated"}]}, "drop-2026-11")  # a single request
+    assert not belongs_to_batch(None, "drop-2026-11")
 
 
 def test_a_subject_reads_as_a_request_of_the_batch_policy_and_checkpoints(demo: PrivacyConfig) -> None:
