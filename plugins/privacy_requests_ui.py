@@ -219,6 +219,36 @@ def batch_subject_page(run_id: str, request_id: str, personal: MaySeeConf) -> st
         emails=[], batch=_batch_rows([batch])[0])
 
 
+@app.get("/requests/{run_id}", response_class=HTMLResponse)
+def request_page(run_id: str, personal: MaySeeConf) -> str:
+    """One request: the full identity and the vendor emails as sent only for those who may see them."""
+    runs = _runs(run_id=run_id)
+    if not runs:
+        raise HTTPException(status_code=404, detail=f"no privacy request run '{run_id}'")
+    config = _config()
+    row = _rows(runs, personal)[0]
+    report = _report(config, row.request_id) or {}
+    order = {task_id: index for index, task_id in enumerate(checkpoint_order(config))}
+    timeline = sorted(runs[0].tasks, key=lambda t: order.get(t.task_id, len(order)))
+    return _pages.get_template("request.html.j2").render(
+        row=row, report=report, timeline=timeline, personal=personal, identity=_identity(runs[0], personal),
+        emails=_emails(config, row.request_id, bodies=personal))
+
+
+@app.get("/requests/{run_id}/emails/{dataset}", response_class=HTMLResponse,
+         dependencies=[Depends(require_conf_access)])
+def email_as_sent(run_id: str, dataset: str) -> HTMLResponse:
+    """The vendor email's HTML as sent (it names the identity); shown in a sandboxed frame on the page."""
+    from include.privacy_requests.overview import request_id_of
+
+    runs = _runs(run_id=run_id)
+    emails = _emails(_config(), request_id_of(runs[0]), bodies=True) if runs else []
+    sent = [m for m in emails if m["dataset"] == dataset]
+    if not sent:
+        raise HTTPException(status_code=404, detail=f"no email to '{dataset}' for run '{run_id}'")
+    return HTMLResponse(sent[0]["html"], headers={"Content-Security-Policy": "sandbox", "Cache-Control": "no-store"})
+
+
 def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
     """Each vendor email sent (kept encrypted in the request's ledger); with its HTML as sent if ``bodies``."""
     from airflow.models.variable import Variable

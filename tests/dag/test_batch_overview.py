@@ -60,3 +60,6 @@ def test_the_overview_lists_a_batch_and_opens_each_subjects_request_page(run_req
     # req-1 is the earlier request's: the batch's pages do not show it as the batch's subject.
     assert api.get(f"/privacy/batches/{dag_run.run_id}/requests/req-1").status_code == 404
     assert api.get("/privacy/batches/no-such-run").status_code == 404
+    single = api.get(f"/privacy/requests/{earlier.run_id}")  # a single request's page is as before
+    assert single.status_code == 200 and "Privacy request req-1" in single.text
+    assert "A subject of batch" not in single.text
