@@ -5,7 +5,9 @@ subjects rejected alone."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from sqlalchemy import create_engine
 
 from include.privacy_requests import layout
 from include.privacy_requests.batch.collections import access_batch_collection, chunks, erase_batch_collection
+from include.privacy_requests.batch.outputs import record_batch_failure
 from include.privacy_requests.batch.provenance import Provenance
 from include.privacy_requests.batch.subjects import Batch, open_batch, start_batch
 from include.privacy_requests.config import BatchSettings, PrivacyConfig, load_config
@@ -132,13 +135,33 @@ def test_bad_subjects_are_rejected_alone(config: PrivacyConfig, tmp_path: Path) 
         start_batch(other, "run-2", "2026-11-28T00:00:00+00:00", other.conf.subjects or [])
 
 
+def test_subjects_claimed_before_a_broken_list_are_freed_by_the_failure(config: PrivacyConfig,
+                                                                       tmp_path: Path) -> None:
+    def broken() -> Iterator[dict[str, Any]]:
+        yield SUBJECTS[0]
+        raise RequestError("subjects_url cannot be read: ConnectionError")
+
+    batch = open_batch(config, {"batch_id": "b-1", "policy": "default_access_policy", "subjects_url": "x"},
+                       "run-1", tmp_path, KEY)
+    with pytest.raises(RequestError, match="cannot be read") as failed:
+        start_batch(batch, "run-1", "2026-11-28T00:00:00+00:00", broken())
+    record_batch_failure(batch, "validate_request", 1, failed.value, final=True)
+
+    assert [s.request_id for s in batch.subjects()] == ["r-jane"]
+    report = json.loads((tmp_path / "r-jane" / "report.json").read_text())
+    assert report["status"] == "failed" and report["failed_checkpoint"]["checkpoint"] == "validate_request"
+    assert json.loads((tmp_path / "batches" / "b-1" / "report.json").read_text())["status"] == "failed"
+
+
 def test_provenance_and_chunks_unit() -> None:
     arrived = Provenance()
     arrived.add("email", "Jane@Example.com", [0])
     arrived.add("email", "jane@example.com", [3])
     arrived.add("id", 7, [1])
-    assert arrived.values() == {"email": ["Jane@Example.com"], "id": [7]}
-    assert arrived.subjects_of({"email": "JANE@example.com ", "id": 7}) == {0, 1, 3}
+    arrived.add("id", 7, [2])
+    assert arrived.values() == {"email": ["Jane@Example.com", "jane@example.com"], "id": [7]}
+    assert arrived.subjects_of({"email": "jane@example.com", "id": 7}) == {1, 2, 3}  # exact values first
+    assert arrived.subjects_of({"email": "JANE@example.com ", "id": 8}) == {0, 3}  # a collation's match
     assert arrived.subjects_of({"email": "john@example.com", "id": 8}) == set()
     assert list(chunks({"a": [1, 2, 3], "b": [4]}, 4)) == [{"a": [1, 2, 3], "b": [4]}]
     assert list(chunks({"a": [1, 2, 3], "b": [4]}, 2)) == [{"a": [1, 2]}, {"a": [3]}, {"b": [4]}]

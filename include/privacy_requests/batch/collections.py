@@ -6,6 +6,7 @@ ledger) as a single request. Memory holds the distinct values arriving on one co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -86,7 +87,9 @@ def access_batch_collection(batch: Batch, address: CollectionAddress, connector_
     status: str | None = None
     keys = [f.column for f in collection.primary_keys] or collection.columns
     parts = list(chunks(inputs, config.settings.batch.chunk_size)) if inputs else []
-    seen: set[str] | None = set() if len(parts) > 1 else None  # a row matched by two chunks is kept once
+    # A row matched by two chunks (two fields, or values a case-insensitive collation treats as equal) is kept
+    # once: a short digest of its key is remembered while the collection is queried.
+    seen: set[bytes] | None = set() if len(parts) > 1 else None
 
     def found() -> Iterator[dict[str, Any]]:
         nonlocal unattributed, status
@@ -95,7 +98,8 @@ def access_batch_collection(batch: Batch, address: CollectionAddress, connector_
             status = status or result.status
             for row in result.rows:
                 if seen is not None:
-                    key = json.dumps([row.get(k) for k in keys], default=str)
+                    key = hashlib.blake2b(json.dumps([row.get(k) for k in keys], default=str).encode(),
+                                          digest_size=12).digest()
                     if key in seen:
                         continue
                     seen.add(key)

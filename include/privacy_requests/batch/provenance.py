@@ -2,9 +2,10 @@
 
 Values arriving on a collection's edges carry the subjects they came from (an identity value its subject; a
 value read from an upstream row every subject of that row). A row found belongs to every subject whose value
-matches one of the row's input fields, so a row reached from two subjects belongs to both. Values match as
-the subject claim does (in_flight): text compared trimmed and case-folded, since the database's collation may
-return ``Jane@X.com`` for ``jane@x.com``.
+matches one of the row's input fields, so a row reached from two subjects belongs to both. Values match
+exactly, as the query asked for them; a value the database returned that nobody asked for exactly (a
+case-insensitive or space-padding collation returns ``Jane@X.com`` for ``jane@x.com``) matches trimmed and
+case-folded.
 """
 
 from __future__ import annotations
@@ -16,48 +17,50 @@ from typing import Any
 from ..values import values_at
 
 
-def match_key(value: Any) -> str:
-    """The key a value is matched by: text trimmed and case-folded, anything else as canonical JSON."""
-    if isinstance(value, str):
-        return value.strip().casefold()
+def exact_key(value: Any) -> str:
+    """A value as the query asks for it (the single request's de-duplication: canonical JSON)."""
     return json.dumps(value, sort_keys=True, default=str)
 
 
+def folded_key(value: Any) -> str:
+    """A value as a lenient collation may return it: text trimmed and case-folded."""
+    return value.strip().casefold() if isinstance(value, str) else exact_key(value)
+
+
 class Provenance:
-    """Per field: each distinct value (as first seen) and the positions of the subjects it belongs to."""
+    """Per field: each distinct value and the positions of the subjects it belongs to."""
 
     def __init__(self) -> None:
-        self._fields: dict[str, dict[str, tuple[Any, set[int]]]] = {}
+        self._exact: dict[str, dict[str, tuple[Any, set[int]]]] = {}
+        self._folded: dict[str, dict[str, set[int]]] = {}
 
     def add(self, field: str, value: Any, subjects: Iterable[int]) -> None:
-        entry = self._fields.setdefault(field, {}).setdefault(match_key(value), (value, set()))
-        entry[1].update(subjects)
+        subjects = set(subjects)
+        self._exact.setdefault(field, {}).setdefault(exact_key(value), (value, set()))[1].update(subjects)
+        self._folded.setdefault(field, {}).setdefault(folded_key(value), set()).update(subjects)
 
     def values(self) -> dict[str, list[Any]]:
         """Per field, the distinct values (what the query asks for)."""
-        return {f: [v for v, _ in entries.values()] for f, entries in self._fields.items() if entries}
+        return {f: [v for v, _ in entries.values()] for f, entries in self._exact.items() if entries}
 
     def entries(self, field: str) -> Iterable[tuple[Any, set[int]]]:
-        return self._fields.get(field, {}).values()
-
-    @property
-    def fields(self) -> list[str]:
-        return sorted(self._fields)
+        return self._exact.get(field, {}).values()
 
     def subjects_of(self, row: dict[str, Any]) -> set[int]:
-        """Every subject one of whose values the row holds in an input field."""
+        """Every subject one of whose values the row holds in an input field: the exact value's subjects, or,
+        when the database returned a value none asked for exactly (its collation), those of the trimmed,
+        case-folded value."""
         found: set[int] = set()
-        for field, entries in self._fields.items():
+        for field, entries in self._exact.items():
             for value in values_at(row, field):
-                hit = entries.get(match_key(value))
-                if hit:
-                    found |= hit[1]
+                hit = entries.get(exact_key(value))
+                found |= hit[1] if hit else self._folded[field].get(folded_key(value), set())
         return found
 
     def by_subject(self) -> dict[int, dict[str, list[Any]]]:
         """Per subject, the values that arrived for it, by field (a vendor instruction's locators)."""
         result: dict[int, dict[str, list[Any]]] = {}
-        for field, entries in self._fields.items():
+        for field, entries in self._exact.items():
             for value, subjects in entries.values():
                 for subject in subjects:
                     result.setdefault(subject, {}).setdefault(field, []).append(value)

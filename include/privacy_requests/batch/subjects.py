@@ -172,17 +172,24 @@ def start_batch(batch: Batch, run_id: str, received: str, subjects: Iterable[Any
         batch.store.put(layout.SECRETS, new_request_secrets())
     rejected: list[dict[str, Any]] = []
     seen: set[str] = set()
+    stopped: list[Exception] = []
 
     def accepted() -> Iterator[dict[str, Any]]:
-        for position, raw in enumerate(subjects, start=1):
-            subject, reason = _admit(batch, raw, run_id, received, seen)
-            if subject is None:
-                rejected.append({"position": position, **reason})
-                continue
-            yield subject
+        try:
+            for position, raw in enumerate(subjects, start=1):
+                subject, reason = _admit(batch, raw, run_id, received, seen)
+                if subject is None:
+                    rejected.append({"position": position, **reason})
+                    continue
+                yield subject
+        except Exception as exc:  # e.g. the subjects file broke off: keep who was claimed, then fail
+            stopped.append(exc)
 
+    # Every claimed subject is stored before a failure is raised, so the failure's reports free them all.
     count = batch.store.write_rows(layout.BATCH_SUBJECTS, accepted())
     batch.store.write_rows(layout.BATCH_REJECTED, rejected)
+    if stopped:
+        raise stopped[0]
     if not count:
         shown = "; ".join(f"subject {r['position']}: {r['reason']}" for r in rejected[:5])
         raise RequestError(f"batch rejected: no valid subject ({len(rejected)} rejected: {shown or 'none given'}"
