@@ -368,7 +368,9 @@ def batch(work: Path, subjects: int) -> list[Figure]:
         Figure(f"batch of {subjects:,} erasure subjects, trigger -> {result.state} (20 collections, "
                f"{result.rows_masked if result.rows_masked is not None else '?'} rows masked)",
                f"{per_hour:,.0f} subjects/hour", f"{result.seconds:.0f} s; population loaded in "
-               f"{result.load_seconds:.0f} s", ">= 100,000/hour", per_hour >= 100_000 and result.state == "success"),
+               f"{result.load_seconds:.0f} s", ">= 100,000/hour at 10,000",
+               # a batch's fixed cost (about a minute of task starts) dominates the quick run: not judged
+               per_hour >= 100_000 and result.state == "success" if subjects >= 10_000 else None),
         Figure("batch: SQL statements per collection, access", access, "from the batch report", "", None),
         Figure("batch: SQL statements per collection, erasure", erasure, "from the batch report", "", None),
         Figure("batch: peak RSS of the largest task", f"{result.peak[0]:.0f} MB", result.peak[1][:60],
