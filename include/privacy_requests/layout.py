@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 SUBJECTS = "_subjects"  # subjects in flight (in_flight.py); not a valid request id, so never a request's folder
 BATCHES = "batches"  # {storage}/batches/{batch_id}/: a batch's own store (batch/); reserved, never a request id
 
-
 # -- deliverables, in clear -------------------------------------------------------------------------------
 REPORT = "report.json"
 ACCESS_PACKAGE = "access_package.json"
