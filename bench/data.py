@@ -152,3 +152,87 @@ def chain_config(folder: Path, count: int) -> Path:
     for index in range(1, count):
         collections.append((f"c{index}", f"c{(index - 1) // 3}", "parent_id"))
     return write_config(folder, collections)
+
+
+# -- a population: many subjects in one graph, for batches ---------------------------------------------
+SHARED = ("address", "orders")  # level-2 tables whose rows a second user may share (a joint address, order)
+ROWS_PER_PARENT = 2  # each user's rows in a level-2 table, and each level-2 row's rows in a level-3 table
+
+
+def subject_email(number: int) -> str:
+    return f"s{number}@example.com"
+
+
+def subjects(count: int) -> list[dict]:
+    """The batch's subjects in the population: request ``b-<n>`` for ``s<n>@example.com``."""
+    return [{"request_id": f"b-{n}", "identity": {"email": subject_email(n)}} for n in range(1, count + 1)]
+
+
+def load_population(dbname: str, count: int, others: int | None = None) -> None:
+    """The 20 collections of ``tables()`` filled for ``count`` subjects (users 1..count, s<n>@example.com) and
+    as many other users (``others``) whose rows an erasure must not touch. Each user owns ROWS_PER_PARENT
+    rows in most level-2 tables (subject n owns none in the table at index n % 7, and has a newsletter row
+    unless n % 4 == 0), each level-2 row ROWS_PER_PARENT rows in each of its level-3 tables; subject n = 1 mod 5
+    shares its first row of each SHARED table with subject n + 1 (``shared_user_id``): both reach it."""
+    users = count + (count if others is None else others)
+    conn = connect(dbname)
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE users (id integer PRIMARY KEY, email text, name text, tenant text)")
+        cur.execute("INSERT INTO users SELECT g, CASE WHEN g <= %s THEN 's' ELSE 'u' END || g || '@example.com', "
+                    "'name ' || g, 't' || (g %% 10) FROM generate_series(1, %s) g", (count, users))
+        cur.execute("CREATE INDEX ON users (email)")
+        cur.execute("CREATE TABLE newsletter (id integer PRIMARY KEY, email text, name text, note text)")
+        cur.execute("INSERT INTO newsletter SELECT g, CASE WHEN g <= %s THEN 's' ELSE 'u' END || g || "
+                    "'@example.com', 'name ' || g, 'note ' || g FROM generate_series(1, %s) g "
+                    "WHERE g > %s OR g %% 4 <> 0", (count, users, count))
+        cur.execute("CREATE INDEX ON newsletter (email)")
+        for index, parent in enumerate(LEVEL2):
+            shared = ", shared_user_id integer" if parent in SHARED else ""
+            cur.execute(f"CREATE TABLE {parent} (id integer PRIMARY KEY, user_id integer, name text, "
+                        f"note text{shared})")
+            cur.execute(f"INSERT INTO {parent} (id, user_id, name, note) SELECT g, (g - 1) / {ROWS_PER_PARENT} + 1,"
+                        f" 'name ' || g, 'note ' || g FROM generate_series(1, {users * ROWS_PER_PARENT}) g")
+            cur.execute(f"DELETE FROM {parent} WHERE user_id <= %s AND user_id %% 7 = %s", (count, index))
+            cur.execute(f"CREATE INDEX ON {parent} (user_id)")
+            if shared:
+                cur.execute(f"UPDATE {parent} SET shared_user_id = user_id + 1 WHERE user_id < %s "
+                            f"AND user_id %% 5 = 1 AND (id - 1) %% {ROWS_PER_PARENT} = 0", (count,))
+                cur.execute(f"CREATE INDEX ON {parent} (shared_user_id)")
+            for child in level3(parent):
+                cur.execute(f"CREATE TABLE {child} (id integer PRIMARY KEY, parent_id integer, name text, "
+                            "note text)")
+                cur.execute(f"INSERT INTO {child} SELECT p.id * {ROWS_PER_PARENT} + k, p.id, 'name ' || p.id, "
+                            f"'note ' || k FROM {parent} p, generate_series(0, {ROWS_PER_PARENT - 1}) k")
+                cur.execute(f"CREATE INDEX ON {child} (parent_id)")
+        cur.execute("ANALYZE")
+    conn.close()
+
+
+def population_config(folder: Path, conn_id: str = "bench") -> Path:
+    """The configuration of ``load_population``: ``bench_access`` returns everything, ``bench_erasure`` nulls
+    names, ``bench_mixed_erasure`` also hashes notes (a value per row, from the request's secret)."""
+    write_config(folder, tables(), conn_id)
+    collections = []
+    for table, parent, key in tables():
+        collection = _collection(table, parent, key)
+        collection["fields"].append({"name": "note", "data_categories": ["user.content.private"],
+                                     "fides_meta": {"data_type": "string"}})
+        if table in SHARED:
+            reference = {"dataset": "bench", "field": "users.id", "direction": "from"}
+            collection["fields"].append({"name": "shared_user_id", "data_categories": ["system.operations"],
+                                         "fides_meta": {"data_type": "integer", "references": [reference]}})
+        if table != "users":
+            collections.append(collection)
+        else:
+            collections.append({"name": table, "fields": [f for f in collection["fields"] if f["name"] != "note"]})
+    (folder / "datasets" / "bench.yml").write_text(yaml.safe_dump({"dataset": [
+        {"fides_key": "bench", "collections": collections}]}))
+    policies = yaml.safe_load((folder / "policies" / "bench.yml").read_text())
+    policies["policy"].append({"key": "bench_mixed_erasure", "rules": [
+        {"key": "names", "action": "erasure", "targets": ["user.name"],
+         "masking_strategy": {"strategy": "null_rewrite"}},
+        {"key": "notes", "action": "erasure", "targets": ["user.content"],
+         "masking_strategy": {"strategy": "hash", "configuration": {"algorithm": "SHA-256"}}},
+    ]})
+    (folder / "policies" / "bench.yml").write_text(yaml.safe_dump(policies))
+    return folder

@@ -28,7 +28,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader
 
 from include.privacy_requests import layout  # these two cost nothing: no Airflow import, no I/O
-from include.privacy_requests.airflow.constants import DAG_ID, STORE_KEY_VARIABLE, checkpoint_order
+from include.privacy_requests.airflow.constants import BATCH_DAG_ID, DAG_ID, STORE_KEY_VARIABLE, checkpoint_order
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
@@ -51,8 +51,8 @@ def _config():
     return current_config()
 
 
-def _runs(run_id: str | None = None, limit: int = 500):
-    """privacy_request runs with their task states, newest first."""
+def _runs(run_id: str | None = None, limit: int = 500, dag_id: str = DAG_ID):
+    """privacy_request (or ``dag_id``) runs with their task states, newest first."""
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -60,11 +60,11 @@ def _runs(run_id: str | None = None, limit: int = 500):
     from include.privacy_requests.overview import RunInfo, TaskState
 
     with create_session() as session:
-        query = session.query(DagRun).filter(DagRun.dag_id == DAG_ID)
+        query = session.query(DagRun).filter(DagRun.dag_id == dag_id)
         if run_id is not None:
             query = query.filter(DagRun.run_id == run_id)
         runs = query.order_by(DagRun.id.desc()).limit(limit).all()
-        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == DAG_ID,
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id,
                                                  TaskInstance.run_id.in_([r.run_id for r in runs])).all()
         tasks: dict[str, list[TaskState]] = {}
         for ti in tis:
@@ -79,6 +79,13 @@ def _report(config, request_id: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+def _batch_report(config, batch_id: str) -> dict[str, Any] | None:
+    from airflow.sdk import ObjectStoragePath
+
+    path = ObjectStoragePath(config.storage) / layout.batch_report(batch_id)
+    return json.loads(path.read_text()) if path.exists() else None
+
+
 def may_see_conf(user: GetUserDep) -> bool:
     """Whether the user may see the runs' personal data: the auth manager's answer for CONF_METHOD on the
     DAG's runs (with the DAG's team, as ``requires_access_dag`` asks)."""
@@ -90,6 +97,20 @@ def may_see_conf(user: GetUserDep) -> bool:
 
 
 MaySeeConf = Annotated[bool, Depends(may_see_conf)]
+
+
+def may_read_batches(user: GetUserDep) -> bool:
+    """Whether the user may read the batch DAG's runs: batches are listed only to them."""
+    from airflow.models.dag import DagModel
+
+    details = DagDetails(id=BATCH_DAG_ID, team_name=DagModel.get_team_name(BATCH_DAG_ID))
+    return get_auth_manager().is_authorized_dag(method="GET", access_entity=DagAccessEntity.RUN, details=details,
+                                                user=user)
+
+
+MayReadBatches = Annotated[bool, Depends(may_read_batches)]
+# Batch pages need the batch DAG's runs too, besides the app's own check on privacy_request.
+_BATCH_ACCESS = [Depends(requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=BATCH_DAG_ID))]
 
 
 def require_conf_access(allowed: MaySeeConf) -> None:
@@ -130,9 +151,70 @@ def list_requests(personal: MaySeeConf, status: str | None = None) -> list[dict[
 
 
 @app.get("/", response_class=HTMLResponse)
-def overview(personal: MaySeeConf, status: str | None = None) -> str:
+def overview(personal: MaySeeConf, batches: MayReadBatches, status: str | None = None) -> str:
     rows = [r for r in _rows(_runs(), personal) if status in (None, r.status)]
-    return _pages.get_template("overview.html.j2").render(rows=rows, status=status, statuses=STATUSES)
+    return _pages.get_template("overview.html.j2").render(rows=rows, status=status, statuses=STATUSES,
+                                                          batches=_batch_rows(_batch_runs()) if batches else None)
+
+
+def _batch_runs(run_id: str | None = None):
+    return _runs(run_id=run_id, dag_id=BATCH_DAG_ID)
+
+
+def _batch_rows(runs) -> list:
+    from include.privacy_requests.overview import batch_id_of, batch_row
+
+    config = _config()
+    order = checkpoint_order(config)
+    return [batch_row(config, run, _batch_report(config, batch_id_of(run)), order) for run in runs]
+
+
+@app.get("/api/batches", dependencies=_BATCH_ACCESS)
+def list_batches() -> list[dict[str, Any]]:
+    """The batches as JSON, newest first: id, policy, status, subjects and rejected subjects."""
+    return [{**r.__dict__, "received": r.received.isoformat()} for r in _batch_rows(_batch_runs())]
+
+
+def _one_batch(run_id: str):
+    runs = _batch_runs(run_id)
+    if not runs:
+        raise HTTPException(status_code=404, detail=f"no batch run '{run_id}'")
+    return runs[0]
+
+
+@app.get("/batches/{run_id}", response_class=HTMLResponse, dependencies=_BATCH_ACCESS)
+def batch_page(run_id: str, offset: int = 0, limit: int = 500) -> str:
+    """One batch: its counts and its subjects (``limit`` at a time), each linking to its request page."""
+    from include.privacy_requests.overview import batch_id_of, batch_subjects
+
+    run = _one_batch(run_id)
+    report = _batch_report(_config(), batch_id_of(run)) or {}
+    subjects = batch_subjects(report)
+    offset, limit = max(offset, 0), min(max(limit, 1), 5000)
+    return _pages.get_template("batch.html.j2").render(
+        row=_batch_rows([run])[0], report=report, subjects=subjects[offset:offset + limit], total=len(subjects),
+        offset=offset, limit=limit)
+
+
+@app.get("/batches/{run_id}/requests/{request_id}", response_class=HTMLResponse, dependencies=_BATCH_ACCESS)
+def batch_subject_page(run_id: str, request_id: str, personal: MaySeeConf) -> str:
+    """A batch subject's request page: its report, and the batch run's checkpoints (the same tasks)."""
+    from include.privacy_requests.overview import batch_id_of, belongs_to_batch, request_row, subject_run
+    from include.privacy_requests.store import is_request_folder
+
+    batch = _one_batch(run_id)
+    config = _config()
+    report = _report(config, request_id) if is_request_folder(request_id) else None
+    if not belongs_to_batch(report, batch_id_of(batch)):
+        raise HTTPException(status_code=404, detail=f"no report of a subject '{request_id}' of batch run '{run_id}'")
+    run = subject_run(batch, request_id)
+    order = checkpoint_order(config)
+    row = request_row(config, run, report, order, datetime.now(UTC))
+    position = {task_id: index for index, task_id in enumerate(order)}
+    timeline = sorted(run.tasks, key=lambda t: position.get(t.task_id, len(position)))
+    return _pages.get_template("request.html.j2").render(
+        row=row, report=report, timeline=timeline, personal=personal, identity="kept with the batch's subjects",
+        emails=[], batch=_batch_rows([batch])[0])
 
 
 @app.get("/requests/{run_id}", response_class=HTMLResponse)

@@ -140,3 +140,8 @@ def subject_instructions(address: CollectionAddress) -> str:
 def email_subjects(dataset: str) -> str:
     """The positions of the batch's subjects listed in its email to a vendor."""
     return f"{LEDGER}/email.{dataset}.subjects.json"
+
+
+def batch_report(batch_id: str) -> str:
+    """A batch's report, relative to the storage root: its subjects and counts."""
+    return f"{BATCHES}/{batch_id}/{REPORT}"

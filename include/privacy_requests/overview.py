@@ -103,6 +103,75 @@ def request_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | No
 
 
 
+@dataclass
+class BatchRow:
+    """A privacy_request_batch run: its batch, policy, how many subjects it holds and how many were rejected."""
+
+    run_id: str
+    batch_id: str
+    policy: str
+    received: datetime
+    status: str
+    checkpoint: str
+    subjects: int | None = None
+    rejected: int | None = None
+
+
+@dataclass
+class SubjectRow:
+    """One subject of a batch, as the batch report counts it; a rejected one says why."""
+
+    request_id: str | None
+    status: str
+    rows_found: int | None = None
+    rows_masked: int | None = None
+    reason: str | None = None
+
+
+def batch_id_of(run: RunInfo) -> str:
+    """The conf's batch id, or one made from the run id, as the batch DAG makes it (open_batch)."""
+    raw_id = run.conf.get("batch_id")
+    return request_id_for(raw_id if isinstance(raw_id, str) else None, run.run_id)
+
+
+def batch_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | None, order: list[str]) -> BatchRow:
+    """The overview row of one batch; the counts come from its report once written."""
+    report = report or {}
+    policy = config.policies.get(str(run.conf.get("policy") or report.get("policy")))
+    status = run.state if run.state != "success" else str(report.get("status") or run.state)
+    accepted, rejected = report.get("subjects_accepted"), report.get("subjects_rejected")
+    return BatchRow(run_id=run.run_id, batch_id=batch_id_of(run),
+                    policy=policy.display_name if policy else str(run.conf.get("policy")), received=run.received,
+                    status=status, checkpoint=checkpoint_of(run, order),
+                    subjects=accepted + rejected if isinstance(accepted, int) and isinstance(rejected, int) else None,
+                    rejected=rejected if isinstance(rejected, int) else None)
+
+
+def batch_subjects(report: dict[str, Any] | None) -> list[SubjectRow]:
+    """The subjects the batch report lists: the accepted by request id, then the rejected in the batch's order."""
+    report = report or {}
+    accepted = sorted((SubjectRow(request_id=s["request_id"], status=s["status"], rows_found=s.get("rows_found"),
+                                  rows_masked=s.get("rows_masked")) for s in report.get("subjects") or []),
+                      key=lambda s: str(s.request_id))
+    rejected = [SubjectRow(request_id=r.get("request_id"), status=layout.REJECTED,
+                           reason=f"subject {r.get('position')}: {r.get('reason')}")
+                for r in report.get("rejected") or []]
+    return accepted + rejected
+
+
+def belongs_to_batch(report: dict[str, Any] | None, batch_id: str) -> bool:
+    """Whether a request's report is that of a subject of this batch (its events name the batch): a request
+    id rejected as already used names another request's folder, which the batch's pages must not show."""
+    return any(e.get("batch_id") == batch_id for e in (report or {}).get("events") or [])
+
+
+def subject_run(batch: RunInfo, request_id: str) -> RunInfo:
+    """A batch subject seen as a request: the batch run's state and tasks (the same checkpoints) under the
+    subject's request id, so its page reads like a single request's. The identity is not in the run."""
+    return RunInfo(batch.run_id, {"request_id": request_id, "policy": batch.conf.get("policy")}, batch.state,
+                   batch.received, batch.tasks)
+
+
 def run_note(report: dict[str, Any] | None) -> str:
     """The run note: the outcome in one line (counts, vendor emails, or where it failed)."""
     if not report:
