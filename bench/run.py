@@ -172,23 +172,28 @@ def erasure_strategy(rows: int) -> list[Figure]:
                 conn.execute(text("UPDATE owned SET name = NULL WHERE id = :id"), {"id": row["id"]})
             return time.perf_counter() - started
 
+    per_row_masks = ("hash", "hmac", "aes_encrypt")
     set_based("null_rewrite")  # warm the connection pool and the statement caches of both sides
+    set_based("hash")
     per_row()
-    runs = [(set_based("null_rewrite"), per_row(), set_based("hash")[0]) for _ in range(5)]
+    runs = [(set_based("null_rewrite"), per_row(), *(set_based(s)[0] for s in per_row_masks)) for _ in range(5)]
     constant = statistics.median(r[0][0] for r in runs)
     statements = runs[0][0][1]
     row_by_row = statistics.median(r[1] for r in runs)
-    hashed = statistics.median(r[2] for r in runs)
     engine.dispose()
     data.drop_database(f"{BENCH_DB}_erasure")
     speedup = row_by_row / constant
-    return [Figure(f"erasure of {rows:,} rows in one table, null_rewrite, set-based ({statements} UPDATEs)",
-                   f"{constant * 1000:.0f} ms", f"one UPDATE per row: {row_by_row * 1000:.0f} ms (medians of 5)",
-                   ">= 10x faster", speedup >= 10),
-            Figure("set-based speed-up", f"{speedup:.1f}x", "", ">= 10", speedup >= 10),
-            Figure(f"the same with hash (a value per row: CASE on the key, {statements} UPDATEs)",
-                   f"{hashed * 1000:.0f} ms", f"{row_by_row / hashed:.1f}x faster than one UPDATE per row", "",
-                   None)]
+    figures = [Figure(f"erasure of {rows:,} rows in one table, null_rewrite, set-based ({statements} UPDATEs)",
+                      f"{constant * 1000:.0f} ms", f"one UPDATE per row: {row_by_row * 1000:.0f} ms (medians of 5)",
+                      ">= 10x faster", speedup >= 10),
+               Figure("set-based speed-up", f"{speedup:.1f}x", "", ">= 10", speedup >= 10)]
+    for i, strategy in enumerate(per_row_masks, start=2):
+        took = statistics.median(r[i] for r in runs)
+        figures.append(Figure(f"the same with {strategy} (a value per row: join with (key, value) pairs, "
+                              f"{statements} UPDATEs)", f"{took * 1000:.0f} ms",
+                              f"{row_by_row / took:.1f}x faster than one UPDATE per row", ">= 10x faster",
+                              row_by_row / took >= 10))
+    return figures
 
 
 # -- 3. memory of the access task -----------------------------------------------------------------------
