@@ -15,14 +15,22 @@ if TYPE_CHECKING:
 
 # -- shared by all requests, at the storage root ----------------------------------------------------------
 SUBJECTS = "_subjects"  # subjects in flight (in_flight.py); not a valid request id, so never a request's folder
+# Vendor digests (vendor_digest.py): one store per digest vendor under DIGESTS/<dataset>/, holding the pending
+# requests' instructions (encrypted), each digest's fixed list, and its email ledger.
+DIGESTS = "_digests"
+PENDING = "pending"
 
 # -- deliverables, in clear -------------------------------------------------------------------------------
 REPORT = "report.json"
 ACCESS_PACKAGE = "access_package.json"
 # report.json's "status": retrying = a failed try with a retry to come, the request still open.
 COMPLETE, REJECTED, FAILED, RETRYING = "complete", "rejected", "failed", "retrying"
+# awaiting vendor digest = done here, but a vendor learns of the erasure only with its next digest email.
+AWAITING_DIGEST = "awaiting vendor digest"
 CLOSED = (COMPLETE, REJECTED)  # nothing more will happen: no deadline alert
-FINISHED = (*CLOSED, FAILED)  # no longer at work: its subject is free
+FINISHED = (*CLOSED, FAILED, AWAITING_DIGEST)  # no longer at work: its subject is free
+# A vendor email's status in report.json's "vendor_emails".
+EMAIL_SENT = "sent"
 
 # -- the request's own records ----------------------------------------------------------------------------
 REQUEST = "request.json"  # who owns the request id (the run), its policy and when it was received
@@ -95,6 +103,26 @@ def email_sending(dataset: str) -> str:
 def email_message(dataset: str) -> str:
     """The vendor email as sent (HTML and text), for the request page."""
     return f"{LEDGER}/email.{dataset}.message.json"
+
+
+def email_awaiting_digest(dataset: str) -> str:
+    """A request's instructions handed to the vendor's digest: never handed twice (the request's store)."""
+    return f"{LEDGER}/email.{dataset}.digest.json"
+
+
+def pending(request_id: str) -> str:
+    """A request's instructions waiting for the next digest (the digest vendor's store)."""
+    return f"{PENDING}/{request_id}.json"
+
+
+def digest_list(digest_id: str) -> str:
+    """The requests one digest lists, fixed before it is sent (the digest vendor's store)."""
+    return f"digests/{digest_id}.json"
+
+
+def digest_email(digest_id: str) -> str:
+    """The ``send_once`` key of one digest's email (the digest vendor's store)."""
+    return f"digest.{digest_id}"
 
 
 def webhook_called(step: str, name: str) -> str:

@@ -45,18 +45,36 @@ def build_report(request: PrivacyRequest, failure: dict[str, Any] | None = None)
     emails = [e for e in events if e["event"] == "email_sent"]
     review = next((e for e in reversed(events) if e["event"] in ("request_approved", "request_rejected")), None)
     rejected = review is not None and review["event"] == "request_rejected"
+    vendor_emails = _vendor_emails(request)
+    awaiting = any(v["status"] == layout.AWAITING_DIGEST for v in vendor_emails)
     return Report({
         "request_id": request.request_id,
         "policy": request.conf.policy,
         "identity_types": sorted(request.conf.identity),
         "status": (layout.FAILED if failure.get("final", True) else layout.RETRYING) if failure
-                  else layout.REJECTED if rejected else layout.COMPLETE,
+                  else layout.REJECTED if rejected else layout.AWAITING_DIGEST if awaiting else layout.COMPLETE,
         "failed_checkpoint": failure,
         "review": review,
         "updated_at": datetime.now(UTC).isoformat(),
         "rows_found": sum(c["access"].get("rows", 0) for c in collections),
         "rows_masked": sum(c["erasure"].get("masked", 0) for c in collections),
         "emails_sent": len(emails),
+        "vendor_emails": vendor_emails,
         "collections": collections,
         "events": events,
     })
+
+
+def _vendor_emails(request: PrivacyRequest) -> list[dict[str, Any]]:
+    """Per vendor email sent or handed to the vendor's digest: its status, and the Message-ID once sent."""
+    store, result = request.store, []
+    for dataset in request.config.email_datasets:
+        sent = store.get(layout.email_sent(dataset))
+        if sent:
+            result.append({"dataset": dataset, "status": layout.EMAIL_SENT, "message_id": sent["message_id"],
+                           "time": sent["time"], **({"digest": sent["digest"]} if "digest" in sent else {})})
+        elif store.exists(layout.email_awaiting_digest(dataset)):
+            queued = store.get(layout.email_awaiting_digest(dataset))
+            result.append({"dataset": dataset, "status": layout.AWAITING_DIGEST, "since": queued["time"],
+                           "schedule": queued["schedule"]})
+    return result

@@ -70,10 +70,15 @@ class RequestStore:
                                "128 letters, digits, '.', '_' or '-', starting with a letter or digit")
         self.root = root
         self.base = root / request_id
+        self._key = key
         try:
             self._fernet = Fernet(key)
         except (ValueError, TypeError):
             raise RequestError("the request store key is not a valid Fernet key (32 url-safe base64 bytes)") from None
+
+    def beside(self, folder: str, name: str) -> RequestStore:
+        """The store ``folder/name`` next to the requests, under the same key (a digest vendor's store)."""
+        return RequestStore(self.root / folder, name, self._key)
 
     # -- encrypted JSON documents -------------------------------------------------------------
     def put(self, name: str, value: Any) -> None:

@@ -4,7 +4,7 @@ maps the engine's errors onto Airflow's, and pushes counts (never personal data)
 from .collections import AccessCollectionOperator, ErasureCollectionOperator
 from .request import ApproveRequestOperator, FinalizeOperator, UploadAccessPackageOperator, ValidateRequestOperator
 from .scheduled import DeadlineCheckOperator
-from .vendor import EmailSendOperator, VendorTestEmailOperator
+from .vendor import EmailSendOperator, VendorDigestOperator, VendorTestEmailOperator
 from .webhooks import WebhooksOperator
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "FinalizeOperator",
     "UploadAccessPackageOperator",
     "ValidateRequestOperator",
+    "VendorDigestOperator",
     "VendorTestEmailOperator",
     "WebhooksOperator",
 ]
