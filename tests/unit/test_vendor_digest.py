@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -14,13 +14,16 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import layout
+from include.privacy_requests import in_flight, layout
 from include.privacy_requests.config import PrivacyConfig, load_config
 from include.privacy_requests.connectors.vendor import sample_instructions
+from include.privacy_requests.deadlines import due_soon
 from include.privacy_requests.digest_queue import digest_store
 from include.privacy_requests.errors import ConfigError, StepSkipped, TransientError
 from include.privacy_requests.lifecycle import finish_request
-from include.privacy_requests.request import PrivacyRequest, open_request
+from include.privacy_requests.overview import run_note
+from include.privacy_requests.report import build_report
+from include.privacy_requests.request import PrivacyRequest, claim_request_id, open_request
 from include.privacy_requests.vendor_digest import digest_due, send_digest
 from include.privacy_requests.vendor_email import send_vendor_email
 from tests.conftest import DEMO_CONFIG
@@ -164,6 +167,26 @@ def test_a_digest_vendors_pending_instructions_are_encrypted(config, root) -> No
     stored = list((root / layout.DIGESTS / VENDOR / layout.PENDING).iterdir())
     assert [p.name for p in stored] == ["r-1.json"]
     assert b"ann@example.com" not in stored[0].read_bytes()
+
+
+def test_a_request_awaiting_its_digest_frees_its_subject_but_its_deadline_still_counts(config, root) -> None:
+    """The overview and the run note say what it waits for; the deadline alert still sees it as open."""
+    request = waiting_request(config, root, "r-1", "ann@example.com")
+    received = datetime(2026, 11, 1, tzinfo=UTC)
+    claim_request_id(request, "run-r-1", received.isoformat())
+    assert in_flight.claim(root, request.subject, "r-1") is None
+    # Its report written, its subject not released (as when a worker dies after finalize wrote the report).
+    request.store.write_public(layout.REPORT, [build_report(request).to_json()])
+    body = report(root, "r-1")
+
+    assert run_note(body).endswith("awaiting the vendor digest of daycare_vendor.")
+    assert [r["request_id"] for r in due_soon(config, root, KEY, received + timedelta(days=28), 5)] == ["r-1"]
+    assert in_flight.claim(root, request.subject, "r-2") is None  # a new request for the subject may start
+    finish_request(request)
+
+    digest(config, root, Outbox(), "d-1")
+    assert due_soon(config, root, KEY, received + timedelta(days=28), 5) == []
+    assert run_note(report(root, "r-1")).startswith("Complete:")
 
 
 @pytest.mark.parametrize(("cron", "at", "due"), [
