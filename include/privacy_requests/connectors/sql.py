@@ -116,12 +116,12 @@ class SqlConnector:
                                  for key, row in by_key.items()]
                         shape = pair_update(conn.dialect, collection.address.collection, tuple(keys),
                                             tuple(per_row), tuple(constants), len(pairs))
-                        stmt: Any = shape.statement
-                        params = shape.parameters(pairs, list(constants.values()))
+                        self.statements += 1
+                        result = conn.exec_driver_sql(shape.sql, shape.parameters(pairs, list(constants.values())))
                     else:
-                        stmt, params = update(tbl).where(_key_in(tbl, keys, list(by_key))).values(constants), {}
-                    self.statements += 1
-                    changed = conn.execute(stmt, params).rowcount
+                        self.statements += 1
+                        result = conn.execute(update(tbl).where(_key_in(tbl, keys, list(by_key))).values(constants))
+                    changed = result.rowcount
                     if changed > len(by_key):  # raising here rolls the whole collection back
                         raise DataSourceError(f"{collection.address}: the primary key ({', '.join(keys)}) is not "
                                               f"unique: {changed} rows matched {len(by_key)} keys; "
