@@ -21,7 +21,7 @@ from include.privacy_requests.deadlines import due_soon
 from include.privacy_requests.digest_queue import digest_store
 from include.privacy_requests.errors import ConfigError, StepSkipped, TransientError
 from include.privacy_requests.lifecycle import finish_request
-from include.privacy_requests.overview import run_note
+from include.privacy_requests.overview import RunInfo, request_row, run_note
 from include.privacy_requests.report import build_report
 from include.privacy_requests.request import PrivacyRequest, claim_request_id, open_request
 from include.privacy_requests.vendor_digest import digest_due, send_digest
@@ -180,6 +180,8 @@ def test_a_request_awaiting_its_digest_frees_its_subject_but_its_deadline_still_
     body = report(root, "r-1")
 
     assert run_note(body).endswith("awaiting the vendor digest of daycare_vendor.")
+    run = RunInfo("run-r-1", {"policy": "default_erasure_policy", "request_id": "r-1"}, "success", received)
+    assert request_row(config, run, body, [], received).status == "awaiting vendor digest"
     assert [r["request_id"] for r in due_soon(config, root, KEY, received + timedelta(days=28), 5)] == ["r-1"]
     assert in_flight.claim(root, request.subject, "r-2") is None  # a new request for the subject may start
     finish_request(request)
