@@ -59,10 +59,12 @@ def pair_update(dialect: Dialect, table: str, keys: tuple[str, ...], per_row: tu
     tbl = quote(table)
     columns = [f"k{i}" for i in range(len(keys))] + [f"m{i}" for i in range(len(per_row))]
     typed = ", ".join(f"{quote(c)} AS {n}" for c, n in zip([*keys, *per_row], columns, strict=True))
-    row = "(" + ", ".join([mark] * len(columns)) + ")"
+    mysql = dialect.name in ("mysql", "mariadb")  # a multi-table UPDATE names its target columns by table
+    # MySQL (8.0.19+) spells a row of a VALUES list ROW(...); MariaDB, PostgreSQL and SQLite do not.
+    row = ("ROW(" if mysql and not getattr(dialect, "is_mariadb", False) else "(") + ", ".join(
+        [mark] * len(columns)) + ")"
     pairs = f"(SELECT {typed} FROM {tbl} WHERE 1 = 0 UNION ALL VALUES {', '.join([row] * rows)}) AS v"
     on = " AND ".join(f"{tbl}.{quote(k)} = v.k{i}" for i, k in enumerate(keys))
-    mysql = dialect.name in ("mysql", "mariadb")  # a multi-table UPDATE names its target columns by table
     target = (lambda c: f"{tbl}.{quote(c)}") if mysql else quote
     sets = ", ".join([*(f"{target(c)} = COALESCE(v.m{i}, {tbl}.{quote(c)})" for i, c in enumerate(per_row)),
                       *(f"{target(c)} = {mark}" for c in constants)])
