@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 
 log = logging.getLogger(__name__)
-STATUSES = ("queued", "running", "awaiting input", "success", "rejected", "failed")
+STATUSES = ("queued", "running", "awaiting input", "success", "awaiting vendor digest", "rejected", "failed")
 # Who may see a run's personal data: those who may change the DAG's runs (clear, mark, note them), not
 # every reader. Airflow has no permission of its own for a run's conf; this is the closest stricter one.
 CONF_METHOD: ResourceMethod = "PUT"

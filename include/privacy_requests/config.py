@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
+from croniter import croniter
 from fideslang.default_taxonomy import DEFAULT_TAXONOMY
 from fideslang.models import Dataset, DatasetField
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError, Problem
 from .graph import DatasetGraph, TraversalPlan, build_graph
@@ -38,12 +39,35 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# Airflow's schedule presets, as cron: a digest schedule is given as either.
+CRON_PRESETS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *",
+                "@quarterly": "0 0 1 */3 *", "@yearly": "0 0 1 1 *"}
+
+
 class EmailTarget(_Strict):
-    """Where a vendor's erasure instructions go. Addresses are checked in validate_request."""
+    """Where a vendor's erasure instructions go. Addresses are checked in validate_request.
+
+    ``digest``: a schedule (cron or Airflow preset); requests then wait for the vendor's next digest email
+    (privacy_vendor_digest) instead of sending one email each.
+    """
 
     to: list[str] = Field(min_length=1)
     test_to: str | None = None
     vendor_name: str | None = None
+    digest: str | None = None
+
+    @field_validator("digest")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and value not in CRON_PRESETS and not croniter.is_valid(value):
+            raise ValueError(f"'{value[:60]}' is neither a cron expression (five fields, e.g. '0 6 * * 1') nor "
+                             f"an Airflow preset ({', '.join(CRON_PRESETS)})")
+        return value
+
+    @property
+    def digest_cron(self) -> str | None:
+        """The digest schedule as a cron expression (a preset expanded)."""
+        return CRON_PRESETS.get(self.digest, self.digest) if self.digest else None
 
     @model_validator(mode="before")
     @classmethod
@@ -146,6 +170,11 @@ class PrivacyConfig:
     @cached_property
     def email_datasets(self) -> list[str]:
         return sorted(k for k in self.datasets if self.mapping(k).kind == "email")
+
+    @cached_property
+    def digest_datasets(self) -> list[str]:
+        """The vendors that get a digest on a schedule instead of one email per request."""
+        return [k for k in self.email_datasets if self.mapping(k).email.digest]  # type: ignore[union-attr]
 
     @cached_property
     def needs_approval(self) -> bool:

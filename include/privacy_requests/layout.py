@@ -16,6 +16,10 @@ if TYPE_CHECKING:
 # -- shared by all requests, at the storage root ----------------------------------------------------------
 SUBJECTS = "_subjects"  # subjects in flight (in_flight.py); not a valid request id, so never a request's folder
 BATCHES = "batches"  # {storage}/batches/{batch_id}/: a batch's own store (batch/); reserved, never a request id
+# Vendor digests (vendor_digest.py): one store per digest vendor under DIGESTS/<dataset>/, holding the pending
+# requests' instructions (encrypted), each digest's fixed list, and its email ledger.
+DIGESTS = "_digests"
+PENDING = "pending"
 
 # -- deliverables, in clear -------------------------------------------------------------------------------
 REPORT = "report.json"
@@ -23,8 +27,12 @@ ACCESS_PACKAGE = "access_package.json"
 CERTIFICATE = "certificate.html"  # the proof of erasure a DPO files (certificate.py)
 # report.json's "status": retrying = a failed try with a retry to come, the request still open.
 COMPLETE, REJECTED, FAILED, RETRYING = "complete", "rejected", "failed", "retrying"
+# awaiting vendor digest = done here, but a vendor learns of the erasure only with its next digest email.
+AWAITING_DIGEST = "awaiting vendor digest"
 CLOSED = (COMPLETE, REJECTED)  # nothing more will happen: no deadline alert
-FINISHED = (*CLOSED, FAILED)  # no longer at work: its subject is free
+FINISHED = (*CLOSED, FAILED, AWAITING_DIGEST)  # no longer at work: its subject is free
+# A vendor email's status in report.json's "vendor_emails".
+EMAIL_SENT = "sent"
 
 # -- the request's own records ----------------------------------------------------------------------------
 REQUEST = "request.json"  # who owns the request id (the run), its policy and when it was received
@@ -110,6 +118,26 @@ def dry_run_email(dataset: str) -> str:
 def unverified(address: CollectionAddress) -> str:
     """A collection whose masked rows did not all verify: the next try masks only what is left."""
     return f"{LEDGER}/unverified.{_address(address)}.json"
+
+
+def email_awaiting_digest(dataset: str) -> str:
+    """A request's instructions handed to the vendor's digest: never handed twice (the request's store)."""
+    return f"{LEDGER}/email.{dataset}.digest.json"
+
+
+def pending(request_id: str) -> str:
+    """A request's instructions waiting for the next digest (the digest vendor's store)."""
+    return f"{PENDING}/{request_id}.json"
+
+
+def digest_list(digest_id: str) -> str:
+    """The requests one digest lists, fixed before it is sent (the digest vendor's store)."""
+    return f"digests/{digest_id}.json"
+
+
+def digest_email(digest_id: str) -> str:
+    """The ``send_once`` key of one digest's email (the digest vendor's store)."""
+    return f"digest.{digest_id}"
 
 
 def webhook_called(step: str, name: str) -> str:

@@ -93,8 +93,8 @@ def request_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | No
     status = run.state
     if any(t.state == "awaiting_input" for t in run.tasks):
         status = "awaiting input"
-    elif run.state == "success" and report.get("status") == "rejected":
-        status = "rejected"
+    elif run.state == "success" and report.get("status") in ("rejected", layout.AWAITING_DIGEST):
+        status = report["status"]
     return RequestRow(
         run_id=run.run_id, request_id=request_id, policy=policy.display_name if policy else str(run.conf.get("policy")),
         received=run.received, status=status, checkpoint=checkpoint_of(run, order), identity=identity or "-",
@@ -186,5 +186,9 @@ def run_note(report: dict[str, Any] | None) -> str:
     if report.get("dry_run"):
         return (f"Dry run complete: {report['rows_found']} row(s) found, {report['rows_planned']} would be masked, "
                 f"{report['emails_rendered']} vendor email(s) rendered; nothing was changed or sent.")
+    if report["status"] == layout.AWAITING_DIGEST:
+        waiting = ", ".join(v["dataset"] for v in report["vendor_emails"] if v["status"] == layout.AWAITING_DIGEST)
+        return (f"Done here: {report['rows_found']} row(s) found, {report['rows_masked']} masked; awaiting the "
+                f"vendor digest of {waiting}.")
     return (f"Complete: {report['rows_found']} row(s) found, {report['rows_masked']} masked, "
             f"{report['emails_sent']} vendor email(s) sent.")

@@ -59,6 +59,8 @@ def assemble_report(request: PrivacyRequest, collections: list[dict[str, Any]], 
     emails = [e for e in events if e["event"] == "email_sent"]
     review = next((e for e in reversed(events) if e["event"] in ("request_approved", "request_rejected")), None)
     rejected = review is not None and review["event"] == "request_rejected"
+    vendor_emails = _vendor_emails(request)
+    awaiting = any(v["status"] == layout.AWAITING_DIGEST for v in vendor_emails)
     return Report({
         "request_id": request.request_id,
         "policy": request.conf.policy,
@@ -66,7 +68,7 @@ def assemble_report(request: PrivacyRequest, collections: list[dict[str, Any]], 
         "dry_run": request.conf.dry_run,
         "after_dry_run": request.conf.after_dry_run,
         "status": (layout.FAILED if failure.get("final", True) else layout.RETRYING) if failure
-                  else layout.REJECTED if rejected else layout.COMPLETE,
+                  else layout.REJECTED if rejected else layout.AWAITING_DIGEST if awaiting else layout.COMPLETE,
         "failed_checkpoint": failure,
         "review": review,
         "updated_at": datetime.now(UTC).isoformat(),
@@ -75,6 +77,22 @@ def assemble_report(request: PrivacyRequest, collections: list[dict[str, Any]], 
         "emails_sent": len(emails),
         **({"rows_planned": sum((c["erasure"].get("plan") or {}).get("rows") or 0 for c in collections),
             "emails_rendered": sum(e["event"] == "email_rendered" for e in events)} if request.conf.dry_run else {}),
+        "vendor_emails": vendor_emails,
         "collections": collections,
         "events": events,
     })
+
+
+def _vendor_emails(request: PrivacyRequest) -> list[dict[str, Any]]:
+    """Per vendor email sent or handed to the vendor's digest: its status, and the Message-ID once sent."""
+    store, result = request.store, []
+    for dataset in request.config.email_datasets:
+        sent = store.get(layout.email_sent(dataset))
+        if sent:
+            result.append({"dataset": dataset, "status": layout.EMAIL_SENT, "message_id": sent["message_id"],
+                           "time": sent["time"], **({"digest": sent["digest"]} if "digest" in sent else {})})
+        elif store.exists(layout.email_awaiting_digest(dataset)):
+            queued = store.get(layout.email_awaiting_digest(dataset))
+            result.append({"dataset": dataset, "status": layout.AWAITING_DIGEST, "since": queued["time"],
+                           "schedule": queued["schedule"]})
+    return result

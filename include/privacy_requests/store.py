@@ -81,6 +81,10 @@ class RequestStore:
         """Another request's store under the same root and key: a real run reads the dry run it follows."""
         return RequestStore(self.root, request_id, self._key)
 
+    def beside(self, folder: str, name: str) -> RequestStore:
+        """The store ``folder/name`` next to the requests, under the same key (a digest vendor's store)."""
+        return RequestStore(self.root / folder, name, self._key)
+
     # -- encrypted JSON documents -------------------------------------------------------------
     def put(self, name: str, value: Any) -> None:
         path = self._path(name)

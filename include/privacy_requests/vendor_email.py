@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from . import layout
 from .connectors.vendor import locatable
+from .digest_queue import queue_for_digest
 from .email.message import build_message
 from .email.render import RenderedEmail, render_erasure_email
 from .errors import RequestError, StepSkipped, TransientError
@@ -40,13 +41,7 @@ def send_vendor_email(request: PrivacyRequest, dataset: str, *, sender: Callable
         raise StepSkipped(f"dataset '{dataset}' is read-only (access: read): no email")
 
     def compose() -> Composed:
-        instructions = [store.get(n) for n in store.list(layout.instructions(dataset))]
-        if not instructions:
-            raise StepSkipped(f"no instruction was recorded for '{dataset}': no email")
-        found = locatable(instructions)
-        if not any(i["erase"] for i in instructions if i["collection"] in found):
-            raise StepSkipped(f"no collection of '{dataset}' has anything to erase that the vendor can locate "
-                              "with what we hold: no email")
+        instructions = instructions_to_send(request, dataset)
         rendered = render_erasure_email(organization=config.settings.organization, request_id=request.request_id,
                                         vendor_name=target.vendor_name, instructions=instructions)
         return Composed(rendered, target.to, {"collections": len(instructions)})
@@ -60,7 +55,22 @@ def send_vendor_email(request: PrivacyRequest, dataset: str, *, sender: Callable
         store.add_event("email_rendered", dataset=dataset, recipients=entry["recipients"], dry_run=True)
         log.info("Dry run: the erasure email for '%s' was rendered and kept, not sent", dataset)
         return entry
+    if target.digest:  # the vendor gets a digest on a schedule: hand the instructions to it
+        return queue_for_digest(request, dataset, lambda: instructions_to_send(request, dataset))
     return send_once(store, dataset, compose, sender=sender, send=send, try_number=try_number)
+
+
+def instructions_to_send(request: PrivacyRequest, dataset: str) -> list[dict[str, Any]]:
+    """The vendor dataset's recorded instructions; StepSkipped when none has anything the vendor can erase."""
+    store = request.store
+    instructions = [store.get(n) for n in store.list(layout.instructions(dataset))]
+    if not instructions:
+        raise StepSkipped(f"no instruction was recorded for '{dataset}': no email")
+    found = locatable(instructions)
+    if not any(i["erase"] for i in instructions if i["collection"] in found):
+        raise StepSkipped(f"no collection of '{dataset}' has anything to erase that the vendor can locate "
+                          "with what we hold: no email")
+    return instructions
 
 
 @dataclass(frozen=True)

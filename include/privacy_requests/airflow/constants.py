@@ -14,6 +14,7 @@ BATCH_DAG_ID = "privacy_request_batch"
 TEST_EMAIL_DAG_ID = "privacy_vendor_test_email"
 DEADLINES_DAG_ID = "privacy_request_deadlines"
 RETENTION_DAG_ID = "privacy_request_retention"
+VENDOR_DIGEST_DAG_ID = "privacy_vendor_digest"
 STORE_KEY_VARIABLE = "privacy_requests_store_key"
 
 VALIDATE, APPROVE, UPLOAD, FINALIZE = "validate_request", "approve_request", "upload_access_package", "finalize"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from airflow.sdk import DAG, BaseOperator, Param, TaskGroup
+from airflow.sdk import DAG, BaseOperator, MultipleCronTriggerTimetable, Param, TaskGroup
 from airflow.sdk.definitions.param import ParamsDict
 
 from ..config import PrivacyConfig
@@ -24,6 +24,7 @@ from .constants import (
     TEST_EMAIL_DAG_ID,
     UPLOAD,
     VALIDATE,
+    VENDOR_DIGEST_DAG_ID,
     webhooks_task,
 )
 from .operators import (
@@ -42,6 +43,7 @@ from .operators import (
     FinalizeOperator,
     UploadAccessPackageOperator,
     ValidateRequestOperator,
+    VendorDigestOperator,
     VendorTestEmailOperator,
     WebhooksOperator,
 )
@@ -282,4 +284,29 @@ def build_deadlines_dag(config: PrivacyConfig) -> DAG | None:
                f"({alert.notifier}); each request once.",
     ) as dag:
         DeadlineCheckOperator(task_id="check_deadlines", privacy_config=config)
+    return dag
+
+
+def build_vendor_digest_dag(config: PrivacyConfig) -> DAG | None:
+    """One task per digest vendor (``email.digest`` in privacy.yml), run at every vendor's schedule; each task
+    sends only at its own vendor's times, or at once when the DAG is triggered by hand."""
+    vendors = config.digest_datasets
+    if not vendors:
+        return None
+    crons = sorted({config.mapping(ds).email.digest_cron for ds in vendors})  # type: ignore[union-attr]
+    with DAG(
+        dag_id=VENDOR_DIGEST_DAG_ID,
+        schedule=MultipleCronTriggerTimetable(*crons, timezone="UTC"),
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        catchup=False,
+        tags=["privacy"],
+        default_args={"owner": "privacy", "retries": config.settings.retries.count,
+                      "retry_delay": timedelta(seconds=config.settings.retries.delay_seconds),
+                      "retry_exponential_backoff": True},
+        doc_md="Sends each digest vendor one email listing every privacy request waiting for it since its last "
+               "digest, exactly once, then marks those requests' email step done in their reports. Vendors: "
+               + ", ".join(f"`{ds}` ({config.mapping(ds).email.digest})" for ds in vendors),  # type: ignore[union-attr]
+    ) as dag:
+        for dataset in vendors:
+            VendorDigestOperator(task_id=dataset, privacy_config=config, dataset=dataset)
     return dag

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, column, or_, select, table, tuple_, update
+from sqlalchemy import Engine, column, or_, select, table, tuple_, update
 from sqlalchemy.exc import DBAPIError
 
 from .. import layout, verification
@@ -21,6 +21,7 @@ from ..masking import FieldMask, Masker, writes_text
 from ..policy import MaskingStrategySpec
 from ..request import PrivacyRequest
 from .base import Erased, ErasureWork, Found
+from .pair_update import pair_update
 
 log = logging.getLogger(__name__)
 
@@ -136,27 +137,35 @@ class SqlConnector:
     def mask(self, collection: Collection, rows: Iterator[dict[str, Any]], masks: dict[str, FieldMask]) -> int:
         """Mask found rows by primary key, one UPDATE per batch, all in one transaction.
 
-        A per-row mask (hash, hmac ...) becomes a CASE on the primary key with one branch per row: each
-        row is masked from the value found during access, whatever the collation.
+        Constant masks set every row of a batch alike (``WHERE pk IN (...)``). Per-row masks (hash, hmac ...)
+        join the table with the batch's (primary key, masked value) pairs: each row is masked from the value
+        found during access, whatever the collation; a value found NULL stays as it is.
         """
         keys = [f.column for f in collection.primary_keys]
         tbl = table(collection.address.collection, *(column(c) for c in {*keys, *masks}))
+        per_row = [c for c, m in masks.items() if m.per_row]
+        constants = {c: m.apply(None) for c, m in masks.items() if not m.per_row}
         total = 0
         try:
             with self.engine.begin() as conn:
                 for batch in _batches(rows, UPDATE_BATCH):
-                    pk_values = [tuple(r[k] for k in keys) for r in batch]
-                    where = (
-                        tbl.c[keys[0]].in_([v[0] for v in pk_values])
-                        if len(keys) == 1
-                        else tuple_(*(tbl.c[k] for k in keys)).in_(pk_values)
-                    )
-                    assignments = {c: _assignment(tbl, keys, batch, c, m) for c, m in masks.items()}
-                    self.statements += 1
-                    changed = conn.execute(update(tbl).where(where).values(assignments)).rowcount
-                    if changed > len(set(pk_values)):  # raising here rolls the whole collection back
+                    by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
+                    for row in batch:  # a key listed twice is masked once, from its first row
+                        by_key.setdefault(tuple(row[k] for k in keys), row)
+                    if per_row:
+                        pairs = [(key, [None if row.get(c) is None else masks[c].apply(row[c]) for c in per_row])
+                                 for key, row in by_key.items()]
+                        shape = pair_update(conn.dialect, collection.address.collection, tuple(keys),
+                                            tuple(per_row), tuple(constants), len(pairs))
+                        self.statements += 1
+                        result = conn.exec_driver_sql(shape.sql, shape.parameters(pairs, list(constants.values())))
+                    else:
+                        self.statements += 1
+                        result = conn.execute(update(tbl).where(_key_in(tbl, keys, list(by_key))).values(constants))
+                    changed = result.rowcount
+                    if changed > len(by_key):  # raising here rolls the whole collection back
                         raise DataSourceError(f"{collection.address}: the primary key ({', '.join(keys)}) is not "
-                                              f"unique: {changed} rows matched {len(set(pk_values))} keys; "
+                                              f"unique: {changed} rows matched {len(by_key)} keys; "
                                               "nothing was masked")
                     total += changed
         except DBAPIError as exc:
@@ -197,16 +206,10 @@ def field_masks(work: ErasureWork) -> dict[str, FieldMask]:
             for path, spec in chosen.items()}
 
 
-def _assignment(tbl: Any, keys: list[str], batch: list[dict[str, Any]], name: str, mask: FieldMask) -> Any:
-    col = tbl.c[name]
-    if not mask.per_row:
-        return mask.apply(None)
-    masked = [(row, mask.apply(row[name])) for row in batch if row.get(name) is not None]
-    if not masked:
-        return col
-    if len(keys) == 1:  # CASE pk WHEN ... : one comparison a branch
-        return case({row[keys[0]]: new for row, new in masked}, value=tbl.c[keys[0]], else_=col)
-    return case(*((and_(*(tbl.c[k] == row[k] for k in keys)), new) for row, new in masked), else_=col)
+def _key_in(tbl: Any, keys: list[str], key_values: list[tuple[Any, ...]]) -> Any:
+    if len(keys) == 1:
+        return tbl.c[keys[0]].in_([v[0] for v in key_values])
+    return tuple_(*(tbl.c[k] for k in keys)).in_(key_values)
 
 
 def _slices(inputs: dict[str, list[Any]]) -> Iterator[dict[str, list[Any]]]:

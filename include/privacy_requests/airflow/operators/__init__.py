@@ -13,7 +13,7 @@ from .batch import (
 from .collections import AccessCollectionOperator, ErasureCollectionOperator
 from .request import ApproveRequestOperator, FinalizeOperator, UploadAccessPackageOperator, ValidateRequestOperator
 from .scheduled import DeadlineCheckOperator
-from .vendor import EmailSendOperator, VendorTestEmailOperator
+from .vendor import EmailSendOperator, VendorDigestOperator, VendorTestEmailOperator
 from .webhooks import WebhooksOperator
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "FinalizeOperator",
     "UploadAccessPackageOperator",
     "ValidateRequestOperator",
+    "VendorDigestOperator",
     "VendorTestEmailOperator",
     "WebhooksOperator",
 ]

@@ -1,21 +1,23 @@
-"""Vendor emails: the erasure email of a request (exactly once, the engine's rule), and a test email."""
+"""Vendor emails: the erasure email of a request (exactly once, the engine's rule), a digest vendor's digest, and
+a test email."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk import BaseOperator, Context, ObjectStoragePath
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from ...config import PrivacyConfig
 from ...connectors.vendor import sample_instructions
 from ...email.message import build_message
 from ...email.render import render_erasure_email
-from ...errors import RequestError, TransientError
-from ...request import PrivacyRequest, check_vendors
+from ...errors import RequestError, StepSkipped, TransientError
+from ...request import PrivacyRequest, check_vendors, request_id_for
+from ...vendor_digest import digest_due, send_digest
 from ...vendor_email import send_vendor_email
-from ..hooks import smtp_problems, smtp_send, smtp_sender
+from ..hooks import smtp_problems, smtp_send, smtp_sender, store_key
 from .base import PrivacyRequestOperator
 
 
@@ -30,7 +32,42 @@ class EmailSendOperator(PrivacyRequestOperator):
         config = self.privacy_config
         entry = send_vendor_email(request, self.dataset, sender=lambda: smtp_sender(config),
                                   send=smtp_send(config.settings.smtp_conn_id), try_number=context["ti"].try_number)
+        if "schedule" in entry:  # handed to the vendor's digest
+            return {"awaiting_digest": entry["schedule"]}
         return {"message_id": entry.get("message_id")}  # none in a dry run: nothing was sent
+
+
+class VendorDigestOperator(BaseOperator):
+    """Sends one digest vendor its digest: every request waiting since the last one, in one email, exactly
+    once per digest run (a retry or a clear sends the same list, or nothing when it went out)."""
+
+    template_fields: Sequence[str] = ("dataset",)
+
+    def __init__(self, *, privacy_config: PrivacyConfig, dataset: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.privacy_config = privacy_config
+        self.dataset = dataset
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        config = self.privacy_config
+        target = config.mapping(self.dataset).email
+        assert target is not None and target.digest_cron
+        dag_run = context["dag_run"]
+        # A scheduled run serves every digest vendor's schedule; a manual run sends every digest now.
+        if dag_run.run_type == "scheduled" and not digest_due(target.digest_cron, dag_run.run_after):
+            raise AirflowSkipException(f"the digest of '{self.dataset}' ({target.digest}) is not due at "
+                                       f"{dag_run.run_after.isoformat()}")
+        try:
+            entry = send_digest(config, ObjectStoragePath(config.storage), store_key(), self.dataset,
+                                request_id_for(None, context["run_id"]), sender=lambda: smtp_sender(config),
+                                send=smtp_send(config.settings.smtp_conn_id), try_number=context["ti"].try_number)
+        except StepSkipped as exc:
+            raise AirflowSkipException(str(exc)) from None
+        except RequestError as exc:
+            raise AirflowFailException(str(exc)) from None
+        except TransientError as exc:
+            raise AirflowException(f"{exc} (will retry)") from None
+        return {"message_id": entry["message_id"], "requests": entry["requests"]}
 
 
 class VendorTestEmailOperator(BaseOperator):

@@ -1,0 +1,76 @@
+"""One UPDATE that writes each row its own value: a join of the table with a list of (primary key, new values).
+
+A CASE with one branch per row made the database compare every row with every branch and cost SQLAlchemy
+most of the time to build; a join looks each key up once. The statement text depends only on the table,
+the columns and the number of rows, so a chunk of the usual size is built once and reused; every key and
+value is a bound parameter (the driver's positional placeholders). Needs SQLite 3.33 or later (UPDATE FROM).
+
+The pairs are typed by the table itself: ``SELECT key AS k0, col AS m0 FROM t WHERE 1 = 0 UNION ALL VALUES
+(...)`` gives the list the column types (PostgreSQL would otherwise read a text key as ``text`` and refuse to
+compare it with a ``uuid``) and, on MariaDB, the column collations (a list of literals would have the
+connection's collation, and comparing two columns of different collations is an error there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy import Dialect
+
+from ..errors import DataSourceError
+
+
+@dataclass(frozen=True)
+class PairUpdate:
+    """The statement for a number of pairs, in the driver's own placeholders: it goes to the driver as it is,
+    since binding a thousand named parameters through SQLAlchemy cost as much as the UPDATE itself."""
+
+    sql: str
+    constants_first: bool  # SET comes before the pairs in the text (UPDATE ... SET ... FROM), after on MariaDB
+
+    def parameters(self, pairs: Sequence[tuple[Sequence[Any], Sequence[Any]]], constants: Sequence[Any]
+                   ) -> tuple[Any, ...]:
+        """The values in the placeholders' order: per pair its key values then its new values; the constants'
+        values where the SET clause stands."""
+        listed = (value for key, new in pairs for value in (*key, *new))
+        return (*constants, *listed) if self.constants_first else (*listed, *constants)
+
+
+@lru_cache(maxsize=128)
+def pair_update(dialect: Dialect, table: str, keys: tuple[str, ...], per_row: tuple[str, ...],
+                constants: tuple[str, ...], rows: int) -> PairUpdate:
+    """The UPDATE for ``rows`` pairs, made once per shape.
+
+    A per-row column is set from the pairs, or left as it is where the pair holds NULL (the value found was
+    NULL: there is nothing to mask); a constant column is set to its one value.
+    """
+    if dialect.paramstyle not in _PLACEHOLDERS:
+        raise DataSourceError(f"the database driver's parameter style '{dialect.paramstyle}' is not supported "
+                              f"for per-row masks (supported: {', '.join(_PLACEHOLDERS)})")
+    mark = _PLACEHOLDERS[dialect.paramstyle]
+
+    def quote(name: str) -> str:  # a '%' in a name would read as a placeholder in the format styles
+        quoted = dialect.identifier_preparer.quote(name)
+        return quoted if mark == "?" else quoted.replace("%", "%%")
+
+    tbl = quote(table)
+    columns = [f"k{i}" for i in range(len(keys))] + [f"m{i}" for i in range(len(per_row))]
+    typed = ", ".join(f"{quote(c)} AS {n}" for c, n in zip([*keys, *per_row], columns, strict=True))
+    mysql = dialect.name in ("mysql", "mariadb")  # a multi-table UPDATE names its target columns by table
+    # MySQL (8.0.19+) spells a row of a VALUES list ROW(...); MariaDB, PostgreSQL and SQLite do not.
+    row = ("ROW(" if mysql and not getattr(dialect, "is_mariadb", False) else "(") + ", ".join(
+        [mark] * len(columns)) + ")"
+    pairs = f"(SELECT {typed} FROM {tbl} WHERE 1 = 0 UNION ALL VALUES {', '.join([row] * rows)}) AS v"
+    on = " AND ".join(f"{tbl}.{quote(k)} = v.k{i}" for i, k in enumerate(keys))
+    target = (lambda c: f"{tbl}.{quote(c)}") if mysql else quote
+    sets = ", ".join([*(f"{target(c)} = COALESCE(v.m{i}, {tbl}.{quote(c)})" for i, c in enumerate(per_row)),
+                      *(f"{target(c)} = {mark}" for c in constants)])
+    if mysql:
+        return PairUpdate(f"UPDATE {tbl} JOIN {pairs} ON {on} SET {sets}", constants_first=False)
+    return PairUpdate(f"UPDATE {tbl} SET {sets} FROM {pairs} WHERE {on}", constants_first=True)  # PostgreSQL, SQLite
+
+
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # positional, as every driver used here takes
