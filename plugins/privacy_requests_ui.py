@@ -103,8 +103,9 @@ def require_conf_access(allowed: MaySeeConf) -> None:
 
 def _identity(run, full: bool) -> str:
     """The identity as given (``email: jane@example.com``), or only its types when it may not be seen."""
-    identity = run.conf.get("identity")
-    identity = identity if isinstance(identity, dict) else {}
+    from include.privacy_requests.request import conf_identity
+
+    identity = conf_identity(run.conf, _config().graph.identity_keys)
     if full:
         return ", ".join(f"{kind}: {value}" for kind, value in identity.items()) or "-"
     return f"hidden ({', '.join(sorted(identity)) or '-'})"
