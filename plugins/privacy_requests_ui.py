@@ -24,7 +24,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from jinja2 import Environment, FileSystemLoader
 
 from include.privacy_requests import layout  # these two cost nothing: no Airflow import, no I/O
@@ -151,7 +151,7 @@ def request_page(run_id: str, personal: MaySeeConf) -> str:
     timeline = sorted(runs[0].tasks, key=lambda t: order.get(t.task_id, len(order)))
     return _pages.get_template("request.html.j2").render(
         row=row, report=report, timeline=timeline, personal=personal, identity=_identity(runs[0], personal),
-        emails=_emails(config, row.request_id, bodies=personal))
+        emails=_emails(config, row.request_id, bodies=personal), packages=_packages(config, row.request_id))
 
 
 @app.get("/requests/{run_id}/emails/{dataset}", response_class=HTMLResponse,
@@ -166,6 +166,51 @@ def email_as_sent(run_id: str, dataset: str) -> HTMLResponse:
     if not sent:
         raise HTTPException(status_code=404, detail=f"no email to '{dataset}' for run '{run_id}'")
     return HTMLResponse(sent[0]["html"], headers={"Content-Security-Policy": "sandbox", "Cache-Control": "no-store"})
+
+
+# What a browser gets for each format of the access package: its type, and whether it opens or downloads.
+# The HTML opens in place under a policy that allows its inline style and nothing else (no script, no request).
+PACKAGE_RESPONSES = {
+    "html": ("text/html; charset=utf-8", "inline"),
+    "json": ("application/json", "attachment"),
+    "csv": ("application/zip", "attachment"),
+}
+PACKAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox; base-uri 'none'; form-action 'none'"
+
+
+def _packages(config, request_id: str) -> list[dict[str, str]]:
+    """The access package's files that exist for a request, by format."""
+    from airflow.sdk import ObjectStoragePath
+
+    folder = ObjectStoragePath(config.storage) / request_id
+    return [{"format": fmt, "file": name} for fmt, name in layout.PACKAGE_FILES.items() if (folder / name).exists()]
+
+
+@app.get("/requests/{run_id}/access-package/{fmt}", dependencies=[Depends(require_conf_access)])
+def access_package(run_id: str, fmt: str) -> StreamingResponse:
+    """One file of the request's access package (it holds the subject's data), streamed from storage."""
+    from airflow.sdk import ObjectStoragePath
+
+    from include.privacy_requests.overview import request_id_of
+
+    if fmt not in PACKAGE_RESPONSES:
+        raise HTTPException(status_code=404, detail=f"no access package format '{fmt}'; formats: "
+                                                    f"{', '.join(PACKAGE_RESPONSES)}")
+    runs = _runs(run_id=run_id)
+    config = _config()
+    path = ObjectStoragePath(config.storage) / request_id_of(runs[0]) / layout.PACKAGE_FILES[fmt] if runs else None
+    if path is None or not path.exists():
+        raise HTTPException(status_code=404, detail=f"no {fmt} access package for run '{run_id}'")
+    media_type, disposition = PACKAGE_RESPONSES[fmt]
+
+    def chunks():
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 16):
+                yield block
+
+    return StreamingResponse(chunks(), media_type=media_type, headers={
+        "Content-Disposition": f'{disposition}; filename="{layout.PACKAGE_FILES[fmt]}"',
+        "Content-Security-Policy": PACKAGE_CSP, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
 def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
