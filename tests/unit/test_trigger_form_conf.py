@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
-from include.privacy_requests.errors import RequestError
+from include.privacy_requests.config import load_config
+from include.privacy_requests.errors import ConfigError, RequestError
 from include.privacy_requests.request import conf_identity, parse_conf
 from include.privacy_requests.retention import identity_values, scrub
 
@@ -61,3 +65,17 @@ def test_pages_and_retention_find_the_identity_in_either_form() -> None:
     assert identity_values(FORM, TYPES) == {"jane@example.com"}
     scrubbed = scrub(FORM, identity_values(FORM, TYPES), "[removed after 90 days]")
     assert scrubbed["email"] == "[removed after 90 days]" and identity_values(scrubbed, TYPES) == set()
+
+
+def test_an_identity_type_may_not_be_named_like_a_conf_key(tmp_path: Path) -> None:
+    """Its form field would be the conf's own key: refused when the configuration loads, naming where."""
+    folder = tmp_path / "privacy"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "include" / "privacy", folder,
+                    ignore=shutil.ignore_patterns("seed"))
+    shop = folder / "datasets" / "demo_shop.yml"
+    shop.write_text(shop.read_text().replace("identity: phone_number", "identity: policy"))
+    with pytest.raises(ConfigError) as error:
+        load_config(folder)
+    [problem] = [p for p in error.value.problems if "trigger conf" in p.message]
+    assert (problem.file, problem.field) == ("datasets/demo_shop.yml",
+                                             "demo_shop.sms_subscription.phone.fides_meta.identity")
