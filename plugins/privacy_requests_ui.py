@@ -24,7 +24,7 @@ from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_da
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
 from fastapi import Depends, FastAPI, HTTPException
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, StreamingResponse
 from jinja2 import Environment, FileSystemLoader
 
 from include.privacy_requests import layout  # these two cost nothing: no Airflow import, no I/O
@@ -122,8 +122,9 @@ def require_conf_access(allowed: MaySeeConf) -> None:
 
 def _identity(run, full: bool) -> str:
     """The identity as given (``email: jane@example.com``), or only its types when it may not be seen."""
-    identity = run.conf.get("identity")
-    identity = identity if isinstance(identity, dict) else {}
+    from include.privacy_requests.request import conf_identity
+
+    identity = conf_identity(run.conf, _config().graph.identity_keys)
     if full:
         return ", ".join(f"{kind}: {value}" for kind, value in identity.items()) or "-"
     return f"hidden ({', '.join(sorted(identity)) or '-'})"
@@ -234,7 +235,7 @@ def request_page(run_id: str, personal: MaySeeConf) -> str:
     followed = report.get("after_dry_run")
     return _pages.get_template("request.html.j2").render(
         row=row, report=report, timeline=timeline, personal=personal, identity=_identity(runs[0], personal),
-        emails=_emails(config, row.request_id, bodies=personal),
+        emails=_emails(config, row.request_id, bodies=personal), packages=_packages(config, row.request_id),
         changes=compare(_report(config, followed) or {}, report) if followed else None,
         certificate=_deliverable(config, row.request_id, layout.CERTIFICATE).exists())
 
@@ -272,6 +273,48 @@ def email_as_sent(run_id: str, dataset: str) -> HTMLResponse:
     if not sent:
         raise HTTPException(status_code=404, detail=f"no email to '{dataset}' for run '{run_id}'")
     return HTMLResponse(sent[0]["html"], headers={"Content-Security-Policy": "sandbox", "Cache-Control": "no-store"})
+
+
+# What a browser gets for each format of the access package: its type, and whether it opens or downloads.
+# The HTML opens in place under a policy that allows its inline style and nothing else (no script, no request).
+PACKAGE_RESPONSES = {
+    "html": ("text/html; charset=utf-8", "inline"),
+    "json": ("application/json", "attachment"),
+    "csv": ("application/zip", "attachment"),
+}
+PACKAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox; base-uri 'none'; form-action 'none'"
+
+
+def _packages(config, request_id: str) -> list[dict[str, str]]:
+    """The access package's files that exist for a request, by format."""
+    return [{"format": fmt, "file": name} for fmt, name in layout.PACKAGE_FILES.items()
+            if _deliverable(config, request_id, name).exists()]
+
+
+@app.get("/requests/{run_id}/access-package/{fmt}", dependencies=[Depends(require_conf_access)])
+def access_package(run_id: str, fmt: str) -> StreamingResponse:
+    """One file of the request's access package (it holds the subject's data), streamed from storage."""
+
+    from include.privacy_requests.overview import request_id_of
+
+    if fmt not in PACKAGE_RESPONSES:
+        raise HTTPException(status_code=404, detail=f"no access package format '{fmt}'; formats: "
+                                                    f"{', '.join(PACKAGE_RESPONSES)}")
+    runs = _runs(run_id=run_id)
+    config = _config()
+    path = _deliverable(config, request_id_of(runs[0]), layout.PACKAGE_FILES[fmt]) if runs else None
+    if path is None or not path.exists():
+        raise HTTPException(status_code=404, detail=f"no {fmt} access package for run '{run_id}'")
+    media_type, disposition = PACKAGE_RESPONSES[fmt]
+
+    def chunks():
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 16):
+                yield block
+
+    return StreamingResponse(chunks(), media_type=media_type, headers={
+        "Content-Disposition": f'{disposition}; filename="{layout.PACKAGE_FILES[fmt]}"',
+        "Content-Security-Policy": PACKAGE_CSP, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
 
 
 def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:

@@ -122,9 +122,9 @@ def summarize(runs: dict, stamp: str, shop_db: Path, mailbox: Path) -> int:
             continue
         report = json.loads(report_file.read_text())
         print(f"  report:         {report_file}")
-        package = request_dir / layout.ACCESS_PACKAGE
-        if package.exists():
-            print(f"  access package: {package}")
+        for name in layout.PACKAGE_FILES.values():
+            if (request_dir / name).exists():
+                print(f"  access package: {request_dir / name}")
         print(f"  {'collection':40} {'rows found':>10} {'rows masked':>12}")
         for c in report["collections"]:
             plan = c["erasure"].get("plan") or {}

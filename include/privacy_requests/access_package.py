@@ -1,76 +1,68 @@
-"""The access package: ``{"dataset:collection": [rows]}`` with only the fields the access rules ask for."""
+"""The access package: the subject's rows, only the fields the access rules ask for, in the formats the
+policy names (``access_package.formats``): ``access_package.json`` (``{"dataset:collection": [rows]}``),
+``access_package.html`` (a letter to the person) and ``access_package.zip`` (one CSV per collection)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from typing import Any
+from datetime import UTC, datetime
 
 from . import layout
 from .collection_steps import erasure_began
-from .config import PrivacyConfig
 from .errors import StepSkipped
-from .policy import Policy
+from .package.csv_zip import write_csv_zip
+from .package.html_page import html_chunks
+from .package.rows import PackagedCollection, packaged_collections
 from .request import PrivacyRequest
 from .store import RequestStore, dumps
-from .values import values_at
 
 
-def project(row: dict[str, Any], paths: list[str]) -> dict[str, Any]:
-    """Keep only the given (possibly nested) paths of a row; nulls are kept, empty branches dropped."""
-    result: dict[str, Any] = {}
-    for path in paths:
-        head, _, rest = path.partition(".")
-        if head not in row:
-            continue
-        if not rest:
-            result[head] = row[head]
-            continue
-        found = list(values_at({head: row[head]}, path))
-        if found:
-            node = result
-            parts = path.split(".")
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            node[parts[-1]] = found[0] if len(found) == 1 else found
-    return result
-
-
-def package_chunks(config: PrivacyConfig, policy: Policy, store: RequestStore,
-                   counts: dict[str, int]) -> Iterator[str]:
+def package_chunks(collections: list[PackagedCollection], store: RequestStore, counts: dict[str, int]) -> Iterator[str]:
     """Stream the package as JSON text, collection by collection; fills ``counts`` as it goes."""
     yield "{"
     first = True
-    for address in config.plan.order:
-        paths = [f.path for f in policy.access_fields(config.graph.collections[address])]
-        if not paths:
-            continue
+    for packaged in collections:
         count = 0
-        for row in store.read_rows(layout.rows(address)):
-            projected = project(row, paths)
-            if not projected:
-                continue
+        for projected in packaged.rows(store):
             if count == 0:
-                yield ("" if first else ",") + f"\n  {json.dumps(str(address))}: ["
+                yield ("" if first else ",") + f"\n  {json.dumps(packaged.name)}: ["
                 first = False
             yield ("," if count else "") + "\n    " + dumps(projected)
             count += 1
         if count:
             yield "\n  ]"
-            counts[str(address)] = count
+            counts[packaged.name] = count
     yield "\n}\n"
 
 
 def write_access_package(request: PrivacyRequest) -> tuple[str, dict[str, int]] | None:
-    """``access_package.json`` for an access policy: where it went and the rows per collection. None when it
-    was written before erasure began: it is kept as it was, since a new one would show masked data."""
-    policy = request.policy
+    """The package's files under the request's folder: where they went and the rows per collection. None when
+    they were written before erasure began: they are kept as they were, since new ones would show masked data.
+
+    Every format streams the rows from the store; the HTML comes last, when the rows per collection are known.
+    """
+    policy, store = request.policy, request.store
     if not policy.access_rules:
         raise StepSkipped(f"policy '{policy.key}' has no access rules: no access package")
-    if erasure_began(request.store) and request.store.exists(layout.ACCESS_PACKAGE):
+    formats = policy.access_package.formats
+    if erasure_began(store) and all(store.exists(layout.PACKAGE_FILES[f]) for f in formats):
         return None
+    collections = packaged_collections(request.config, policy)
     counts: dict[str, int] = {}
-    path = request.store.write_public(layout.ACCESS_PACKAGE,
-                                      package_chunks(request.config, policy, request.store, counts))
-    request.store.add_event("access_package_uploaded", location=str(path), collections=counts)
-    return str(path), counts
+    if "json" in formats:
+        store.write_public(layout.ACCESS_PACKAGE, package_chunks(collections, store, counts))
+    if "csv" in formats:
+        with store.open_public(layout.ACCESS_PACKAGE_ZIP) as fh:
+            written = write_csv_zip(fh, ((c.file_name, c.paths, c.rows(store)) for c in collections))
+        counts = {c.name: written[c.file_name] for c in collections if c.file_name in written}
+    if "html" in formats:
+        if not {"json", "csv"} & set(formats):
+            counts = {c.name: n for c in collections if (n := sum(1 for _ in c.rows(store)))}
+        others = [layout.PACKAGE_FILES[f] for f in formats if f != "html"]
+        store.write_public(layout.ACCESS_PACKAGE_HTML, html_chunks(
+            request.config, store, request.request_id, collections, counts, full_data_in=others,
+            now=datetime.now(UTC)))
+    files = [layout.PACKAGE_FILES[f] for f in formats]
+    store.add_event("access_package_uploaded", location=str(store.base), files=files, collections=counts)
+    return str(store.base), counts

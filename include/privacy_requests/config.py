@@ -214,6 +214,7 @@ def load_config(folder: Path | str | None = None) -> PrivacyConfig:
         problems.append(Problem("datasets", "fides_meta.after / references", cycle))
     if not graph_problems and not cycles:
         _check_plan(settings, plan, files, problems)
+    _check_identity_names(graph, files, problems)
     if "$" in expand_storage(settings.storage):
         problems.append(Problem("privacy.yml", "storage", f"'{settings.storage}' names an environment variable "
                                 "that is not set"))
@@ -386,6 +387,20 @@ def _check_plan(settings: Settings, plan: TraversalPlan, files: dict[str, str], 
                                         f"{address.dataset}.{address.collection}.{edge.target_field}",
                                         f"a nested field cannot be looked up in a {mapping.kind} dataset; reference "
                                         "or identify a top-level field"))
+
+
+# The trigger conf's own keys: an identity type becomes a trigger form field of its name, so it may not be one.
+CONF_KEYS = frozenset({"policy", "identity", "request_id", "dry_run", "after_dry_run"})
+
+
+def _check_identity_names(graph: DatasetGraph, files: dict[str, str], problems: list[Problem]) -> None:
+    for collection in graph.collections.values():
+        for fld in collection.fields:
+            if fld.identity in CONF_KEYS:
+                problems.append(Problem(files[collection.address.dataset],
+                                        f"{collection.address.dataset}.{collection.address.collection}.{fld.path}"
+                                        ".fides_meta.identity", f"'{fld.identity}' is a key of the trigger conf: "
+                                        "name the identity type otherwise"))
 
 
 def _all_identities(plan: TraversalPlan) -> set[str]:

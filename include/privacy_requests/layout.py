@@ -2,7 +2,7 @@
 
 A request's state lives under ``{storage}/{request_id}/``. Results and ledgers are keyed by the step and the
 collection's address, never by an Airflow task id, so renaming a task or a task group cannot silently
-empty a report. Everything except ``report.json`` and ``access_package.json`` is Fernet-encrypted.
+empty a report. Everything except ``report.json`` and the access package files is Fernet-encrypted.
 """
 
 from __future__ import annotations
@@ -25,6 +25,9 @@ PENDING = "pending"
 REPORT = "report.json"
 ACCESS_PACKAGE = "access_package.json"
 CERTIFICATE = "certificate.html"  # the proof of erasure a DPO files (certificate.py)
+ACCESS_PACKAGE_HTML = "access_package.html"
+ACCESS_PACKAGE_ZIP = "access_package.zip"  # one CSV per collection
+PACKAGE_FILES = {"json": ACCESS_PACKAGE, "html": ACCESS_PACKAGE_HTML, "csv": ACCESS_PACKAGE_ZIP}  # by format
 # report.json's "status": retrying = a failed try with a retry to come, the request still open.
 COMPLETE, REJECTED, FAILED, RETRYING = "complete", "rejected", "failed", "retrying"
 # awaiting vendor digest = done here, but a vendor learns of the erasure only with its next digest email.
@@ -45,6 +48,8 @@ EVENTS = "events"  # the audit trail, one document per event
 LEDGER = "ledger"
 APPROVAL = f"{LEDGER}/approval.json"
 DEADLINE_ALERT = f"{LEDGER}/deadline_alert.json"
+PACKAGE_EMAIL_SENT = f"{LEDGER}/access_package_email.json"  # the package emailed to the subject: never twice
+PACKAGE_EMAIL_SENDING = f"{LEDGER}/access_package_email.sending.json"  # between the send and its record
 _ERASURE_PREFIX = f"{LEDGER}/erasure."
 
 # -- a dry run's records, kept: the vendor emails it rendered instead of sending ----------------------------

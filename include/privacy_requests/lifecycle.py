@@ -45,8 +45,12 @@ def start_request(request: PrivacyRequest, run_id: str, received: str,
     record = claim_request_id(request, run_id, received)
     config = request.config
     problems = check_request(config, request.conf) + check_dry_run_followed(request)
-    if request.conf.policy in config.policies and request.policy.erasure_rules:
-        problems += check_vendors(config) + deployment_problems()
+    if request.conf.policy in config.policies:
+        policy = request.policy
+        if policy.erasure_rules:
+            problems += check_vendors(config)
+        if policy.erasure_rules or policy.access_package.deliver:  # deliver: the package goes out by email
+            problems += deployment_problems()
     if problems:
         raise RequestError("request rejected: " + "; ".join(problems))
     if not request.conf.dry_run:

@@ -9,7 +9,7 @@ from typing import Any
 
 from . import layout
 from .config import PrivacyConfig
-from .request import request_id_for
+from .request import conf_identity, request_id_for
 
 DUE_SOON_DAYS = 7
 _ACTIVE = {"running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "deferred", "awaiting_input"}
@@ -88,7 +88,7 @@ def request_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | No
     urgency = ""
     if due and open_request and days_left is not None:
         urgency = "overdue" if due < now else ("due-soon" if days_left < DUE_SOON_DAYS else "")
-    identity = ", ".join(mask_identity(str(v)) for v in (run.conf.get("identity") or {}).values() if v)
+    identity = ", ".join(mask_identity(v) for v in conf_identity(run.conf, config.graph.identity_keys).values() if v)
     report = report or {}
     status = run.state
     if any(t.state == "awaiting_input" for t in run.tasks):

@@ -6,7 +6,7 @@ import calendar
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .graph import Collection, FieldSpec
 
@@ -57,6 +57,26 @@ class Webhooks(BaseModel):
     post: list[Webhook] = Field(default_factory=list)
 
 
+PackageFormat = Literal["json", "html", "csv"]
+
+
+class AccessPackageSettings(BaseModel):
+    """Which files an access request's package holds, and whether the HTML goes to the data subject by email."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    formats: list[PackageFormat] = Field(default_factory=lambda: ["json", "html"], min_length=1)
+    deliver: Literal["email"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> AccessPackageSettings:
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError("each format may be listed once")
+        if self.deliver == "email" and "html" not in self.formats:
+            raise ValueError("'deliver: email' sends the HTML package: add html to formats")
+        return self
+
+
 class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -68,6 +88,7 @@ class Policy(BaseModel):
     rules: list[Rule] = Field(min_length=1)
     webhooks: Webhooks = Field(default_factory=Webhooks)
     manual_approval: bool = False  # a person approves or rejects each request before anything is touched
+    access_package: AccessPackageSettings = Field(default_factory=AccessPackageSettings)
 
     def due_date(self, received: datetime) -> datetime:
         """When the answer is due: GDPR one calendar month (Art. 12(3)), CCPA 45 days, or ``due_days``."""

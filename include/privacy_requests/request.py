@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
@@ -75,12 +76,44 @@ def _shown(name: object) -> str:
     return text[:40] + ("..." if len(text) > 40 else "")
 
 
-def parse_conf(raw: Any) -> RequestConf:
-    """The conf as the caller sent it, checked; errors name the field, never echo a value."""
+def identity_fields(raw: dict[str, Any], identity_types: Collection[str]) -> dict[str, Any]:
+    """The identity values given as top-level fields (the trigger form's one text field per identity type);
+    a field left empty in the form arrives as null or blank and gives nothing."""
+    return {k: v for k, v in raw.items()
+            if k in identity_types and v is not None and not (isinstance(v, str) and not v.strip())}
+
+
+def conf_identity(conf: Any, identity_types: Collection[str]) -> dict[str, str]:
+    """The identity a run's conf carries, as given (the ``identity`` object or the fields), without checking
+    it: for pages and log masking, which show or hide what was sent, valid or not."""
+    if not isinstance(conf, dict):
+        return {}
+    given = conf.get("identity")
+    identity = {str(k): v for k, v in given.items() if isinstance(v, str)} if isinstance(given, dict) else {}
+    return {**identity, **{k: v for k, v in identity_fields(conf, identity_types).items() if isinstance(v, str)}}
+
+
+def parse_conf(raw: Any, identity_types: Collection[str] = ()) -> RequestConf:
+    """The conf as the caller sent it, checked; errors name the field, never echo a value.
+
+    The identity comes either as the ``identity`` object (REST, CLI) or as one top-level field per identity
+    type (the trigger form); both at once is refused, since which one to believe would be a guess.
+    """
     if not isinstance(raw, dict):
         raise RequestError(f"invalid request conf: expected a JSON object, got {type(raw).__name__}")
+    fields = identity_fields(raw, identity_types)
+    raw = {k: v for k, v in raw.items() if v is not None and k not in identity_types}
+    if fields and raw.get("identity"):
+        raise RequestError(f"invalid request conf: identity: give the identity either as the 'identity' object or "
+                           f"as the fields {', '.join(sorted(identity_types))}, not both (got 'identity' and "
+                           f"{', '.join(repr(_shown(k)) for k in sorted(fields))})")
+    if fields:
+        raw["identity"] = fields
+    elif "identity" not in raw and identity_types:
+        raise RequestError(f"invalid request conf: identity: give at least one identity value "
+                           f"({', '.join(sorted(identity_types))})")
     try:
-        return RequestConf.model_validate({k: v for k, v in raw.items() if v is not None})
+        return RequestConf.model_validate(raw)
     except ValidationError as exc:
         details = "; ".join(
             f"{'.'.join(_shown(p) for p in e['loc']) or 'conf'}: {e['msg']}" for e in exc.errors()
@@ -197,7 +230,7 @@ class PrivacyRequest:
 
 def open_request(config: PrivacyConfig, raw_conf: dict[str, Any], run_id: str, root: StoragePath,
                  key: str) -> PrivacyRequest:
-    conf = parse_conf(raw_conf)
+    conf = parse_conf(raw_conf, config.graph.identity_keys)
     request_id = request_id_for(conf.request_id, run_id)
     return PrivacyRequest(config, conf, request_id, RequestStore(root, request_id, key),
                           in_flight.fingerprint(key, conf.policy, conf.identity))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -50,9 +50,13 @@ def is_removed(value: str) -> bool:
     return bool(_MARKER.match(value))
 
 
-def identity_values(conf: Any) -> set[str]:
-    """The identity values in a run's conf: ``identity`` of a request, ``subjects[].identity`` of a batch."""
+def identity_values(conf: Any, identity_types: Collection[str] = ()) -> set[str]:
+    """The identity values in a run's conf: ``identity`` of a request, ``subjects[].identity`` of a batch, and
+    the trigger form's top-level fields named after an identity type (``email``)."""
     found: set[str] = set()
+    if isinstance(conf, dict):
+        found |= {v for k, v in conf.items() if k in identity_types and isinstance(v, str) and v.strip()
+                  and not is_removed(v)}
 
     def walk(node: Any, personal: bool) -> None:
         if isinstance(node, dict):
@@ -119,8 +123,10 @@ class MetadataTables:
 
 
 def remove_identities(engine: Engine, tables: MetadataTables, *, after_days: int,
-                      dag_ids: Sequence[str] = REQUEST_DAG_IDS, now: datetime | None = None) -> RetentionResult:
+                      dag_ids: Sequence[str] = REQUEST_DAG_IDS, now: datetime | None = None,
+                      identity_types: Collection[str] = ()) -> RetentionResult:
     """Scrub every run of ``dag_ids`` that ended before ``after_days`` ago; one transaction per run.
+    ``identity_types`` (the datasets' identity keys) name the trigger form's identity fields.
 
     Idempotent: a scrubbed run's conf holds no identity value any more and is skipped.
     """
@@ -135,13 +141,13 @@ def remove_identities(engine: Engine, tables: MetadataTables, *, after_days: int
         runs = conn.execute(sa.select(dag_run.c.id, dag_run.c.dag_id, dag_run.c.run_id, dag_run.c.conf)
                             .where(old).order_by(dag_run.c.id)).all()
     for run in runs:
-        values = identity_values(run.conf)
+        values = identity_values(run.conf, identity_types)
         if not values:
             continue  # scrubbed before, or a conf without identity
         try:
             with engine.begin() as conn:
                 # The conf goes last: trigger rows are matched to runs by the identity in their conf.
-                log_rows = _scrub_log(conn, tables, run, values, mark)
+                log_rows = _scrub_log(conn, tables, run, values, mark, identity_types)
                 hitl_rows = _scrub_hitl(conn, tables, run, values, mark)
                 if not conn.execute(sa.update(dag_run).where(dag_run.c.id == run.id, old)
                                     .values(conf=scrub(run.conf, values, mark))).rowcount:
@@ -158,7 +164,8 @@ class _ClearedMeanwhile(Exception):
     """A run cleared (so no longer finished) between reading it and scrubbing it."""
 
 
-def _scrub_log(conn: Connection, tables: MetadataTables, run: Row, values: set[str], mark: str) -> int:
+def _scrub_log(conn: Connection, tables: MetadataTables, run: Row, values: set[str], mark: str,
+               identity_types: Collection[str]) -> int:
     """Audit-log rows of the run: its own (trigger with dag_run_id, HITL answers, clears) and the trigger
     rows without run id that belong to it."""
     log_table, dag_run = tables.log, tables.dag_run
@@ -172,7 +179,7 @@ def _scrub_log(conn: Connection, tables: MetadataTables, run: Row, values: set[s
                         .where(log_table.c.dag_id == run.dag_id, mine, log_table.c.extra.is_not(None))).all()
     changed = 0
     for row in rows:
-        if row.run_id is None and _trigger_run(conn, tables, run.dag_id, row) != run.id:
+        if row.run_id is None and _trigger_run(conn, tables, run.dag_id, row, identity_types) != run.id:
             continue
         extra = _scrub_text(row.extra, values, mark)
         if extra != row.extra:
@@ -181,7 +188,8 @@ def _scrub_log(conn: Connection, tables: MetadataTables, run: Row, values: set[s
     return changed
 
 
-def _trigger_run(conn: Connection, tables: MetadataTables, dag_id: str, row: Row) -> int | None:
+def _trigger_run(conn: Connection, tables: MetadataTables, dag_id: str, row: Row,
+                 identity_types: Collection[str]) -> int | None:
     """The run a trigger row without run id created: the first run of the DAG queued after the row whose
     every identity value the row holds (two requests for one person keep their own rows)."""
     dag_run = tables.dag_run
@@ -193,7 +201,7 @@ def _trigger_run(conn: Connection, tables: MetadataTables, dag_id: str, row: Row
     ).all()
     text = "\n".join(_strings(_parse(row.extra)))
     return next((c.id for c in candidates
-                 if (values := identity_values(c.conf)) and all(v in text for v in values)), None)
+                 if (values := identity_values(c.conf, identity_types)) and all(v in text for v in values)), None)
 
 
 def _scrub_hitl(conn: Connection, tables: MetadataTables, run: Row, values: set[str], mark: str) -> int:

@@ -2,7 +2,7 @@
 
 It lives under ``{storage}/{request_id}/`` on any ObjectStoragePath (``file://``, ``s3://`` ...), so it
 survives clears (XCom does not) and works across workers. Everything personal is Fernet-encrypted with a
-key from the deployment; only ``access_package.json`` and ``report.json`` are written in clear, as the
+key from the deployment; only the access package files and ``report.json`` are written in clear, as the
 request's deliverables. Rows are written and read in encrypted chunks, never held whole in memory.
 """
 
@@ -175,6 +175,10 @@ class RequestStore:
             for chunk in chunks:
                 fh.write(chunk)
         return path
+
+    def open_public(self, name: str) -> Any:
+        """A deliverable in clear opened for binary writing (a zip archive is written as a stream)."""
+        return self._path(name).open("wb")
 
     def delete_intermediate(self) -> int:
         """Remove the intermediate data: found rows, value sets, vendor instructions and the masking secrets

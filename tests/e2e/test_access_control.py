@@ -18,6 +18,8 @@ pytestmark = pytest.mark.e2e
 PREFIX = "/privacy"
 ROUTES = [route.path for route in app.routes if isinstance(route, APIRoute)]
 EMAIL_ROUTE = "/requests/{run_id}/emails/{dataset}"
+PACKAGE_ROUTE = "/requests/{run_id}/access-package/{fmt}"
+PERSONAL_ROUTES = (EMAIL_ROUTE, PACKAGE_ROUTE)  # they show the subject's data: not to viewers
 ROLES = ("viewer", "user", "op", "admin")
 IDENTITY, MASKED = "jane@example.com", "j***@example.com"
 
@@ -33,7 +35,12 @@ def token(cluster: AirflowCluster, username: str) -> str:
 
 def url(cluster: AirflowCluster, route: str, run_id: str) -> str:
     """The route with real values: a KeyError here means a new route needs a value for its parameter."""
-    return cluster.base + PREFIX + route.format_map({"run_id": run_id, "dataset": "daycare_vendor"})
+    return cluster.base + PREFIX + route.format_map({"run_id": run_id, "dataset": "daycare_vendor", "fmt": "html"})
+
+
+def run_for(route: str, finished: dict[str, str]) -> str:
+    """The run whose data the route shows: the access package is the access request's, the rest the erasure's."""
+    return finished["access"] if route == PACKAGE_ROUTE else finished["erasure"]
 
 
 @pytest.fixture(scope="module")
@@ -51,16 +58,16 @@ def test_every_route_is_an_api_route_the_checks_cover() -> None:
     """The app has no routes besides its API routes (FastAPI's docs would answer anyone), and the list the
     other tests walk is the app's own, so it holds the routes known today."""
     assert all(isinstance(route, APIRoute) for route in app.routes), app.routes
-    assert {"/", "/api/requests", "/requests/{run_id}", EMAIL_ROUTE} <= set(ROUTES)
+    assert {"/", "/api/requests", "/requests/{run_id}", EMAIL_ROUTE, PACKAGE_ROUTE} <= set(ROUTES)
 
 
 def test_each_role_gets_its_status_on_every_route(world, finished, sessions) -> None:
     cluster = world[0]
-    statuses = {(user, route): session.get(url(cluster, route, finished["erasure"]), timeout=30).status_code
+    statuses = {(user, route): session.get(url(cluster, route, run_for(route, finished)), timeout=30).status_code
                 for user, session in sessions.items() for route in ROUTES}
     expected = {("anonymous", route): 401 for route in ROUTES}
     expected |= {("nobody", route): 403 for route in ROUTES}
-    expected |= {("viewer", route): 403 if route == EMAIL_ROUTE else 200 for route in ROUTES}
+    expected |= {("viewer", route): 403 if route in PERSONAL_ROUTES else 200 for route in ROUTES}
     expected |= {(role, route): 200 for role in ("user", "op", "admin") for route in ROUTES}
     assert statuses == expected
 
@@ -72,6 +79,8 @@ def test_a_refusal_comes_before_any_lookup(world, sessions) -> None:
     assert sessions["viewer"].get(url(cluster, EMAIL_ROUTE, "no-such-run"), timeout=30).status_code == 403
     assert sessions["viewer"].get(url(cluster, "/requests/{run_id}", "no-such-run"), timeout=30).status_code == 404
     assert sessions["user"].get(url(cluster, EMAIL_ROUTE, "no-such-run"), timeout=30).status_code == 404
+    assert sessions["viewer"].get(url(cluster, PACKAGE_ROUTE, "no-such-run"), timeout=30).status_code == 403
+    assert sessions["user"].get(url(cluster, PACKAGE_ROUTE, "no-such-run"), timeout=30).status_code == 404
 
 
 def test_the_login_cookie_gets_the_same_answers(world, finished) -> None:
@@ -118,3 +127,24 @@ def test_those_who_may_change_runs_see_the_identity_and_the_email_as_sent(world,
     email = session.get(url(cluster, EMAIL_ROUTE, finished["erasure"]), timeout=30)
     assert f"Values: {IDENTITY}" in email.text
     assert email.headers["Content-Security-Policy"] == "sandbox" and email.headers["Cache-Control"] == "no-store"
+
+
+def test_the_access_package_downloads_for_those_who_may_see_it(world, finished, sessions) -> None:
+    """Each format of the access request's package, linked from its page; the HTML opens under a policy that
+    lets it run nothing; the erasure request has no package."""
+    cluster, user, viewer = world[0], sessions["user"], sessions["viewer"]
+    page = user.get(url(cluster, "/requests/{run_id}", finished["access"]), timeout=30).text
+    for fmt, name in (("html", "access_package.html"), ("json", "access_package.json"),
+                      ("csv", "access_package.zip")):
+        assert f'href="./{finished["access"]}/access-package/{fmt}">{name}</a>' in page
+        got = user.get(url(cluster, "/requests/{run_id}", finished["access"]) + f"/access-package/{fmt}", timeout=30)
+        assert got.status_code == 200 and got.headers["Cache-Control"] == "no-store"
+        assert name in got.headers["Content-Disposition"]
+        assert "default-src 'none'" in got.headers["Content-Security-Policy"]
+    html = user.get(url(cluster, PACKAGE_ROUTE, finished["access"]), timeout=30)
+    assert html.headers["Content-Type"].startswith("text/html") and IDENTITY in html.text
+    assert "access-package/" not in viewer.get(url(cluster, "/requests/{run_id}", finished["access"]),
+                                               timeout=30).text
+    assert user.get(url(cluster, PACKAGE_ROUTE, finished["erasure"]), timeout=30).status_code == 404
+    assert user.get(url(cluster, "/requests/{run_id}/access-package/pdf", finished["access"]),
+                    timeout=30).status_code == 404

@@ -1,15 +1,19 @@
 """A person's path through the UI, in headless Chromium (Debian's chromium and chromedriver): log into
-Airflow, open Privacy requests, check the rows, open a request's page; screenshots go to test-artifacts/."""
+Airflow, open Privacy requests, check the rows, open a request's page, read the access package as the data
+subject would, start a request from the trigger form without JSON; screenshots go to test-artifacts/, each
+taken once the page has rendered."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -54,7 +58,10 @@ def log_in(browser: webdriver.Chrome, cluster: AirflowCluster) -> WebDriverWait:
 def test_a_person_finds_the_request_and_its_report(world, finished, browser: webdriver.Chrome) -> None:
     cluster = world[0]
     wait = log_in(browser, cluster)
-    shot(browser, "airflow-home")
+    # The home page is drawn by scripts after the load: wait for its last section before the screenshot.
+    wait.until(ec.presence_of_element_located((By.XPATH, "//h2[normalize-space()='Health']")))
+    wait.until(lambda d: "Dag Runs" in d.find_element(By.TAG_NAME, "body").text)
+    assert shot(browser, "airflow-home").stat().st_size > 10_000
 
     browser.get(f"{cluster.base}/privacy/")
     table = wait.until(ec.presence_of_element_located((By.ID, "requests")))
@@ -92,3 +99,56 @@ def test_a_person_approves_a_request_under_required_actions(world, browser: webd
     review = cluster.get("/privacy/api/requests")
     assert next(r for r in review if r["run_id"] == "approve-ui")["status"] == "success"
     assert cluster.task_states("approve-ui")["erasure.demo_shop.customer"][0] == "success"
+
+
+def test_a_person_reads_the_access_package_of_the_demo_access_request(world, finished,
+                                                                      browser: webdriver.Chrome) -> None:
+    """From the request's page to the HTML package, as the person it is for sees it: a letter with headings,
+    their values and the names of the kinds of data; readable on a phone's width too."""
+    cluster = world[0]
+    wait = log_in(browser, cluster)
+    browser.get(f"{cluster.base}/privacy/requests/{finished['access']}")
+    wait.until(ec.element_to_be_clickable((By.LINK_TEXT, "access_package.html"))).click()
+    wait.until(ec.presence_of_element_located((By.ID, "request-reference")))
+    headings = [h.text for h in browser.find_elements(By.CSS_SELECTOR, "h1, h2, h3")]
+    assert headings[:3] == ["Your personal data", "Demo shop", "Customer"]
+    assert {"Login", "Order item", "Address"} <= set(headings)
+    assert browser.find_element(By.ID, "request-reference").text == finished["access"]
+    customer = browser.find_element(By.ID, "demo_shop-customer").text
+    assert "jane@example.com" in customer and "User Contact Email" in customer
+    assert "2 records." in browser.find_element(By.ID, "demo_shop-login").text
+    assert not browser.find_elements(By.TAG_NAME, "script")
+    assert shot(browser, "access-package").stat().st_size > 10_000
+    browser.set_window_size(390, 844)
+    try:
+        width = browser.execute_script("return document.documentElement.scrollWidth")
+        assert width <= 390  # nothing wider than the phone: no sideways scrolling
+        assert shot(browser, "access-package-phone").stat().st_size > 10_000
+    finally:
+        browser.set_window_size(1400, 1000)
+
+
+def test_a_person_starts_a_request_from_the_trigger_form(world, browser: webdriver.Chrome) -> None:
+    """Choose a policy, type an email, press Trigger: the run starts with the identity from the field."""
+    cluster = world[0]
+    wait = log_in(browser, cluster)
+    browser.get(f"{cluster.base}/dags/privacy_request")
+    wait.until(ec.element_to_be_clickable((By.XPATH, "//button[normalize-space()='Trigger']"))).click()
+    policy = wait.until(ec.element_to_be_clickable((By.CSS_SELECTOR, "input[role=combobox][aria-required=true]")))
+    assert browser.find_element(By.NAME, "element_policy").get_attribute("value") == ""  # none preselected
+    policy.send_keys("Access request (GDPR")
+    policy.send_keys(Keys.ENTER)
+    browser.find_element(By.ID, "element_email").send_keys("ada@example.com")
+    assert shot(browser, "trigger-form").stat().st_size > 10_000
+    before = browser.current_url
+    dialog_buttons = browser.find_elements(By.XPATH, "//*[@role='dialog']//button")
+    next(b for b in dialog_buttons if b.text.strip() == "Trigger").click()
+    wait.until(lambda d: "/runs/" in d.current_url and d.current_url != before)
+    run_id = browser.current_url.rsplit("/runs/", 1)[1]
+    wait.until(ec.presence_of_element_located((By.XPATH, "//*[contains(normalize-space(), 'Dag Run Triggered')]")))
+    shot(browser, "trigger-form-run")
+    run_id = unquote(run_id)
+    conf = cluster.get(f"/api/v2/dags/privacy_request/dagRuns/{run_id}")["conf"]
+    assert conf["policy"] == "default_access_policy" and conf["email"] == "ada@example.com"
+    assert not conf.get("identity")
+    cluster.wait_for_task(run_id, "validate_request", "success")  # the engine took the identity from the field

@@ -457,7 +457,7 @@ DOCUMENTED = {
     ("hitl_detail_history", "params"): "question's form",
     ("hitl_detail_history", "params_input"): "a person's answer",
 }
-DELIVERABLES = ("access_package.json",)  # an access request's rows, by design
+DELIVERABLES = ("access_package.json", "access_package.html", "access_package.zip")  # the rows, by design
 
 
 def forms(value: str) -> set[str]:

@@ -11,6 +11,7 @@ from airflow.sdk.definitions.param import ParamsDict
 
 from ..config import PrivacyConfig
 from ..graph import CollectionAddress
+from ..package.labels import words
 from ..request import IDENTITY_VALUE_PATTERN, MAX_IDENTITY_LENGTH, REQUEST_ID_PATTERN
 from .constants import (
     ACCESS_GROUP,
@@ -50,12 +51,18 @@ from .operators import (
 
 
 def request_params(config: PrivacyConfig) -> ParamsDict:
-    """The trigger form: policy as a choice of the configured policies, identity values, optional id."""
+    """The trigger form: the policy as a choice, one text field per identity type the datasets use, an optional
+    request id; and the ``identity`` object for REST and CLI callers, in a section of its own.
+
+    Each field is checked by its own schema before a run exists; that at least one identity value is given,
+    and not both as fields and as the object, spans fields, so validate_request checks it.
+    """
     policies = sorted(config.policies)
     identity_keys = sorted(config.graph.identity_keys)
-    return ParamsDict({
+    value_schema = {"maxLength": MAX_IDENTITY_LENGTH, "pattern": IDENTITY_VALUE_PATTERN}
+    params: dict[str, Param] = {
         # No default: a request names its policy, nothing defaults into an erasure. A trigger without one is
-        # refused by Airflow before a run exists (the UI form shows the field as required).
+        # refused by Airflow before a run exists (the UI form shows the field as required, none selected).
         "policy": Param(
             type="string",
             enum=policies,
@@ -63,40 +70,49 @@ def request_params(config: PrivacyConfig) -> ParamsDict:
             title="Policy",
             description="What the request does: access rules return data, erasure rules mask it.",
         ),
-        "identity": Param(
-            {},
-            type="object",
-            title="Identity",
-            description=f"The data subject's identity values, by type: {', '.join(identity_keys)}. "
-                        'Example: {"email": "subject@example.org"}.',
-            properties={k: {"type": "string", "minLength": 1, "maxLength": MAX_IDENTITY_LENGTH,
-                            "pattern": IDENTITY_VALUE_PATTERN} for k in identity_keys},
-            additionalProperties=False,
-            minProperties=1,
-        ),
-        "request_id": Param(
+    }
+    for key in identity_keys:
+        params[key] = Param(
             None,
             type=["null", "string"],
-            pattern=REQUEST_ID_PATTERN,
-            title="Request id",
-            description="Optional; defaults to the run id. Names the request's folder in storage.",
-        ),
-        "dry_run": Param(
-            False,
-            type="boolean",
-            title="Dry run",
-            description="Read as usual, then record what erasure would do and render the vendor emails: "
-                        "nothing in any database changes and no email is sent.",
-        ),
-        "after_dry_run": Param(
-            None,
-            type=["null", "string"],
-            pattern=REQUEST_ID_PATTERN,
-            title="After dry run",
-            description="Optional: the request id of the dry run this request follows (same policy and "
-                        "identity); its page then compares the plan with what was done.",
-        ),
-    })
+            title=words(key),
+            description=f"The data subject's {words(key).lower()}, if known. Give at least one identity value.",
+            **value_schema,
+        )
+    params["request_id"] = Param(
+        None,
+        type=["null", "string"],
+        pattern=REQUEST_ID_PATTERN,
+        title="Request id",
+        description="Optional; defaults to the run id. Names the request's folder in storage.",
+    )
+    params["dry_run"] = Param(
+        False,
+        type="boolean",
+        title="Dry run",
+        description="Read as usual, then record what erasure would do and render the vendor emails: "
+                    "nothing in any database changes and no email is sent.",
+    )
+    params["after_dry_run"] = Param(
+        None,
+        type=["null", "string"],
+        pattern=REQUEST_ID_PATTERN,
+        title="After dry run",
+        description="Optional: the request id of the dry run this request follows (same policy and "
+                    "identity); its page then compares the plan with what was done.",
+    )
+    params["identity"] = Param(
+        None,
+        type=["null", "object"],
+        title="Identity (REST and CLI)",
+        description="The identity as one object, for REST and CLI callers, e.g. {\"email\": \"subject@example.org\"}."
+                    " Leave empty when the fields above are used: both at once is refused.",
+        properties={k: {"type": "string", "minLength": 1, **value_schema} for k in identity_keys},
+        additionalProperties=False,
+        minProperties=1,
+        section="For REST and CLI callers",
+    )
+    return ParamsDict(params)
 
 
 @dataclass(frozen=True)

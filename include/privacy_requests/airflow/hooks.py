@@ -81,15 +81,17 @@ def connectors(config: PrivacyConfig, ask: Ask, answer: Answer | None = None) ->
 
 
 def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
-    """What would make an erasure fail half-way, checked before anything is touched: the SMTP connection for
-    vendor emails, and every erasure target's real column type against its strategy (preflight)."""
+    """What would make a request fail half-way, checked before anything is touched: the SMTP connection for
+    vendor emails and an access package delivered by email, and every erasure target's real column type
+    against its strategy (preflight)."""
     engines: list[Engine] = []
 
     def engine_for(conn_id: str) -> Engine:
         engines.append(sql_engine(conn_id))
         return engines[-1]
 
-    problems = smtp_problems(config) if config.email_datasets else []
+    emails = config.email_datasets or policy.access_package.deliver
+    problems = smtp_problems(config) if emails else []
     try:
         return problems + erasure_preflight(config, policy, engine_for)
     except TransientError as exc:

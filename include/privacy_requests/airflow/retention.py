@@ -17,7 +17,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from airflow.sdk import DAG, BaseHook, Param, task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from sqlalchemy.engine import Engine
 
-from ..config import PrivacyConfig, RetentionSettings
+from ..config import PrivacyConfig, RetentionSettings, load_config
 from ..retention import REQUEST_DAG_IDS, MetadataTables, remove_identities
 from .constants import RETENTION_DAG_ID
 
@@ -78,7 +78,7 @@ def metadata_engine(conn_id: str) -> Engine:
     return engine
 
 
-def run_retention(conn_id: str, after_days: Any) -> dict[str, int]:
+def run_retention(conn_id: str, after_days: Any, identity_types: Collection[str] = ()) -> dict[str, int]:
     """The DAG's task: one pass through the connection; counts in the log and in XCom, never values."""
     try:
         days = int(after_days)
@@ -88,7 +88,7 @@ def run_retention(conn_id: str, after_days: Any) -> dict[str, int]:
         raise AirflowFailException("after_days must be at least 1")
     engine = metadata_engine(conn_id)
     try:
-        result = remove_identities(engine, airflow_tables(), after_days=days)
+        result = remove_identities(engine, airflow_tables(), after_days=days, identity_types=identity_types)
     except sa.exc.DBAPIError as exc:  # down, busy, or a grant missing: the message names which
         raise AirflowException(f"metadata database error: {type(exc.orig).__name__}: "
                                f"{str(exc.orig).splitlines()[0][:200]}") from None
@@ -102,6 +102,7 @@ def run_retention(conn_id: str, after_days: Any) -> dict[str, int]:
 def build_retention_dag(config: PrivacyConfig) -> DAG:
     """A scheduled DAG of one task; the age is a param, so a run by hand may use another (never below 1)."""
     settings = config.settings.retention
+    identity_types = sorted(config.graph.identity_keys)  # the trigger form's identity fields
     with DAG(
         dag_id=RETENTION_DAG_ID,
         schedule=settings.schedule,
@@ -120,7 +121,7 @@ def build_retention_dag(config: PrivacyConfig) -> DAG:
 
         @task(task_id="remove_identities")
         def remove(params: dict[str, Any] | None = None) -> dict[str, int]:
-            return run_retention(settings.conn_id, (params or {}).get("after_days"))
+            return run_retention(settings.conn_id, (params or {}).get("after_days"), identity_types)
 
         remove()
     return dag
@@ -138,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if settings.engine is None:
         settings.configure_orm()
     result = remove_identities(settings.get_engine(), airflow_tables(), after_days=args.after_days,
-                               dag_ids=args.dag_ids or REQUEST_DAG_IDS)
+                               dag_ids=args.dag_ids or REQUEST_DAG_IDS,
+                               identity_types=load_config().graph.identity_keys)
     print(json.dumps(result.as_dict()))
     return 0
 

@@ -26,7 +26,7 @@ from ...config import PrivacyConfig
 from ...errors import ConfigError, DataSourceError, ForeignRequestError, RequestError, StepSkipped, TransientError
 from ...graph import CollectionAddress
 from ...lifecycle import record_failure, record_result
-from ...request import PrivacyRequest, check_owner, open_request
+from ...request import PrivacyRequest, check_owner, conf_identity, open_request
 from ..hooks import store_key
 
 _PASS_THROUGH = (AirflowSkipException, AirflowFailException, DownstreamTasksSkipped, TaskAwaitingInput)
@@ -82,9 +82,8 @@ class PrivacyRequestOperator(BaseOperator):
     def _open(self, context: Context) -> PrivacyRequest:
         # The conf as the caller sent it, never merged with the Params' defaults: a request names its policy.
         conf = context["dag_run"].conf or {}
-        identity = conf.get("identity") if isinstance(conf, dict) else None
-        for value in identity.values() if isinstance(identity, dict) else ():
-            if isinstance(value, str) and value.strip():
+        for value in conf_identity(conf, self.privacy_config.graph.identity_keys).values():
+            if value.strip():
                 mask_secret(value.strip())
         try:
             request = open_request(self.privacy_config, conf, context["run_id"],

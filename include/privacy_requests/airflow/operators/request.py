@@ -9,9 +9,10 @@ from airflow.sdk import Context, SkipMixin
 from ... import layout
 from ...access_package import write_access_package
 from ...lifecycle import approval_question, finish_request, record_review, start_request
+from ...package.delivery import deliver_package
 from ...request import PrivacyRequest
 from ..hitl import asker
-from ..hooks import erasure_problems
+from ..hooks import erasure_problems, smtp_send, smtp_sender
 from .base import PrivacyRequestOperator
 
 
@@ -52,7 +53,8 @@ class ApproveRequestOperator(PrivacyRequestOperator, SkipMixin):
 
 
 class UploadAccessPackageOperator(PrivacyRequestOperator):
-    """Writes ``access_package.json``: rows filtered to the access rules' categories, empty ones left out."""
+    """Writes the access package in the policy's formats (rows filtered to the access rules' categories, empty
+    collections left out) and, when the policy says so, emails the HTML to the data subject, once."""
 
     step = "upload_access_package"
 
@@ -61,12 +63,20 @@ class UploadAccessPackageOperator(PrivacyRequestOperator):
         if written is None:
             self.log.info("Erasure has already masked data for this request: the access package written before "
                           "it is kept as it is")
-            return {"kept": True}
-        location, counts = written
-        self.log.info("Access package written to %s: %d collection(s), %d row(s)", location, len(counts),
-                      sum(counts.values()))
-        self._record_result(request, context, collections=counts, location=location)
-        return {"collections": len(counts), "rows": sum(counts.values())}
+            result: dict[str, Any] = {"kept": True}
+        else:
+            location, counts = written
+            self.log.info("Access package (%s) written to %s: %d collection(s), %d row(s)",
+                          ", ".join(request.policy.access_package.formats), location, len(counts),
+                          sum(counts.values()))
+            self._record_result(request, context, collections=counts, location=location)
+            result = {"collections": len(counts), "rows": sum(counts.values())}
+        config = self.privacy_config
+        emailed = deliver_package(request, sender=lambda: smtp_sender(config),
+                                  send=smtp_send(config.settings.smtp_conn_id), try_number=context["ti"].try_number)
+        if emailed:
+            result["emailed_message_id"] = emailed["message_id"]
+        return result
 
 
 class FinalizeOperator(PrivacyRequestOperator):
