@@ -48,8 +48,8 @@ EVENTS = "events"  # the audit trail, one document per event
 LEDGER = "ledger"
 APPROVAL = f"{LEDGER}/approval.json"
 DEADLINE_ALERT = f"{LEDGER}/deadline_alert.json"
-PACKAGE_EMAIL_SENT = f"{LEDGER}/access_package_email.json"  # the package emailed to the subject: never twice
-PACKAGE_EMAIL_SENDING = f"{LEDGER}/access_package_email.sending.json"  # between the send and its record
+# The ``send_once`` key of the access package emailed to the subject ('@' is in no dataset's fides key).
+PACKAGE_EMAIL = "@subject.access_package"
 _ERASURE_PREFIX = f"{LEDGER}/erasure."
 
 # -- a dry run's records, kept: the vendor emails it rendered instead of sending ----------------------------

@@ -80,6 +80,8 @@ class Composed:
     rendered: RenderedEmail
     to: list[str]
     counts: dict[str, int]
+    event: str = "email_sent"  # the audit event's kind
+    shown_to: str | None = None  # what the (public) event says instead of the addresses, when they are personal
 
 
 class Ledger(Protocol):
@@ -127,10 +129,12 @@ def send_once(store: Ledger, key: str, compose: Callable[[], Composed], *, sende
     store.put(layout.email_sent(key), entry)
     store.put(layout.email_message(key), {"html": composed.rendered.html, "text": composed.rendered.text})
     store.delete(layout.email_sending(key))
-    store.add_event("email_sent", dataset=key, recipients=recipients, refused=sorted(refused),
+    shown = [composed.shown_to] if composed.shown_to else recipients
+    store.add_event(composed.event, dataset=key, recipients=shown,
+                    refused=[composed.shown_to] if composed.shown_to and refused else sorted(refused),
                     message_id=entry["message_id"], try_number=try_number)
     if refused:
-        log.warning("The SMTP server refused %s for '%s'", ", ".join(sorted(refused)), key)
-    log.info("Email '%s' sent to %s (Message-ID %s, %s)", key, ", ".join(recipients), entry["message_id"],
+        log.warning("The SMTP server refused %s for '%s'", composed.shown_to or ", ".join(sorted(refused)), key)
+    log.info("Email '%s' sent to %s (Message-ID %s, %s)", key, ", ".join(shown), entry["message_id"],
              ", ".join(f"{v} {k}" for k, v in composed.counts.items()))
     return entry

@@ -146,8 +146,9 @@ def test_a_policy_that_delivers_emails_the_html_package_to_the_subject_once(
     entry = deliver_package(request, sender=lambda: "privacy@example.com", send=sends.append, try_number=2)
     assert sends == [] and entry and entry["message_id"] == received.message["Message-ID"]
     # A try that stopped between the send and its record: nothing is sent until a person has checked.
-    request.store.delete(layout.PACKAGE_EMAIL_SENT)
-    request.store.put(layout.PACKAGE_EMAIL_SENDING, {"message_id": "<m@example.com>", "time": "t", "try_number": 1})
+    request.store.delete(layout.email_sent(layout.PACKAGE_EMAIL))
+    request.store.put(layout.email_sending(layout.PACKAGE_EMAIL),
+                      {"message_id": "<m@example.com>", "time": "t", "try_number": 1})
     with pytest.raises(RequestError, match="check the SMTP server's log"):
         deliver_package(request, sender=lambda: "privacy@example.com", send=sends.append, try_number=3)
     assert sends == [] and len(smtp.received) == 1
