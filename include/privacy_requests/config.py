@@ -44,6 +44,11 @@ class EmailTarget(_Strict):
     to: list[str] = Field(min_length=1)
     test_to: str | None = None
     vendor_name: str | None = None
+    # Opt-in confirmation loop (vendor_confirmation.py): the vendor answers a signed link in the email, is
+    # reminded every ``remind_every`` and the step fails as overdue after ``overdue_after`` without an answer.
+    confirm: bool = False
+    remind_every: timedelta = Field(default=WEEK, gt=timedelta(0))
+    overdue_after: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
 
     @model_validator(mode="before")
     @classmethod

@@ -35,6 +35,7 @@ EVENTS = "events"  # the audit trail, one document per event
 LEDGER = "ledger"
 APPROVAL = f"{LEDGER}/approval.json"
 DEADLINE_ALERT = f"{LEDGER}/deadline_alert.json"
+EXTENSIONS = f"{LEDGER}/extensions"  # deadline extensions, one create-only document each (statutory_clock.py)
 _ERASURE_PREFIX = f"{LEDGER}/erasure."
 
 # -- intermediate data, deleted when the request finishes -------------------------------------------------
@@ -95,6 +96,26 @@ def email_sending(dataset: str) -> str:
 def email_message(dataset: str) -> str:
     """The vendor email as sent (HTML and text), for the request page."""
     return f"{LEDGER}/email.{dataset}.message.json"
+
+
+def confirmation(dataset: str) -> str:
+    """A vendor's final answer to the confirmation link (erased, or could not find the person): never asked again."""
+    return f"{LEDGER}/confirmation.{dataset}.json"
+
+
+def confirmation_wait(dataset: str) -> str:
+    """The current round of waiting for a vendor's confirmation: its number and when it began."""
+    return f"{LEDGER}/confirmation.{dataset}.wait.json"
+
+
+def confirmation_closed(dataset: str, round_: int) -> str:
+    """A round that ended without a final answer (overdue, or the vendor refused): a clear starts the next."""
+    return f"{LEDGER}/confirmation.{dataset}.closed.{round_}.json"
+
+
+def confirmation_reminder(dataset: str, round_: int, number: int) -> str:
+    """A reminder sent (claimed before sending): never sent twice."""
+    return f"{LEDGER}/confirmation.{dataset}.reminder.{round_}.{number}.json"
 
 
 def webhook_called(step: str, name: str) -> str:

@@ -20,15 +20,17 @@ from .email.message import build_message
 from .email.render import render_erasure_email
 from .errors import RequestError, StepSkipped, TransientError
 from .request import PrivacyRequest
+from .vendor_confirmation import Links
 
 log = logging.getLogger(__name__)
 Send = Callable[[EmailMessage], dict[str, Any]]  # the message -> the recipients the server refused
 
 
 def send_vendor_email(request: PrivacyRequest, dataset: str, *, sender: Callable[[], str], send: Send,
-                      try_number: int) -> dict[str, Any]:
+                      try_number: int, links: Links | None = None) -> dict[str, Any]:
     """Send the vendor the instructions of all its collections; returns the ledger entry (sent now or before).
-    ``sender`` gives the From address, looked up only when there is something to send."""
+    ``sender`` gives the From address, looked up only when there is something to send; ``links`` makes
+    the confirmation link (round 1) in the email of a vendor that opted in (``confirm: true``)."""
     config, store = request.config, request.store
     if not request.policy.erasure_rules:
         raise StepSkipped(f"policy '{request.policy.key}' has no erasure rules: no vendor email")
@@ -54,8 +56,13 @@ def send_vendor_email(request: PrivacyRequest, dataset: str, *, sender: Callable
     if not any(i["erase"] for i in instructions if i["collection"] in found):
         raise StepSkipped(f"no collection of '{dataset}' has anything to erase that the vendor can locate with "
                           "what we hold: no email")
+    link = None
+    if target.confirm:
+        if links is None:
+            raise RequestError(f"vendor '{dataset}' asks for confirmation (confirm: true) but no link can be made")
+        link = links(request.request_id, dataset, 1, datetime.now(UTC) + target.overdue_after)
     rendered = render_erasure_email(organization=config.settings.organization, request_id=request.request_id,
-                                    vendor_name=target.vendor_name, instructions=instructions)
+                                    vendor_name=target.vendor_name, instructions=instructions, confirm_url=link)
     message = build_message(rendered, sender=sender(), to=target.to)
     store.put(layout.email_sending(dataset), {"message_id": message["Message-ID"],
                                               "time": datetime.now(UTC).isoformat(), "try_number": try_number})

@@ -14,6 +14,7 @@ from ..request import IDENTITY_VALUE_PATTERN, MAX_IDENTITY_LENGTH, REQUEST_ID_PA
 from .constants import (
     ACCESS_GROUP,
     APPROVE,
+    CONFIRM_GROUP,
     DAG_ID,
     DEADLINES_DAG_ID,
     EMAIL_GROUP,
@@ -22,6 +23,7 @@ from .constants import (
     TEST_EMAIL_DAG_ID,
     UPLOAD,
     VALIDATE,
+    confirming_vendors,
     webhooks_task,
 )
 from .operators import (
@@ -33,6 +35,7 @@ from .operators import (
     FinalizeOperator,
     UploadAccessPackageOperator,
     ValidateRequestOperator,
+    VendorConfirmationOperator,
     VendorTestEmailOperator,
     WebhooksOperator,
 )
@@ -108,7 +111,10 @@ def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
             for address in config.plan.order:
                 erasure[address] = ErasureCollectionOperator(task_id=address.task_suffix, address=address, **common)
         with TaskGroup(EMAIL_GROUP, prefix_group_id=True):
-            sends = [EmailSendOperator(task_id=ds, dataset=ds, **common) for ds in config.email_datasets]
+            sends = {ds: EmailSendOperator(task_id=ds, dataset=ds, **common) for ds in config.email_datasets}
+        with TaskGroup(CONFIRM_GROUP, prefix_group_id=True):
+            confirms = {ds: VendorConfirmationOperator(task_id=ds, dataset=ds, **common)
+                        for ds in confirming_vendors(config)}
         post = WebhooksOperator(task_id=webhooks_task("post"), step="post", **common)
         finalize = FinalizeOperator(task_id=FINALIZE, **common)
 
@@ -133,9 +139,12 @@ def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
             else:
                 upload >> task
         erasure_tasks = list(erasure.values())
-        for send in sends:
+        for send in sends.values():
             erasure_tasks >> send
-        (sends or erasure_tasks) >> post
+        for dataset, confirm in confirms.items():
+            sends[dataset] >> confirm
+        last = [confirms.get(ds, send) for ds, send in sends.items()]
+        (last or erasure_tasks) >> post
         post >> finalize
     # Set after the tasks exist: every operator deep-copies the DAG's params when it is made (half a second
     # at 500 collections), and tasks get them at run time from the DAG anyway.

@@ -2,6 +2,7 @@
 maps the engine's errors onto Airflow's, and pushes counts (never personal data) to XCom."""
 
 from .collections import AccessCollectionOperator, ErasureCollectionOperator
+from .confirmation import VendorConfirmationOperator
 from .request import ApproveRequestOperator, FinalizeOperator, UploadAccessPackageOperator, ValidateRequestOperator
 from .scheduled import DeadlineCheckOperator
 from .vendor import EmailSendOperator, VendorTestEmailOperator
@@ -16,6 +17,7 @@ __all__ = [
     "FinalizeOperator",
     "UploadAccessPackageOperator",
     "ValidateRequestOperator",
+    "VendorConfirmationOperator",
     "VendorTestEmailOperator",
     "WebhooksOperator",
 ]

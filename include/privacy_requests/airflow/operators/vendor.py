@@ -15,7 +15,7 @@ from ...email.render import render_erasure_email
 from ...errors import RequestError, TransientError
 from ...request import PrivacyRequest, check_vendors
 from ...vendor_email import send_vendor_email
-from ..hooks import smtp_problems, smtp_send, smtp_sender
+from ..hooks import confirmation_links, smtp_problems, smtp_send, smtp_sender
 from .base import PrivacyRequestOperator
 
 
@@ -28,8 +28,10 @@ class EmailSendOperator(PrivacyRequestOperator):
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
         config = self.privacy_config
+        target = config.mapping(self.dataset).email
         entry = send_vendor_email(request, self.dataset, sender=lambda: smtp_sender(config),
-                                  send=smtp_send(config.settings.smtp_conn_id), try_number=context["ti"].try_number)
+                                  send=smtp_send(config.settings.smtp_conn_id), try_number=context["ti"].try_number,
+                                  links=confirmation_links() if target and target.confirm else None)
         return {"message_id": entry["message_id"]}
 
 
