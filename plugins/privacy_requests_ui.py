@@ -23,7 +23,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessE
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import Body, Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 
 log = logging.getLogger(__name__)
-STATUSES = ("queued", "running", "awaiting input", "success", "rejected", "failed")
+STATUSES = ("queued", "running", "awaiting input", "awaiting vendor", "success", "rejected", "failed")
 # Who may see a run's personal data: those who may change the DAG's runs (clear, mark, note them), not
 # every reader. Airflow has no permission of its own for a run's conf; this is the closest stricter one.
 CONF_METHOD: ResourceMethod = "PUT"
@@ -117,7 +117,8 @@ def _rows(runs, personal: bool) -> list:
     config = _config()
     order = checkpoint_order(config)
     now = datetime.now(UTC)
-    rows = [request_row(config, run, _report(config, request_id_of(run)), order, now) for run in runs]
+    rows = [request_row(config, run, _report(config, request_id_of(run)), order, now,
+                        **_clock_and_vendors(config, request_id_of(run))) for run in runs]
     if personal:
         return rows
     return [replace(row, identity=_identity(run, False)) for row, run in zip(rows, runs, strict=True)]
@@ -165,6 +166,62 @@ def email_as_sent(run_id: str, dataset: str) -> HTMLResponse:
     if not sent:
         raise HTTPException(status_code=404, detail=f"no email to '{dataset}' for run '{run_id}'")
     return HTMLResponse(sent[0]["html"], headers={"Content-Security-Policy": "sandbox", "Cache-Control": "no-store"})
+
+
+def _store(config, request_id: str):
+    """The request's store, or None where the store key is not set (the pages still show what Airflow holds)."""
+    from airflow.models.variable import Variable
+    from airflow.sdk import ObjectStoragePath
+
+    from include.privacy_requests.store import RequestStore
+
+    key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
+    return RequestStore(ObjectStoragePath(config.storage), request_id, key) if key else None
+
+
+def _clock_and_vendors(config, request_id: str) -> dict[str, Any]:
+    """The deadline extensions and the vendors' confirmations, from the request's store (no personal data)."""
+    from include.privacy_requests.statutory_clock import extensions
+    from include.privacy_requests.vendor_confirmation import vendor_responses
+
+    store = _store(config, request_id)
+    if store is None:
+        return {}
+    try:
+        return {"extensions": extensions(store), "vendors": vendor_responses(config, store)}
+    except Exception:  # a request id no store can hold, or a store written with another key: show the rest
+        log.debug("No clock or vendor answers for %s", request_id, exc_info=True)
+        return {}
+
+
+@app.put("/api/requests/{run_id}/deadline", dependencies=[Depends(require_conf_access)])
+def extend_deadline(run_id: str, user: GetUserDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
+    """Extend a request's legal deadline, with a reason: ``{"reason": "...", "months": 1}`` (GDPR, up to two
+    further months) or ``{"reason": "...", "days": 45}`` (CCPA, once). Needs PUT on the DAG's runs; the
+    extension is an audit event in the request's store. 400 names what the regulation does not allow."""
+    from include.privacy_requests.errors import RequestError
+    from include.privacy_requests.overview import request_id_of
+    from include.privacy_requests.statutory_clock import extend
+
+    runs = _runs(run_id=run_id)
+    if not runs:
+        raise HTTPException(status_code=404, detail=f"no privacy request run '{run_id}'")
+    config = _config()
+    policy = config.policies.get(str(runs[0].conf.get("policy")))
+    store = _store(config, request_id_of(runs[0]))
+    if policy is None or store is None:
+        raise HTTPException(status_code=409, detail=f"run '{run_id}' has no known policy or no request store")
+    unknown = sorted(set(body) - {"reason", "months", "days"})
+    if unknown:
+        raise HTTPException(status_code=400, detail=f"unknown field(s) {', '.join(unknown)}; give reason and "
+                                                    "months (GDPR) or days (CCPA)")
+    try:
+        entry = extend(store, policy, reason=body.get("reason"), months=body.get("months"), days=body.get("days"),
+                       by=str(user.get_name()))
+    except RequestError as exc:
+        raise HTTPException(status_code=400, detail=str(exc)) from None
+    log.info("Deadline of run %s extended by %s", run_id, user.get_name())
+    return entry
 
 
 def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
