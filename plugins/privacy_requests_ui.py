@@ -23,7 +23,7 @@ from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessE
 from airflow.api_fastapi.core_api.security import GetUserDep, requires_access_dag
 from airflow.listeners import hookimpl
 from airflow.plugins_manager import AirflowPlugin
-from fastapi import Body, Depends, FastAPI, HTTPException
+from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader
 
@@ -192,36 +192,6 @@ def _clock_and_vendors(config, request_id: str) -> dict[str, Any]:
     except Exception:  # a request id no store can hold, or a store written with another key: show the rest
         log.debug("No clock or vendor answers for %s", request_id, exc_info=True)
         return {}
-
-
-@app.put("/api/requests/{run_id}/deadline", dependencies=[Depends(require_conf_access)])
-def extend_deadline(run_id: str, user: GetUserDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    """Extend a request's legal deadline, with a reason: ``{"reason": "...", "months": 1}`` (GDPR, up to two
-    further months) or ``{"reason": "...", "days": 45}`` (CCPA, once). Needs PUT on the DAG's runs; the
-    extension is an audit event in the request's store. 400 names what the regulation does not allow."""
-    from include.privacy_requests.errors import RequestError
-    from include.privacy_requests.overview import request_id_of
-    from include.privacy_requests.statutory_clock import extend
-
-    runs = _runs(run_id=run_id)
-    if not runs:
-        raise HTTPException(status_code=404, detail=f"no privacy request run '{run_id}'")
-    config = _config()
-    policy = config.policies.get(str(runs[0].conf.get("policy")))
-    store = _store(config, request_id_of(runs[0]))
-    if policy is None or store is None:
-        raise HTTPException(status_code=409, detail=f"run '{run_id}' has no known policy or no request store")
-    unknown = sorted(set(body) - {"reason", "months", "days"})
-    if unknown:
-        raise HTTPException(status_code=400, detail=f"unknown field(s) {', '.join(unknown)}; give reason and "
-                                                    "months (GDPR) or days (CCPA)")
-    try:
-        entry = extend(store, policy, reason=body.get("reason"), months=body.get("months"), days=body.get("days"),
-                       by=str(user.get_name()))
-    except RequestError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from None
-    log.info("Deadline of run %s extended by %s", run_id, user.get_name())
-    return entry
 
 
 def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:

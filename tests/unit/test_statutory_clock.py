@@ -94,3 +94,15 @@ def test_no_extension_after_the_due_date_nor_of_a_closed_or_unknown_request(
         extend(store, policy, reason="r", months=1, by="dpo", now=datetime(2026, 2, 1, tzinfo=UTC))
     with pytest.raises(RequestError, match="has not been validated yet"):
         extend(RequestStore(tmp_path, "r-2", KEY), policy, reason="r", months=1, by="dpo")
+
+
+def test_deadline_alerts_follow_the_extended_due_date(config: PrivacyConfig, tmp_path: Path) -> None:
+    from include.privacy_requests.deadlines import due_soon
+
+    store = store_for(tmp_path)
+    store.put(layout.REQUEST, {"request_id": "r-1", "run_id": "run-1", "received": RECEIVED.isoformat(),
+                               "policy": "default_erasure_policy"})
+    now = datetime(2026, 2, 25, tzinfo=UTC)  # three days before the month is up
+    assert [d["request_id"] for d in due_soon(config, tmp_path, KEY, now, 5)] == ["r-1"]
+    extend(store, config.policies["default_erasure_policy"], reason="complex", months=1, by="dpo", now=now)
+    assert due_soon(config, tmp_path, KEY, now, 5) == []
