@@ -89,7 +89,11 @@ def confirmation_page(token: str = "") -> HTMLResponse:
 def confirm(token: str = Form(""), answer: str = Form(""), note: str = Form("")) -> HTMLResponse:
     from airflow.api_fastapi.core_api.datamodels.hitl import UpdateHITLDetailPayload
     from airflow.api_fastapi.core_api.routes.public.hitl import update_hitl_detail
+    from airflow.models.hitl import HITLDetail
+    from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
 
     from include.privacy_requests.vendor_confirmation import MAX_NOTE_LENGTH, OPTIONS
 
@@ -101,15 +105,26 @@ def confirm(token: str = Form(""), answer: str = Form(""), note: str = Form(""))
     target = config.mapping(claims.dataset).email
     run_id = store.get(layout.REQUEST)["run_id"]
     payload = UpdateHITLDetailPayload(chosen_options=[answer], params_input={"note": note.strip() or None})
+    task_id = f"{CONFIRM_GROUP}.{claims.dataset}"
     try:
         with create_session() as session:
-            update_hitl_detail(dag_id=DAG_ID, dag_run_id=run_id, task_id=f"{CONFIRM_GROUP}.{claims.dataset}",
+            # Only while the task waits: an answer stored while it is between two waits (sending a reminder)
+            # would be wiped when it asks again. The row lock keeps a clear or a resume from slipping in between.
+            ti = session.scalar(select(TaskInstance).where(
+                TaskInstance.dag_id == DAG_ID, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id,
+                TaskInstance.map_index == -1).with_for_update())
+            detail = session.scalar(select(HITLDetail).where(HITLDetail.ti_id == ti.id)) if ti else None
+            if detail is not None and detail.response_received:
+                raise HTTPException(status_code=409)  # answered, the task not yet resumed: a replay
+            if ti is None or ti.state != TaskInstanceState.AWAITING_INPUT:
+                raise HTTPException(status_code=404)
+            update_hitl_detail(dag_id=DAG_ID, dag_run_id=run_id, task_id=task_id,
                                update_hitl_detail_payload=payload, session=session, map_index=-1,
                                user=VendorUser(claims.dataset, target.vendor_name or claims.dataset))
     except HTTPException as exc:
         if exc.status_code == 409:  # answered already (by staff, or this link a moment ago): a replay
             raise HTTPException(status_code=403, detail=REFUSED) from None
-        if exc.status_code == 404:  # the task has not asked yet: nothing recorded
+        if exc.status_code == 404:  # the task is not waiting right now: nothing recorded
             raise HTTPException(status_code=409, detail="We are not ready for your answer yet: please try again "
                                                         "in a few minutes.") from None
         raise
