@@ -34,7 +34,8 @@ if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 
 log = logging.getLogger(__name__)
-STATUSES = ("queued", "running", "awaiting input", "success", "awaiting vendor digest", "rejected", "failed")
+STATUSES = ("queued", "running", "awaiting input", "awaiting vendor", "success", "awaiting vendor digest",
+            "rejected", "failed")
 # Who may see a run's personal data: those who may change the DAG's runs (clear, mark, note them), not
 # every reader. Airflow has no permission of its own for a run's conf; this is the closest stricter one.
 CONF_METHOD: ResourceMethod = "PUT"
@@ -137,7 +138,8 @@ def _rows(runs, personal: bool) -> list:
     config = _config()
     order = checkpoint_order(config)
     now = datetime.now(UTC)
-    rows = [request_row(config, run, _report(config, request_id_of(run)), order, now) for run in runs]
+    rows = [request_row(config, run, _report(config, request_id_of(run)), order, now,
+                        **_clock_and_vendors(config, request_id_of(run))) for run in runs]
     if personal:
         return rows
     return [replace(row, identity=_identity(run, False)) for row, run in zip(rows, runs, strict=True)]
@@ -294,7 +296,6 @@ def _packages(config, request_id: str) -> list[dict[str, str]]:
 @app.get("/requests/{run_id}/access-package/{fmt}", dependencies=[Depends(require_conf_access)])
 def access_package(run_id: str, fmt: str) -> StreamingResponse:
     """One file of the request's access package (it holds the subject's data), streamed from storage."""
-
     from include.privacy_requests.overview import request_id_of
 
     if fmt not in PACKAGE_RESPONSES:
@@ -315,6 +316,32 @@ def access_package(run_id: str, fmt: str) -> StreamingResponse:
     return StreamingResponse(chunks(), media_type=media_type, headers={
         "Content-Disposition": f'{disposition}; filename="{layout.PACKAGE_FILES[fmt]}"',
         "Content-Security-Policy": PACKAGE_CSP, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
+
+
+def _store(config, request_id: str):
+    """The request's store, or None where the store key is not set (the pages still show what Airflow holds)."""
+    from airflow.models.variable import Variable
+    from airflow.sdk import ObjectStoragePath
+
+    from include.privacy_requests.store import RequestStore
+
+    key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
+    return RequestStore(ObjectStoragePath(config.storage), request_id, key) if key else None
+
+
+def _clock_and_vendors(config, request_id: str) -> dict[str, Any]:
+    """The deadline extensions and the vendors' confirmations, from the request's store (no personal data)."""
+    from include.privacy_requests.statutory_clock import extensions
+    from include.privacy_requests.vendor_confirmation import vendor_responses
+
+    store = _store(config, request_id)
+    if store is None:
+        return {}
+    try:
+        return {"extensions": extensions(store), "vendors": vendor_responses(config, store)}
+    except Exception:  # a request id no store can hold, or a store written with another key: show the rest
+        log.debug("No clock or vendor answers for %s", request_id, exc_info=True)
+        return {}
 
 
 def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:

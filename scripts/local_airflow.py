@@ -186,7 +186,9 @@ def main() -> int:
     password_file = DEMO / "admin-password"
     if not password_file.exists():
         password_file.write_text(secrets.token_urlsafe(12))
-    cluster = AirflowCluster(Path(os.environ["AIRFLOW_HOME"]), args.port, {}, password_file.read_text().strip())
+    # Vendor confirmation links point at [api] base_url: this Airflow unless the environment says otherwise.
+    public = {"AIRFLOW__API__BASE_URL": os.environ.get("AIRFLOW__API__BASE_URL", f"http://127.0.0.1:{args.port}")}
+    cluster = AirflowCluster(Path(os.environ["AIRFLOW_HOME"]), args.port, public, password_file.read_text().strip())
     try:
         print(f"Starting Airflow on {cluster.base} (logs in {cluster.home}) ...", flush=True)
         cluster.start()

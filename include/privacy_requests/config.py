@@ -54,6 +54,11 @@ class EmailTarget(_Strict):
     to: list[str] = Field(min_length=1)
     test_to: str | None = None
     vendor_name: str | None = None
+    # Opt-in confirmation loop (vendor_confirmation.py): the vendor answers a signed link in the email, is
+    # reminded every ``remind_every`` and the step fails as overdue after ``overdue_after`` without an answer.
+    confirm: bool = False
+    remind_every: timedelta = Field(default=WEEK, gt=timedelta(0))
+    overdue_after: timedelta = Field(default=timedelta(days=30), gt=timedelta(0))
     digest: str | None = None
 
     @field_validator("digest")
@@ -68,6 +73,13 @@ class EmailTarget(_Strict):
     def digest_cron(self) -> str | None:
         """The digest schedule as a cron expression (a preset expanded)."""
         return CRON_PRESETS.get(self.digest, self.digest) if self.digest else None
+
+    @model_validator(mode="after")
+    def _one_way_to_close(self) -> EmailTarget:
+        if self.confirm and self.digest:  # a confirmation link belongs to one request's email, not a digest
+            raise ValueError("confirm and digest cannot be combined: a vendor confirms each request's email, "
+                             "and a digest lists many requests")
+        return self
 
     @model_validator(mode="before")
     @classmethod

@@ -8,6 +8,7 @@ from typing import Any
 
 from . import layout
 from .config import PrivacyConfig
+from .statutory_clock import due_date, extensions
 from .store import RequestStore, StoragePath, is_request_folder
 
 
@@ -30,7 +31,7 @@ def due_soon(config: PrivacyConfig, root: StoragePath, key: str, now: datetime,
         policy = config.policies.get(request["policy"])
         if policy is None:
             continue
-        due = policy.due_date(datetime.fromisoformat(request["received"]))
+        due = due_date(policy, datetime.fromisoformat(request["received"]), extensions(store))
         days_left = (due - now).total_seconds() / 86400
         if days_left <= days_before_due:
             result.append({"request_id": request["request_id"], "policy": policy.display_name,

@@ -50,6 +50,7 @@ APPROVAL = f"{LEDGER}/approval.json"
 DEADLINE_ALERT = f"{LEDGER}/deadline_alert.json"
 # The ``send_once`` key of the access package emailed to the subject ('@' is in no dataset's fides key).
 PACKAGE_EMAIL = "@subject.access_package"
+EXTENSIONS = f"{LEDGER}/extensions"  # deadline extensions, one create-only document each (statutory_clock.py)
 _ERASURE_PREFIX = f"{LEDGER}/erasure."
 
 # -- a dry run's records, kept: the vendor emails it rendered instead of sending ----------------------------
@@ -143,6 +144,26 @@ def digest_list(digest_id: str) -> str:
 def digest_email(digest_id: str) -> str:
     """The ``send_once`` key of one digest's email (the digest vendor's store)."""
     return f"digest.{digest_id}"
+
+
+def confirmation(dataset: str) -> str:
+    """A vendor's final answer to the confirmation link (erased, or could not find the person): never asked again."""
+    return f"{LEDGER}/confirmation.{dataset}.json"
+
+
+def confirmation_wait(dataset: str) -> str:
+    """The current round of waiting for a vendor's confirmation: its number and when it began."""
+    return f"{LEDGER}/confirmation.{dataset}.wait.json"
+
+
+def confirmation_closed(dataset: str, round_: int) -> str:
+    """A round that ended without a final answer (overdue, or the vendor refused): a clear starts the next."""
+    return f"{LEDGER}/confirmation.{dataset}.closed.{round_}.json"
+
+
+def confirmation_reminder(dataset: str, round_: int, number: int) -> str:
+    """A reminder sent (claimed before sending): never sent twice."""
+    return f"{LEDGER}/confirmation.{dataset}.reminder.{round_}.{number}.json"
 
 
 def webhook_called(step: str, name: str) -> str:

@@ -10,8 +10,11 @@ from typing import Any
 from . import layout
 from .config import PrivacyConfig
 from .request import conf_identity, request_id_for
+from .statutory_clock import acknowledge_by, due_date
 
 DUE_SOON_DAYS = 7
+AWAITING_VENDOR = "awaiting vendor"  # a vendor_confirmation task waits for the vendor's answer
+CONFIRMATION_TASK_PREFIX = "vendor_confirmation."  # the Airflow wing's CONFIRM_GROUP (a test keeps them equal)
 _ACTIVE = {"running", "queued", "scheduled", "up_for_retry", "up_for_reschedule", "deferred", "awaiting_input"}
 
 
@@ -50,6 +53,9 @@ class RequestRow:
     rows_found: int | None = None
     rows_masked: int | None = None
     emails_sent: int | None = None
+    extended: str = ""  # the deadline extensions granted ("+2 month(s)", "+45 day(s)"), with their reasons
+    acknowledge_by: datetime | None = None  # CCPA: receipt confirmed by then (10 business days)
+    vendors: list[dict[str, Any]] = field(default_factory=list)  # vendor_confirmation.vendor_responses
 
 
 def mask_identity(value: str) -> str:
@@ -78,11 +84,14 @@ def request_id_of(run: RunInfo) -> str:
 
 
 def request_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | None, order: list[str],
-                now: datetime) -> RequestRow:
-    """The overview row of one run; counts come from its report (written when it finishes or fails)."""
+                now: datetime, *, extensions: list[dict[str, Any]] | None = None,
+                vendors: list[dict[str, Any]] | None = None) -> RequestRow:
+    """The overview row of one run; counts come from its report (written when it finishes or fails), the
+    deadline extensions and vendor answers from the request's store (read by the caller)."""
     request_id = request_id_of(run)
     policy = config.policies.get(str(run.conf.get("policy")))
-    due = policy.due_date(run.received) if policy else None
+    extensions = extensions or []
+    due = due_date(policy, run.received, extensions) if policy else None
     days_left = (due - now).days if due else None
     open_request = run.state != "success"
     urgency = ""
@@ -91,7 +100,9 @@ def request_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | No
     identity = ", ".join(mask_identity(v) for v in conf_identity(run.conf, config.graph.identity_keys).values() if v)
     report = report or {}
     status = run.state
-    if any(t.state == "awaiting_input" for t in run.tasks):
+    if any(t.state == "awaiting_input" and t.task_id.startswith(CONFIRMATION_TASK_PREFIX) for t in run.tasks):
+        status = AWAITING_VENDOR
+    elif any(t.state == "awaiting_input" for t in run.tasks):
         status = "awaiting input"
     elif run.state == "success" and report.get("status") in ("rejected", layout.AWAITING_DIGEST):
         status = report["status"]
@@ -99,7 +110,14 @@ def request_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | No
         run_id=run.run_id, request_id=request_id, policy=policy.display_name if policy else str(run.conf.get("policy")),
         received=run.received, status=status, checkpoint=checkpoint_of(run, order), identity=identity or "-",
         due=due, days_left=days_left, urgency=urgency, rows_found=report.get("rows_found"),
-        rows_masked=report.get("rows_masked"), emails_sent=report.get("emails_sent"))
+        rows_masked=report.get("rows_masked"), emails_sent=report.get("emails_sent"),
+        extended=", ".join(_extension(e) for e in extensions),
+        acknowledge_by=acknowledge_by(policy, run.received) if policy else None, vendors=list(vendors or []))
+
+
+def _extension(extension: dict[str, Any]) -> str:
+    amount = f"+{extension['months']} month(s)" if extension.get("months") else f"+{extension.get('days', 0)} day(s)"
+    return f"{amount}: {extension['reason']}"
 
 
 

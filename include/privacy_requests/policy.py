@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import calendar
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .graph import Collection, FieldSpec
+from .statutory_clock import add_months
 
 
 def category_matches(category: str, target: str) -> bool:
@@ -96,9 +96,7 @@ class Policy(BaseModel):
             return received + timedelta(days=self.due_days)
         if self.regulation == "ccpa":
             return received + timedelta(days=45)
-        year, month = (received.year + 1, 1) if received.month == 12 else (received.year, received.month + 1)
-        day = min(received.day, calendar.monthrange(year, month)[1])
-        return received.replace(year=year, month=month, day=day)
+        return add_months(received, 1)
 
     @property
     def display_name(self) -> str:

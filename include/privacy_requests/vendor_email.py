@@ -23,15 +23,17 @@ from .email.message import build_message
 from .email.render import RenderedEmail, render_erasure_email
 from .errors import RequestError, StepSkipped, TransientError
 from .request import PrivacyRequest
+from .vendor_confirmation import Links
 
 log = logging.getLogger(__name__)
 Send = Callable[[EmailMessage], dict[str, Any]]  # the message -> the recipients the server refused
 
 
 def send_vendor_email(request: PrivacyRequest, dataset: str, *, sender: Callable[[], str], send: Send,
-                      try_number: int) -> dict[str, Any]:
+                      try_number: int, links: Links | None = None) -> dict[str, Any]:
     """Send the vendor the instructions of all its collections; returns the ledger entry (sent now or before).
-    ``sender`` gives the From address, looked up only when there is something to send."""
+    ``sender`` gives the From address, looked up only when there is something to send; ``links`` makes
+    the confirmation link (round 1) in the email of a vendor that opted in (``confirm: true``)."""
     config, store = request.config, request.store
     if not request.policy.erasure_rules:
         raise StepSkipped(f"policy '{request.policy.key}' has no erasure rules: no vendor email")
@@ -40,14 +42,20 @@ def send_vendor_email(request: PrivacyRequest, dataset: str, *, sender: Callable
     if config.mapping(dataset).access == "read":
         raise StepSkipped(f"dataset '{dataset}' is read-only (access: read): no email")
 
-    def compose() -> Composed:
+    def compose(confirmable: bool = True) -> Composed:
         instructions = instructions_to_send(request, dataset)
+        link = None
+        if target.confirm and confirmable:
+            if links is None:
+                raise RequestError(f"vendor '{dataset}' asks for confirmation (confirm: true) but no link can be "
+                                   "made")
+            link = links(request.request_id, dataset, 1, datetime.now(UTC) + target.overdue_after)
         rendered = render_erasure_email(organization=config.settings.organization, request_id=request.request_id,
-                                        vendor_name=target.vendor_name, instructions=instructions)
+                                        vendor_name=target.vendor_name, instructions=instructions, confirm_url=link)
         return Composed(rendered, target.to, {"collections": len(instructions)})
 
     if request.conf.dry_run:  # kept for the request page: no "sending" marker, no ledger entry, nothing sent
-        composed = compose()
+        composed = compose(confirmable=False)  # a dry run's email carries no working confirmation link
         entry = {"dataset": dataset, "recipients": list(composed.to), "subject": composed.rendered.subject,
                  "time": datetime.now(UTC).isoformat(), **composed.counts}
         store.put(layout.dry_run_email(dataset), {**entry, "html": composed.rendered.html,

@@ -17,10 +17,11 @@ from tests.integration.conftest import postgresql_engine
 
 
 @contextmanager
-def airflow_world(base: Path, overlay: Path | None = None,
-                  env: dict[str, str] | None = None) -> Iterator[tuple[AirflowCluster, SmtpServer, Path, Path]]:
+def airflow_world(base: Path, overlay: Path | None = None, env: dict[str, str] | None = None,
+                  public: bool = False) -> Iterator[tuple[AirflowCluster, SmtpServer, Path, Path]]:
     """A real Airflow on the demo configuration (plus ``overlay``: more dataset and policy files, with the
-    manual datasets mapped), a fresh demo shop and an SMTP server; yields (cluster, smtp, shop, storage)."""
+    manual datasets mapped), a fresh demo shop and an SMTP server; yields (cluster, smtp, shop, storage).
+    ``public`` sets ``[api] base_url`` to the api-server's address (links in emails point there)."""
     root = Path(__file__).resolve().parents[2]
     shop = base / "demo_shop.db"
     with sqlite3.connect(shop) as con:
@@ -39,7 +40,9 @@ def airflow_world(base: Path, overlay: Path | None = None,
     # PostgreSQL, not SQLite, for Airflow's own metadata: under load SQLite's single writer made the API
     # server answer a trigger with HTTP 500 (a write waiting out SQLite's busy timeout).
     with contextmanager(postgresql_engine)(base) as metadata:
-        cluster = AirflowCluster(base / "airflow", free_port(), {
+        port = free_port()
+        cluster = AirflowCluster(base / "airflow", port, {
+            **({"AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}"} if public else {}),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.url.render_as_string(hide_password=False),
             "PRIVACY_REQUESTS_CONFIG_DIR": str(config),
             "PRIVACY_REQUESTS_STORAGE": f"file://{storage}",

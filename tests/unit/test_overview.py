@@ -69,3 +69,18 @@ def test_waiting_and_rejected_requests_say_so(demo: PrivacyConfig) -> None:
     # Cleared after the rejection and asking again: the live state wins over the old report.
     assert request_row(demo, run("running", now, waiting), rejected, ORDER, now).status == "awaiting input"
     assert run_note(rejected) == "Rejected by dpo: duplicate. Nothing was read or changed."
+
+
+def test_a_request_waiting_for_its_vendor_shows_it_with_its_extended_clock(demo: PrivacyConfig) -> None:
+    received = datetime(2026, 1, 1, tzinfo=UTC)  # a Thursday
+    now = received + timedelta(days=50)
+    tasks = [TaskState("vendor_confirmation.daycare_vendor", "awaiting_input", 1, now)]
+    vendors = [{"dataset": "daycare_vendor", "vendor": "Happy Days Daycare", "answer": "awaiting vendor", "days": 3.0}]
+    row = request_row(demo, run("running", received, tasks, "access_and_erasure_policy"), None, ORDER, now,
+                      extensions=[{"days": 45, "reason": "complex"}], vendors=vendors)
+    assert row.status == "awaiting vendor"
+    assert row.due == received + timedelta(days=90) and row.urgency == ""  # due after 45 + 45 days, not overdue
+    assert row.extended == "+45 day(s): complex"
+    assert row.acknowledge_by == datetime(2026, 1, 15, tzinfo=UTC) and row.vendors == vendors
+    gdpr = request_row(demo, run("running", received, []), None, ORDER, now)
+    assert gdpr.acknowledge_by is None and gdpr.due == datetime(2026, 2, 1, tzinfo=UTC)

@@ -19,6 +19,8 @@ STORE_KEY_VARIABLE = "privacy_requests_store_key"
 
 VALIDATE, APPROVE, UPLOAD, FINALIZE = "validate_request", "approve_request", "upload_access_package", "finalize"
 ACCESS_GROUP, ERASURE_GROUP, EMAIL_GROUP = "access", "erasure", "erasure_email_send"
+CONFIRM_GROUP = "vendor_confirmation"  # vendor_confirmation.<dataset>, for vendors with confirm: true
+CONFIRM_PAGE = "/privacy-vendor/confirm"  # the confirmation link's page (plugins/privacy_vendor_confirmation.py)
 
 
 def webhooks_task(step: str) -> str:
@@ -38,5 +40,11 @@ def checkpoint_order(config: PrivacyConfig) -> list[str]:
         UPLOAD,
         *(collection_task(ERASURE_GROUP, a) for a in config.plan.order),
         *(f"{EMAIL_GROUP}.{ds}" for ds in config.email_datasets),
+        *(f"{CONFIRM_GROUP}.{ds}" for ds in confirming_vendors(config)),
         webhooks_task("post"), FINALIZE,
     ]
+
+
+def confirming_vendors(config: PrivacyConfig) -> list[str]:
+    """The vendor datasets that confirm their erasures (``confirm: true``)."""
+    return [ds for ds in config.email_datasets if config.mapping(ds).email.confirm]  # type: ignore[union-attr]

@@ -17,6 +17,7 @@ from .constants import (
     ACCESS_GROUP,
     APPROVE,
     BATCH_DAG_ID,
+    CONFIRM_GROUP,
     DAG_ID,
     DEADLINES_DAG_ID,
     EMAIL_GROUP,
@@ -26,6 +27,7 @@ from .constants import (
     UPLOAD,
     VALIDATE,
     VENDOR_DIGEST_DAG_ID,
+    confirming_vendors,
     webhooks_task,
 )
 from .operators import (
@@ -44,6 +46,7 @@ from .operators import (
     FinalizeOperator,
     UploadAccessPackageOperator,
     ValidateRequestOperator,
+    VendorConfirmationOperator,
     VendorDigestOperator,
     VendorTestEmailOperator,
     WebhooksOperator,
@@ -127,10 +130,12 @@ class Checkpoints:
     erasure: type[BaseOperator]
     email: type[BaseOperator]
     finalize: type[BaseOperator]
+    confirm: type[BaseOperator] | None = None  # a vendor's confirmation (confirm: true); batches do not wait
 
 
 SINGLE = Checkpoints(ValidateRequestOperator, ApproveRequestOperator, WebhooksOperator, AccessCollectionOperator,
-                     UploadAccessPackageOperator, ErasureCollectionOperator, EmailSendOperator, FinalizeOperator)
+                     UploadAccessPackageOperator, ErasureCollectionOperator, EmailSendOperator, FinalizeOperator,
+                     VendorConfirmationOperator)
 BATCH = Checkpoints(BatchValidateOperator, BatchSkippedOperator, BatchSkippedOperator, BatchAccessCollectionOperator,
                     BatchUploadAccessPackageOperator, BatchErasureCollectionOperator, BatchEmailSendOperator,
                     BatchFinalizeOperator)
@@ -207,9 +212,14 @@ def _build_checkpoints_dag(config: PrivacyConfig, dag_id: str, ops: Checkpoints,
             for address in config.plan.order:
                 erasure[address] = ops.erasure(task_id=address.task_suffix, address=address, **common)
         with TaskGroup(EMAIL_GROUP, prefix_group_id=True):
-            sends = [ops.email(task_id=ds, dataset=ds, **common) for ds in config.email_datasets]
+            sends = {ds: ops.email(task_id=ds, dataset=ds, **common) for ds in config.email_datasets}
+        confirms: dict[str, BaseOperator] = {}
+        if ops.confirm:
+            with TaskGroup(CONFIRM_GROUP, prefix_group_id=True):
+                confirms = {ds: ops.confirm(task_id=ds, dataset=ds, **common) for ds in confirming_vendors(config)}
         post = ops.webhooks(task_id=webhooks_task("post"), step="post", **common)
         finalize = ops.finalize(task_id=FINALIZE, **common)
+
         # Second pass: the edges.
         if approve:
             validate >> approve >> pre
@@ -231,16 +241,17 @@ def _build_checkpoints_dag(config: PrivacyConfig, dag_id: str, ops: Checkpoints,
             else:
                 upload >> task
         erasure_tasks = list(erasure.values())
-        for send in sends:
+        for send in sends.values():
             erasure_tasks >> send
-        (sends or erasure_tasks) >> post
+        for dataset, confirm in confirms.items():
+            sends[dataset] >> confirm
+        last = [confirms.get(ds, send) for ds, send in sends.items()]
+        (last or erasure_tasks) >> post
         post >> finalize
     # Set after the tasks exist: every operator deep-copies the DAG's params when it is made (half a second
     # at 500 collections), and tasks get them at run time from the DAG anyway.
     dag.params = params
     return dag
-
-
 
 
 def _doc(config: PrivacyConfig) -> str:

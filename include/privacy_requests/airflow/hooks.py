@@ -11,7 +11,7 @@ import time
 from email.message import EmailMessage
 from typing import Any
 
-from airflow.sdk import BaseHook, Connection, Variable
+from airflow.sdk import BaseHook, Connection, Variable, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 from sqlalchemy import Engine
 
@@ -24,9 +24,10 @@ from ..connectors.vendor import VendorConnector
 from ..errors import RequestError, TransientError
 from ..policy import Policy, Webhook
 from ..preflight import erasure_preflight
+from ..vendor_confirmation import Links, signing_key
 from ..vendor_email import Send
 from ..webhooks import Reply
-from .constants import STORE_KEY_VARIABLE
+from .constants import CONFIRM_PAGE, STORE_KEY_VARIABLE, confirming_vendors
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,8 @@ def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
 
     emails = config.email_datasets or policy.access_package.deliver
     problems = smtp_problems(config) if emails else []
+    if config.email_datasets:
+        problems += confirmation_problems(config)
     try:
         return problems + erasure_preflight(config, policy, engine_for)
     except TransientError as exc:
@@ -166,3 +169,25 @@ def http_post(webhook: Webhook, payload: dict[str, Any], headers: dict[str, str]
     except requests.RequestException as exc:
         raise TransientError(f"webhook '{webhook.name}': {type(exc).__name__}") from None
     return Reply(response.status_code, response.content, round(time.monotonic() - started, 3))
+
+
+def confirmation_problems(config: PrivacyConfig) -> list[str]:
+    """A vendor asked to confirm needs an absolute link to this Airflow: ``[api] base_url``."""
+    asking = confirming_vendors(config)
+    if asking and not _public_base():
+        return [f"vendor(s) {', '.join(asking)} confirm through a link to this Airflow, but [api] base_url is "
+                "not set (AIRFLOW__API__BASE_URL, the address vendors reach the api-server at)"]
+    return []
+
+
+def confirmation_links() -> Links:
+    """The confirmation links: the plugin's page on ``[api] base_url``, signed with the store key's derivative."""
+    base = _public_base()
+    if not base:
+        raise RequestError("a vendor confirms through a link to this Airflow, but [api] base_url is not set "
+                           "(AIRFLOW__API__BASE_URL)")
+    return Links(signing_key(store_key()), base + CONFIRM_PAGE)
+
+
+def _public_base() -> str:
+    return (conf.get("api", "base_url", fallback="") or "").rstrip("/")

@@ -47,7 +47,7 @@ class DigestEntry:
 
 def render_erasure_email(
     *, organization: str, request_id: str, vendor_name: str | None, instructions: list[dict[str, Any]],
-    test: bool = False,
+    test: bool = False, confirm_url: str | None = None,
 ) -> RenderedEmail:
     """Collections in a stable order; locator values joined for reading, markup in them escaped."""
     items = _annotated(instructions)
@@ -57,6 +57,7 @@ def render_erasure_email(
         "vendor_name": vendor_name,
         "instructions": items,
         "test": test,
+        "confirm_url": confirm_url,  # the vendor confirmation link (vendor_confirmation.py), when the vendor opted in
     }
     prefix = "[TEST] " if test else ""
     subject = f"{prefix}Data erasure request from {organization} ({request_id})"
@@ -112,3 +113,16 @@ def csv_cell(value: Any) -> str:
     (OWASP's CSV injection advice), so it gets a leading single quote."""
     text = "" if value is None else str(value)
     return f"'{text}" if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def render_reminder_email(*, organization: str, request_id: str, vendor_name: str | None, first_sent: str,
+                          confirm_url: str, deadline: str) -> RenderedEmail:
+    """A reminder to confirm an erasure: the request's reference and the link, no personal data (the first
+    email, which the reminder answers in its thread, holds the instructions)."""
+    context = {"organization": organization, "request_id": request_id, "vendor_name": vendor_name,
+               "first_sent": first_sent, "confirm_url": confirm_url, "deadline": deadline}
+    return RenderedEmail(
+        subject=f"Reminder: please confirm data erasure request from {organization} ({request_id})",
+        html=_html.get_template("confirmation_reminder.html.j2").render(context),
+        text=_text.get_template("confirmation_reminder.txt.j2").render(context),
+    )

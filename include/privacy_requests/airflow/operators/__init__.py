@@ -11,6 +11,7 @@ from .batch import (
     BatchValidateOperator,
 )
 from .collections import AccessCollectionOperator, ErasureCollectionOperator
+from .confirmation import VendorConfirmationOperator
 from .request import ApproveRequestOperator, FinalizeOperator, UploadAccessPackageOperator, ValidateRequestOperator
 from .scheduled import DeadlineCheckOperator
 from .vendor import EmailSendOperator, VendorDigestOperator, VendorTestEmailOperator
@@ -32,6 +33,7 @@ __all__ = [
     "FinalizeOperator",
     "UploadAccessPackageOperator",
     "ValidateRequestOperator",
+    "VendorConfirmationOperator",
     "VendorDigestOperator",
     "VendorTestEmailOperator",
     "WebhooksOperator",

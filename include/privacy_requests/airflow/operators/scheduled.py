@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context, ObjectStoragePath
-from airflow.sdk.exceptions import AirflowFailException
 
 from ... import layout
 from ...config import PrivacyConfig
 from ...deadlines import default_alert_message, due_soon
 from ...store import RequestStore
 from ..hooks import store_key
+from ..notify import dpo_notifier
 
 
 class DeadlineCheckOperator(BaseOperator):
@@ -39,13 +38,7 @@ class DeadlineCheckOperator(BaseOperator):
         if not due:
             self.log.info("No open request is due within %d day(s)", alert.days_before_due)
             return {"alerted": 0}
-        module, _, name = alert.notifier.rpartition(".")
-        try:
-            notifier_class = getattr(importlib.import_module(module), name)
-        except (ImportError, AttributeError, ValueError):
-            raise AirflowFailException(f"deadline_alert.notifier '{alert.notifier}' (privacy.yml) cannot be "
-                                       "imported") from None
-        notifier = notifier_class(**{**default_alert_message(due, alert.days_before_due), **alert.kwargs})
+        notifier = dpo_notifier(config, default_alert_message(due, alert.days_before_due))
         notifier({**context, "privacy_requests_due": due})
         for item in due:
             RequestStore(root, item["request_id"], key).put(

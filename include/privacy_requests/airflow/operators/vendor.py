@@ -17,7 +17,7 @@ from ...errors import RequestError, StepSkipped, TransientError
 from ...request import PrivacyRequest, check_vendors, request_id_for
 from ...vendor_digest import digest_due, send_digest
 from ...vendor_email import send_vendor_email
-from ..hooks import smtp_problems, smtp_send, smtp_sender, store_key
+from ..hooks import confirmation_links, smtp_problems, smtp_send, smtp_sender, store_key
 from .base import PrivacyRequestOperator
 
 
@@ -30,8 +30,10 @@ class EmailSendOperator(PrivacyRequestOperator):
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
         config = self.privacy_config
+        target = config.mapping(self.dataset).email
         entry = send_vendor_email(request, self.dataset, sender=lambda: smtp_sender(config),
-                                  send=smtp_send(config.settings.smtp_conn_id), try_number=context["ti"].try_number)
+                                  send=smtp_send(config.settings.smtp_conn_id), try_number=context["ti"].try_number,
+                                  links=confirmation_links() if target and target.confirm else None)
         if "schedule" in entry:  # handed to the vendor's digest
             return {"awaiting_digest": entry["schedule"]}
         return {"message_id": entry.get("message_id")}  # none in a dry run: nothing was sent
