@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any, Protocol
 
 from . import layout
 from .collection_steps import erasure_began
@@ -15,10 +16,16 @@ from .package.csv_zip import write_csv_zip
 from .package.html_page import html_chunks
 from .package.rows import PackagedCollection, packaged_collections
 from .request import PrivacyRequest
-from .store import RequestStore, dumps
+from .store import dumps
 
 
-def package_chunks(collections: list[PackagedCollection], store: RequestStore, counts: dict[str, int]) -> Iterator[str]:
+class RowSource(Protocol):
+    """Where a package's rows come from: the request's store, or one subject's rows of a batch."""
+
+    def read_rows(self, name: str) -> Iterator[dict[str, Any]]: ...
+
+
+def package_chunks(collections: list[PackagedCollection], store: RowSource, counts: dict[str, int]) -> Iterator[str]:
     """Stream the package as JSON text, collection by collection; fills ``counts`` as it goes."""
     yield "{"
     first = True
@@ -36,13 +43,16 @@ def package_chunks(collections: list[PackagedCollection], store: RequestStore, c
     yield "\n}\n"
 
 
-def write_access_package(request: PrivacyRequest) -> tuple[str, dict[str, int]] | None:
+def write_access_package(request: PrivacyRequest, rows_from: RowSource | None = None,
+                         **event: Any) -> tuple[str, dict[str, int]] | None:
     """The package's files under the request's folder: where they went and the rows per collection. None when
     they were written before erasure began: they are kept as they were, since new ones would show masked data.
 
-    Every format streams the rows from the store; the HTML comes last, when the rows per collection are known.
+    Every format streams the rows from the store (or ``rows_from``: a batch hands in one subject's rows); the
+    HTML comes last, when the rows per collection are known. ``event`` adds fields to the audit event.
     """
     policy, store = request.policy, request.store
+    rows: Any = rows_from or store
     if not policy.access_rules:
         raise StepSkipped(f"policy '{policy.key}' has no access rules: no access package")
     formats = policy.access_package.formats
@@ -51,18 +61,18 @@ def write_access_package(request: PrivacyRequest) -> tuple[str, dict[str, int]] 
     collections = packaged_collections(request.config, policy)
     counts: dict[str, int] = {}
     if "json" in formats:
-        store.write_public(layout.ACCESS_PACKAGE, package_chunks(collections, store, counts))
+        store.write_public(layout.ACCESS_PACKAGE, package_chunks(collections, rows, counts))
     if "csv" in formats:
         with store.open_public(layout.ACCESS_PACKAGE_ZIP) as fh:
-            written = write_csv_zip(fh, ((c.file_name, c.paths, c.rows(store)) for c in collections))
+            written = write_csv_zip(fh, ((c.file_name, c.paths, c.rows(rows)) for c in collections))
         counts = {c.name: written[c.file_name] for c in collections if c.file_name in written}
     if "html" in formats:
         if not {"json", "csv"} & set(formats):
-            counts = {c.name: n for c in collections if (n := sum(1 for _ in c.rows(store)))}
+            counts = {c.name: n for c in collections if (n := sum(1 for _ in c.rows(rows)))}
         others = [layout.PACKAGE_FILES[f] for f in formats if f != "html"]
         store.write_public(layout.ACCESS_PACKAGE_HTML, html_chunks(
-            request.config, store, request.request_id, collections, counts, full_data_in=others,
+            request.config, rows, request.request_id, collections, counts, full_data_in=others,
             now=datetime.now(UTC)))
     files = [layout.PACKAGE_FILES[f] for f in formats]
-    store.add_event("access_package_uploaded", location=str(store.base), files=files, collections=counts)
+    store.add_event("access_package_uploaded", location=str(store.base), files=files, collections=counts, **event)
     return str(store.base), counts

@@ -1,10 +1,13 @@
-"""Reading field values out of rows (nested paths, arrays) and casting them to a field's declared type."""
+"""Reading field values out of rows (nested paths, arrays), casting them to a field's declared type, and
+cutting rows into statement-sized chunks."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def values_at(row: dict[str, Any], path: str) -> Iterator[Any]:
@@ -88,3 +91,24 @@ def distinct(values: Iterable[Any]) -> list[Any]:
         key = json.dumps(value, sort_keys=True, default=str)
         seen.setdefault(key, value)
     return list(seen.values())
+
+
+# Bound parameters in one statement: under SQLite's 32,766 and PostgreSQL's and MySQL's 65,535.
+PARAMETER_BUDGET = 30_000
+
+
+def rows_per_statement(parameters_per_row: int, cap: int) -> int:
+    """How many rows one statement may carry: ``cap``, or fewer where each row binds many parameters."""
+    return max(1, min(cap, PARAMETER_BUDGET // max(1, parameters_per_row)))
+
+
+def in_chunks(rows: Iterable[T], size: int) -> Iterator[list[T]]:
+    """``rows`` in lists of ``size`` (the last one shorter), read lazily: one statement a list."""
+    chunk: list[T] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -11,7 +11,7 @@ strategy leaves NULL as it is, so NULL is its masked value there. Counts leave t
 from __future__ import annotations
 
 import string
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,8 +20,9 @@ from sqlalchemy import Engine, column, select, table, tuple_
 from .graph import Collection
 from .masking import FieldMask
 from .store import dumps
+from .values import in_chunks, rows_per_statement
 
-READ_BATCH = 500
+READ_BATCH = 5000  # rows read back per SELECT at most
 _RANDOM_ALPHABET = set(string.ascii_lowercase + string.digits)
 
 
@@ -77,7 +78,7 @@ def verify(engine: Engine, collection: Collection, rows: Iterable[dict[str, Any]
     tbl = table(collection.address.collection, *(column(c) for c in {*keys, *masks}))
     result = Verification()
     with engine.connect() as conn:
-        for batch in _batches(rows, READ_BATCH):
+        for batch in in_chunks(rows, rows_per_statement(len(keys), READ_BATCH)):
             pk_values = [tuple(r[k] for k in keys) for r in batch]
             where = (tbl.c[keys[0]].in_([v[0] for v in pk_values]) if len(keys) == 1
                      else tuple_(*(tbl.c[k] for k in keys)).in_(pk_values))
@@ -111,14 +112,3 @@ def by_fields_left(verification: Verification) -> dict[frozenset[str], list[dict
 def _key(row: Any, keys: list[str]) -> str:
     """A primary key as the request store writes it, so a key read back compares with one found by access."""
     return dumps([row[k] for k in keys])
-
-
-def _batches(rows: Iterable[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -26,7 +26,7 @@ def test_the_form_has_a_text_field_per_identity_type_and_no_policy_chosen(dag) -
     from airflow.sdk.definitions._internal.types import NOTSET
 
     params = dag.params
-    assert list(params) == ["policy", "email", "phone_number", "request_id", "identity"]
+    assert list(params) == ["policy", "email", "phone_number", "request_id", "dry_run", "after_dry_run", "identity"]
     assert params.get_param("policy").value is NOTSET  # the form shows no policy selected
     for key, title in (("email", "Email"), ("phone_number", "Phone number")):
         schema = params.get_param(key).schema

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import layout
-from ..access_package import package_chunks
+from ..access_package import write_access_package
 from ..collection_steps import erasure_began
 from ..connectors.vendor import locatable
 from ..email.render import DigestEntry, render_digest_email
@@ -27,7 +27,7 @@ PACKAGE_GROUP = 1000  # subjects whose rows are gathered per pass over the batch
 
 
 class _SubjectRows:
-    """One subject's rows by store key, shaped like the store package_chunks reads from."""
+    """One subject's rows by store key, shaped like the store a package reads its rows from."""
 
     def __init__(self, rows: dict[str, list[dict[str, Any]]]) -> None:
         self._rows = rows
@@ -71,13 +71,10 @@ def _packages(batch: Batch, group: list[Subject], addresses: list[Any], keep: bo
     written = total = 0
     for position, subject in wanted.items():
         request = batch.subject_request(subject)
-        if keep and request.store.exists(layout.ACCESS_PACKAGE):
+        if keep and all(request.store.exists(layout.PACKAGE_FILES[f]) for f in batch.policy.access_package.formats):
             continue
-        counts: dict[str, int] = {}
-        path = request.store.write_public(layout.ACCESS_PACKAGE, package_chunks(
-            batch.config, batch.policy, _SubjectRows(rows[position]), counts))  # type: ignore[arg-type]
-        request.store.add_event("access_package_uploaded", location=str(path), collections=counts,
-                                batch_id=batch.batch_id)
+        _, counts = write_access_package(request, _SubjectRows(rows[position]),  # type: ignore[misc]
+                                         batch_id=batch.batch_id)
         written += 1
         total += sum(counts.values())
     return written, total

@@ -20,13 +20,14 @@ from ..graph import Collection
 from ..masking import FieldMask, Masker, writes_text
 from ..policy import MaskingStrategySpec
 from ..request import PrivacyRequest
+from ..values import in_chunks, rows_per_statement
 from .base import Erased, ErasureWork, Found
 from .pair_update import pair_update
 
 log = logging.getLogger(__name__)
 
 QUERY_VALUES_LIMIT = 5000
-UPDATE_BATCH = 500
+UPDATE_BATCH = 5000  # rows per UPDATE at most (fewer where a row binds many parameters)
 FETCH_CHUNK = 1000
 
 
@@ -148,7 +149,8 @@ class SqlConnector:
         total = 0
         try:
             with self.engine.begin() as conn:
-                for batch in _batches(rows, UPDATE_BATCH):
+                size = rows_per_statement(len(keys) + len(per_row), UPDATE_BATCH)
+                for batch in in_chunks(rows, size):
                     by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
                     for row in batch:  # a key listed twice is masked once, from its first row
                         by_key.setdefault(tuple(row[k] for k in keys), row)
@@ -219,17 +221,6 @@ def _slices(inputs: dict[str, list[Any]]) -> Iterator[dict[str, list[Any]]]:
     for name, values in inputs.items():
         for start in range(0, len(values), QUERY_VALUES_LIMIT):
             yield {name: values[start : start + QUERY_VALUES_LIMIT]}
-
-
-def _batches(rows: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    batch: list[dict[str, Any]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 def _classify(exc: DBAPIError, collection: Collection) -> Exception:
