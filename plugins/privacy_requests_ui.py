@@ -29,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from include.privacy_requests import layout  # these two cost nothing: no Airflow import, no I/O
 from include.privacy_requests.airflow.constants import DAG_ID, STORE_KEY_VARIABLE, checkpoint_order
+from include.privacy_requests.airflow.storage import storage_root
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
@@ -75,9 +76,7 @@ def _runs(run_id: str | None = None, limit: int = 500):
 
 
 def _report(config, request_id: str) -> dict[str, Any] | None:
-    from airflow.sdk import ObjectStoragePath
-
-    path = ObjectStoragePath(config.storage) / request_id / layout.REPORT
+    path = storage_root(config) / request_id / layout.REPORT
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -170,14 +169,13 @@ def email_as_sent(run_id: str, dataset: str) -> HTMLResponse:
 def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
     """Each vendor email sent (kept encrypted in the request's ledger); with its HTML as sent if ``bodies``."""
     from airflow.models.variable import Variable
-    from airflow.sdk import ObjectStoragePath
 
     from include.privacy_requests.store import RequestStore
 
     key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
     if not key:
         return []
-    store = RequestStore(ObjectStoragePath(config.storage), request_id, key)
+    store = RequestStore(storage_root(config), request_id, key)
     emails = []
     for dataset in config.email_datasets:
         sent = store.get(layout.email_sent(dataset))

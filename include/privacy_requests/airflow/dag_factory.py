@@ -102,11 +102,13 @@ def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
         erasure: dict[CollectionAddress, BaseOperator] = {}
         with TaskGroup(ACCESS_GROUP, prefix_group_id=True):
             for address in config.plan.order:
-                access[address] = AccessCollectionOperator(task_id=address.task_suffix, address=address, **common)
+                access[address] = AccessCollectionOperator(task_id=address.task_suffix, address=address,
+                                                           **_pooled(config, address), **common)
         upload = UploadAccessPackageOperator(task_id=UPLOAD, **common)
         with TaskGroup(ERASURE_GROUP, prefix_group_id=True):
             for address in config.plan.order:
-                erasure[address] = ErasureCollectionOperator(task_id=address.task_suffix, address=address, **common)
+                erasure[address] = ErasureCollectionOperator(task_id=address.task_suffix, address=address,
+                                                             **_pooled(config, address), **common)
         with TaskGroup(EMAIL_GROUP, prefix_group_id=True):
             sends = [EmailSendOperator(task_id=ds, dataset=ds, **common) for ds in config.email_datasets]
         post = WebhooksOperator(task_id=webhooks_task("post"), step="post", **common)
@@ -141,6 +143,12 @@ def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
     # at 500 collections), and tasks get them at run time from the DAG anyway.
     dag.params = request_params(config)
     return dag
+
+
+def _pooled(config: PrivacyConfig, address: CollectionAddress) -> dict[str, str]:
+    """The pool of the collection's database (``pool:`` of its dataset in privacy.yml), if it names one."""
+    pool = config.mapping(address.dataset).pool
+    return {"pool": pool} if pool else {}
 
 
 def _doc(config: PrivacyConfig) -> str:
