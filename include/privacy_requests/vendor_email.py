@@ -57,11 +57,8 @@ def send_vendor_email(request: PrivacyRequest, dataset: str, *, sender: Callable
     rendered = render_erasure_email(organization=config.settings.organization, request_id=request.request_id,
                                     vendor_name=target.vendor_name, instructions=instructions)
     message = build_message(rendered, sender=sender(), to=target.to)
-    # Created only if absent (If-None-Match on object storage): of two tries racing here, one sends.
-    if not store.create(layout.email_sending(dataset), {"message_id": message["Message-ID"],
-                                                        "time": datetime.now(UTC).isoformat(),
-                                                        "try_number": try_number}):
-        raise RequestError(f"another try is sending the email for '{dataset}' right now: not sending it twice")
+    store.put(layout.email_sending(dataset), {"message_id": message["Message-ID"],
+                                              "time": datetime.now(UTC).isoformat(), "try_number": try_number})
     try:
         refused = send(message)
     except (RequestError, TransientError):
