@@ -91,6 +91,7 @@ class CeleryCluster(AirflowCluster):
             for child in [psutil.Process(proc.pid), *tree]:
                 with contextlib.suppress(psutil.NoSuchProcess):
                     child.kill()
+            psutil.wait_procs(tree, timeout=15)  # a loaded machine may take a moment to deliver the kills
         elif proc.poll() is None:
             os.killpg(proc.pid, sig)
         try:
