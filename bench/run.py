@@ -379,6 +379,9 @@ def _executor_run(work: Path, workers: int, in_flight: int) -> tuple[float, floa
     shop = work / "shop.db"
     with sqlite3.connect(shop) as con:
         con.executescript((ROOT / "include/privacy/seed/demo_shop.sql").read_text())
+        # One customer per request: requests for one subject in flight at once are refused (in_flight.py).
+        con.executemany("INSERT INTO customer VALUES (?, ?, 'Bench Subject', ?, 1, 'gold', '2024-01-01')",
+                        [(1000 + i, _bench_email(i), f"+1555000{i:04d}") for i in range(-1, in_flight)])
     meta_url = data.recreate_database(f"{BENCH_DB}_airflow")
     smtp_port = free_port()
     sink = Controller(EmlFolderHandler(work / "mailbox"), hostname="127.0.0.1", port=smtp_port)
@@ -396,15 +399,17 @@ def _executor_run(work: Path, workers: int, in_flight: int) -> tuple[float, floa
     cluster = (CeleryCluster(work / "airflow", free_port(), env, broker_url=BENCH_BROKER, workers=workers,
                              concurrency=4 // workers)
                if workers else AirflowCluster(work / "airflow", free_port(), env))
-    conf = {"policy": "default_erasure_policy", "identity": {"email": "jane@example.com"}}
+    def conf(index: int) -> dict:
+        return {"policy": "default_erasure_policy", "identity": {"email": _bench_email(index)}}
+
     try:
         cluster.start()
-        cluster.trigger("warm-up", {**conf, "request_id": "warm-up"})
+        cluster.trigger("warm-up", {**conf(-1), "request_id": "warm-up"})
         cluster.wait_for_run("warm-up", timeout=300)
         gap, duration, _ = _task_overhead(cluster, "warm-up")
         started = time.monotonic()
         for index in range(in_flight):
-            cluster.trigger(f"load-{index}", {**conf, "request_id": f"load-{index}"})
+            cluster.trigger(f"load-{index}", {**conf(index), "request_id": f"load-{index}"})
         states = [cluster.wait_for_run(f"load-{index}", timeout=3600) for index in range(in_flight)]
         wall = time.monotonic() - started
     finally:
@@ -412,6 +417,10 @@ def _executor_run(work: Path, workers: int, in_flight: int) -> tuple[float, floa
         sink.stop()
         data.drop_database(f"{BENCH_DB}_airflow")
     return in_flight / wall * 3600, wall, gap, duration, states
+
+
+def _bench_email(index: int) -> str:
+    return f"bench-{index + 1}@example.com"
 
 
 # -- the table -----------------------------------------------------------------------------------------
