@@ -8,6 +8,7 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 USER airflow
 
+# The runtime pins only: test and development tools live in requirements-dev.txt, never in the image.
 COPY --chown=airflow:root requirements.txt /opt/airflow/requirements.txt
 RUN pip install --no-cache-dir -r /opt/airflow/requirements.txt
 

@@ -3,6 +3,7 @@
     ./scripts/bench.sh            # the full benchmark (PostgreSQL on 127.0.0.1; about 20 minutes)
     ./scripts/bench.sh --quick    # a smoke run on small data (about 1 minute)
     ./scripts/bench.sh --only batch [--quick]   # a batch of 10,000 (1,000) erasure subjects, a real scheduler
+    ./scripts/bench.sh --only executors   # LocalExecutor vs CeleryExecutor with 1 and 2 workers, 50 in flight
 
 Prints one table: each figure, what it is compared against, and the target.
 """
@@ -387,6 +388,81 @@ def batch(work: Path, subjects: int) -> list[Figure]:
     return figures
 
 
+# -- 7. executors: LocalExecutor, CeleryExecutor with one and two workers ---------------------------------
+EXECUTOR_SETUPS = [("LocalExecutor", 0), ("CeleryExecutor, 1 worker", 1), ("CeleryExecutor, 2 workers", 2)]
+BENCH_BROKER = "redis://127.0.0.1:6379/5"
+
+
+def executors(work: Path, in_flight: int) -> list[Figure]:
+    """The same load on each executor, with four task slots in all (parallelism 4; one worker of
+    concurrency 4, or two of 2), the store on the local disk and the demo shop in SQLite for all three."""
+    figures = []
+    for label, workers in EXECUTOR_SETUPS:
+        per_hour, wall, gap, duration, states = _executor_run(work / f"executor-{workers}", workers, in_flight)
+        figures.append(Figure(f"{label}: throughput, {in_flight} requests in flight "
+                              f"({states.count('success')} succeeded)", f"{per_hour:.0f} requests/hour",
+                              f"{wall:.0f} s for all; per task {gap:.2f} s overhead, {duration:.2f} s work",
+                              "", None))
+    return figures
+
+
+def _executor_run(work: Path, workers: int, in_flight: int) -> tuple[float, float, float, float, list[str]]:
+    from aiosmtpd.controller import Controller
+    from cryptography.fernet import Fernet
+
+    from scripts.celery_airflow import CeleryCluster
+    from scripts.demo import free_port
+    from scripts.local_airflow import AirflowCluster
+    from scripts.smtp_sink import EmlFolderHandler
+
+    work.mkdir(parents=True)
+    shop = work / "shop.db"
+    with sqlite3.connect(shop) as con:
+        con.executescript((ROOT / "include/privacy/seed/demo_shop.sql").read_text())
+        # One customer per request: requests for one subject in flight at once are refused (in_flight.py).
+        con.executemany("INSERT INTO customer VALUES (?, ?, 'Bench Subject', ?, 1, 'gold', '2024-01-01')",
+                        [(1000 + i, _bench_email(i), f"+1555000{i:04d}") for i in range(-1, in_flight)])
+    meta_url = data.recreate_database(f"{BENCH_DB}_airflow")
+    smtp_port = free_port()
+    sink = Controller(EmlFolderHandler(work / "mailbox"), hostname="127.0.0.1", port=smtp_port)
+    sink.start()
+    env = {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
+        "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": str(in_flight),
+        "PRIVACY_REQUESTS_STORAGE": f"file://{work / 'storage'}",
+        "AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW_CONN_DEMO_SHOP_DB": f"sqlite:///{shop}",
+        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{smtp_port}?disable_tls=true&disable_ssl=true"
+                                     "&from_email=privacy%40example.com",
+    }
+    cluster = (CeleryCluster(work / "airflow", free_port(), env, broker_url=BENCH_BROKER, workers=workers,
+                             concurrency=4 // workers)
+               if workers else AirflowCluster(work / "airflow", free_port(), env))
+    def conf(index: int) -> dict:
+        return {"policy": "default_erasure_policy", "identity": {"email": _bench_email(index)}}
+
+    try:
+        cluster.start()
+        cluster.trigger("warm-up", {**conf(-1), "request_id": "warm-up"})
+        cluster.wait_for_run("warm-up", timeout=300)
+        gap, duration, _ = _task_overhead(cluster, "warm-up")
+        started = time.monotonic()
+        for index in range(in_flight):
+            cluster.trigger(f"load-{index}", {**conf(index), "request_id": f"load-{index}"})
+        states = [cluster.wait_for_run(f"load-{index}", timeout=3600) for index in range(in_flight)]
+        wall = time.monotonic() - started
+    finally:
+        cluster.stop()
+        sink.stop()
+        data.drop_database(f"{BENCH_DB}_airflow")
+    return in_flight / wall * 3600, wall, gap, duration, states
+
+
+def _bench_email(index: int) -> str:
+    return f"bench-{index + 1}@example.com"
+
+
 # -- the table -----------------------------------------------------------------------------------------
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -406,7 +482,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, few requests: a smoke run")
     parser.add_argument("--only", nargs="+", metavar="PART",
-                        choices=["engine", "erasure", "memory", "parse", "scheduler", "batch"],
+                        choices=["engine", "erasure", "memory", "parse", "scheduler", "batch", "executors"],
                         help="run only these parts")
     parser.add_argument("--probe-memory", nargs=2, metavar=("CONFIG", "URL"), help=argparse.SUPPRESS)
     parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
@@ -427,6 +503,7 @@ def main() -> int:
         ("parse", lambda w: parse_times(w, [50, 200] if args.quick else [50, 200, 500])),
         ("scheduler", lambda w: scheduler(w, 3 if args.quick else 50)),
         ("batch", lambda w: batch(w, 1_000 if args.quick else 10_000)),
+        ("executors", lambda w: executors(w, 10 if args.quick else 50)),
     ]
     steps = [(name, step) for name, step in parts if not args.only or name in args.only]
     figures: list[Figure] = []

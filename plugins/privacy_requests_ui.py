@@ -29,6 +29,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from include.privacy_requests import layout  # these two cost nothing: no Airflow import, no I/O
 from include.privacy_requests.airflow.constants import BATCH_DAG_ID, DAG_ID, STORE_KEY_VARIABLE, checkpoint_order
+from include.privacy_requests.airflow.storage import storage_root
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
@@ -81,9 +82,7 @@ def _report(config, request_id: str) -> dict[str, Any] | None:
 
 
 def _batch_report(config, batch_id: str) -> dict[str, Any] | None:
-    from airflow.sdk import ObjectStoragePath
-
-    path = ObjectStoragePath(config.storage) / layout.batch_report(batch_id)
+    path = storage_root(config) / layout.batch_report(batch_id)
     return json.loads(path.read_text()) if path.exists() else None
 
 
@@ -257,9 +256,8 @@ def certificate(run_id: str) -> HTMLResponse:
 
 
 def _deliverable(config, request_id: str, name: str):
-    from airflow.sdk import ObjectStoragePath
 
-    return ObjectStoragePath(config.storage) / request_id / name
+    return storage_root(config) / request_id / name
 
 
 @app.get("/requests/{run_id}/emails/{dataset}", response_class=HTMLResponse,
@@ -321,12 +319,11 @@ def access_package(run_id: str, fmt: str) -> StreamingResponse:
 def _store(config, request_id: str):
     """The request's store, or None where the store key is not set (the pages still show what Airflow holds)."""
     from airflow.models.variable import Variable
-    from airflow.sdk import ObjectStoragePath
 
     from include.privacy_requests.store import RequestStore
 
     key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
-    return RequestStore(ObjectStoragePath(config.storage), request_id, key) if key else None
+    return RequestStore(storage_root(config), request_id, key) if key else None
 
 
 def _clock_and_vendors(config, request_id: str) -> dict[str, Any]:
@@ -348,14 +345,13 @@ def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
     """Each vendor email sent (kept encrypted in the request's ledger), or rendered and not sent by a dry run;
     with its HTML if ``bodies``."""
     from airflow.models.variable import Variable
-    from airflow.sdk import ObjectStoragePath
 
     from include.privacy_requests.store import RequestStore
 
     key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
     if not key:
         return []
-    store = RequestStore(ObjectStoragePath(config.storage), request_id, key)
+    store = RequestStore(storage_root(config), request_id, key)
     emails = []
     for dataset in config.email_datasets:
         sent = store.get(layout.email_sent(dataset))

@@ -16,6 +16,7 @@ from airflow.plugins_manager import AirflowPlugin
 from fastapi import Body, Depends, FastAPI, HTTPException
 
 from include.privacy_requests.airflow.constants import DAG_ID, STORE_KEY_VARIABLE
+from include.privacy_requests.airflow.storage import storage_root
 
 log = logging.getLogger(__name__)
 app = FastAPI(title="Privacy request deadlines", docs_url=None, redoc_url=None, openapi_url=None,
@@ -27,7 +28,6 @@ def extend_deadline(run_id: str, user: GetUserDep, body: Annotated[dict[str, Any
     """The extension granted (amount, reason, who, the due date before and after)."""
     from airflow.models.dagrun import DagRun
     from airflow.models.variable import Variable
-    from airflow.sdk import ObjectStoragePath
     from airflow.utils.session import create_session
 
     from include.privacy_requests.config import current_config
@@ -52,7 +52,7 @@ def extend_deadline(run_id: str, user: GetUserDep, body: Annotated[dict[str, Any
         raise HTTPException(status_code=409, detail=f"run '{run_id}' has no known policy, or no store key is set")
     raw_id = conf.get("request_id")
     try:
-        store = RequestStore(ObjectStoragePath(config.storage),
+        store = RequestStore(storage_root(config),
                              request_id_for(raw_id if isinstance(raw_id, str) else None, run_id), key)
         entry = extend(store, policy, reason=body.get("reason"), months=body.get("months"), days=body.get("days"),
                        by=str(user.get_name()))

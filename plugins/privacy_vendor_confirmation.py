@@ -21,6 +21,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from include.privacy_requests import layout  # costs nothing: no Airflow import, no I/O
 from include.privacy_requests.airflow.constants import CONFIRM_GROUP, CONFIRM_PAGE, DAG_ID, STORE_KEY_VARIABLE
+from include.privacy_requests.airflow.storage import storage_root
 
 log = logging.getLogger(__name__)
 PREFIX, _, PAGE = CONFIRM_PAGE.rpartition("/")
@@ -49,7 +50,6 @@ class VendorUser:
 def _open(token: str) -> tuple[Any, Any, dict[str, Any], Any]:
     """(config, claims, email sent, store) for a token that may answer; else 403, saying only that it may not."""
     from airflow.models.variable import Variable
-    from airflow.sdk import ObjectStoragePath
 
     from include.privacy_requests.config import current_config
     from include.privacy_requests.errors import RequestError
@@ -65,7 +65,7 @@ def _open(token: str) -> tuple[Any, Any, dict[str, Any], Any]:
         target = config.mapping(claims.dataset).email if claims.dataset in config.datasets else None
         if target is None or not target.confirm:
             raise TokenRefused(f"'{claims.dataset}' is not a vendor that confirms")
-        store = RequestStore(ObjectStoragePath(config.storage), claims.request_id, key)
+        store = RequestStore(storage_root(config), claims.request_id, key)
         sent = answerable(store, claims)
     except (TokenRefused, RequestError, ValueError, KeyError, TypeError) as exc:
         log.info("Confirmation link refused: %s", exc)

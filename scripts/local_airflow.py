@@ -21,6 +21,16 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def component_commands(port: int) -> dict[str, list[str]]:
+    """The ``airflow`` sub-commands of the four components (docker-compose.yaml runs the same ones)."""
+    return {
+        "api-server": ["api-server", "-H", "127.0.0.1", "-p", str(port)],
+        "scheduler": ["scheduler", "--skip-serve-logs"],
+        "dag-processor": ["dag-processor"],
+        "triggerer": ["triggerer", "--skip-serve-logs"],
+    }
+
+
 class AirflowCluster:
     """Starts the four components as child processes (own process groups) and stops every one of them."""
 
@@ -58,12 +68,7 @@ class AirflowCluster:
         (self.home / "passwords.json").write_text(json.dumps({"admin": self.password}))
         airflow = [sys.executable, "-m", "airflow"]
         subprocess.run([*airflow, "db", "migrate"], env=self.env, check=True, capture_output=True)
-        for name, args in [
-            ("api-server", ["api-server", "-H", "127.0.0.1", "-p", str(self.port)]),
-            ("scheduler", ["scheduler", "--skip-serve-logs"]),
-            ("dag-processor", ["dag-processor"]),
-            ("triggerer", ["triggerer", "--skip-serve-logs"]),
-        ]:
+        for name, args in component_commands(self.port).items():
             log = open(self.home / f"{name}.log", "wb")
             self.logs.append(log)
             self.processes.append(subprocess.Popen([*airflow, *args], env=self.env, stdout=log,

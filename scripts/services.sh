@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Starts the database servers the tests use (PostgreSQL and MariaDB on 127.0.0.1), if they are down.
+# Starts the servers the tests use (PostgreSQL, MariaDB and Redis, the Celery broker, on 127.0.0.1), if they
+# are down. The S3 endpoint (moto) is started and stopped by the test fixtures themselves.
 set -euo pipefail
 
 wait_for() {  # name, test command
@@ -20,4 +21,9 @@ if ! mariadb-admin -h 127.0.0.1 -u root ping >/dev/null 2>&1; then
   echo "services: starting MariaDB"
   start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
   wait_for MariaDB "mariadb-admin -h 127.0.0.1 -u root ping"
+fi
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  echo "services: starting Redis"
+  redis-server /etc/redis/redis.conf --bind 127.0.0.1 --port 6379 --daemonize yes
+  wait_for Redis "redis-cli -h 127.0.0.1 -p 6379 ping"
 fi

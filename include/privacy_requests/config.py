@@ -97,12 +97,17 @@ class DatasetMapping(_Strict):
     email: EmailTarget | None = None
     manual: bool = False
     access: Literal["read", "write"] = "write"
+    # The Airflow pool the dataset's access and erasure tasks run in: its slots cap the queries against this
+    # database at once, across all requests and all workers.
+    pool: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
     def _one_kind(self) -> DatasetMapping:
         if [self.conn_id is not None, self.email is not None, self.manual].count(True) != 1:
             raise ValueError("give exactly one of 'conn_id' (a SQL database), 'email' (a vendor) or "
                              "'manual: true' (a person answers)")
+        if self.pool is not None and self.conn_id is None:
+            raise ValueError("'pool' caps the queries against a database: only a dataset with 'conn_id' takes one")
         return self
 
     @property
@@ -145,6 +150,9 @@ class BatchSettings(_Strict):
 class Settings(_Strict):
     organization: str
     storage: str
+    # The Airflow connection with the object store's credentials and endpoint (an `aws` connection for
+    # s3://); none: the filesystem's defaults (file://, or the environment's AWS credentials).
+    storage_conn_id: str | None = Field(default=None, min_length=1)
     smtp_conn_id: str = "smtp_default"
     email_from: str | None = None  # sender of vendor emails; else the SMTP connection's from_email
     datasets: dict[str, DatasetMapping] = Field(default_factory=dict)

@@ -78,7 +78,11 @@ def _claims(folder: StoragePath) -> list[tuple[int, str | None]]:
     """(generation, holder) of every claim, oldest first; the holder is None while a claim's creator has not
     written it yet (a local file exists, empty, between its exclusive creation and its content)."""
     result: list[tuple[int, str | None]] = []
-    for path in folder.iterdir():
+    try:
+        paths = list(folder.iterdir())
+    except (FileNotFoundError, NotADirectoryError):  # object storage has no empty folders: no claim yet
+        return result
+    for path in paths:
         stem = path.name.removesuffix(".json")
         if stem.isdigit():
             try:

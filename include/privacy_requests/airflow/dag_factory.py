@@ -206,11 +206,13 @@ def _build_checkpoints_dag(config: PrivacyConfig, dag_id: str, ops: Checkpoints,
         erasure: dict[CollectionAddress, BaseOperator] = {}
         with TaskGroup(ACCESS_GROUP, prefix_group_id=True):
             for address in config.plan.order:
-                access[address] = ops.access(task_id=address.task_suffix, address=address, **common)
+                access[address] = ops.access(task_id=address.task_suffix, address=address,
+                                             **_pooled(config, address), **common)
         upload = ops.upload(task_id=UPLOAD, **common)
         with TaskGroup(ERASURE_GROUP, prefix_group_id=True):
             for address in config.plan.order:
-                erasure[address] = ops.erasure(task_id=address.task_suffix, address=address, **common)
+                erasure[address] = ops.erasure(task_id=address.task_suffix, address=address,
+                                               **_pooled(config, address), **common)
         with TaskGroup(EMAIL_GROUP, prefix_group_id=True):
             sends = {ds: ops.email(task_id=ds, dataset=ds, **common) for ds in config.email_datasets}
         confirms: dict[str, BaseOperator] = {}
@@ -252,6 +254,12 @@ def _build_checkpoints_dag(config: PrivacyConfig, dag_id: str, ops: Checkpoints,
     # at 500 collections), and tasks get them at run time from the DAG anyway.
     dag.params = params
     return dag
+
+
+def _pooled(config: PrivacyConfig, address: CollectionAddress) -> dict[str, str]:
+    """The pool of the collection's database (``pool:`` of its dataset in privacy.yml), if it names one."""
+    pool = config.mapping(address.dataset).pool
+    return {"pool": pool} if pool else {}
 
 
 def _doc(config: PrivacyConfig) -> str:

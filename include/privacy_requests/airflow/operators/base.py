@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context, ObjectStoragePath
+from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import (
     AirflowException,
     AirflowFailException,
@@ -28,6 +28,7 @@ from ...graph import CollectionAddress
 from ...lifecycle import record_failure, record_result
 from ...request import PrivacyRequest, check_owner, conf_identity, open_request
 from ..hooks import store_key
+from ..storage import storage_root
 
 _PASS_THROUGH = (AirflowSkipException, AirflowFailException, DownstreamTasksSkipped, TaskAwaitingInput)
 
@@ -87,7 +88,7 @@ class PrivacyRequestOperator(BaseOperator):
                 mask_secret(value.strip())
         try:
             request = open_request(self.privacy_config, conf, context["run_id"],
-                                   ObjectStoragePath(self.privacy_config.storage), store_key())
+                                   storage_root(self.privacy_config), store_key())
             derived = request.store.get(layout.DERIVED_IDENTITY) or {}
         except RequestError as exc:
             raise AirflowFailException(str(exc)) from None

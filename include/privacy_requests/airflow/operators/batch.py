@@ -17,6 +17,7 @@ from ...errors import RequestError, StepSkipped
 from ...graph import CollectionAddress
 from ..hitl import asker
 from ..hooks import connectors, erasure_problems, smtp_send, smtp_sender, store_key
+from ..storage import storage_root
 from .base import PrivacyRequestOperator
 
 
@@ -27,7 +28,7 @@ class BatchOperator(PrivacyRequestOperator):
     def _open(self, context: Context) -> Batch:  # type: ignore[override]
         try:
             return open_batch(self.privacy_config, context["dag_run"].conf or {}, context["run_id"],
-                              ObjectStoragePath(self.privacy_config.storage), store_key())
+                              storage_root(self.privacy_config), store_key())
         except RequestError as exc:
             raise AirflowFailException(str(exc)) from None
 

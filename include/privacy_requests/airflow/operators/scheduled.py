@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context, ObjectStoragePath
+from airflow.sdk import BaseOperator, Context
 
 from ... import layout
 from ...config import PrivacyConfig
@@ -14,6 +14,7 @@ from ...deadlines import default_alert_message, due_soon
 from ...store import RequestStore
 from ..hooks import store_key
 from ..notify import dpo_notifier
+from ..storage import storage_root
 
 
 class DeadlineCheckOperator(BaseOperator):
@@ -33,7 +34,7 @@ class DeadlineCheckOperator(BaseOperator):
         alert = config.settings.deadline_alert
         assert alert is not None
         key = store_key()
-        root = ObjectStoragePath(config.storage)
+        root = storage_root(config)
         due = due_soon(config, root, key, datetime.now(UTC), alert.days_before_due)
         if not due:
             self.log.info("No open request is due within %d day(s)", alert.days_before_due)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from airflow.sdk import BaseOperator, Context, ObjectStoragePath
+from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
 from ...config import PrivacyConfig
@@ -18,6 +18,7 @@ from ...request import PrivacyRequest, check_vendors, request_id_for
 from ...vendor_digest import digest_due, send_digest
 from ...vendor_email import send_vendor_email
 from ..hooks import confirmation_links, smtp_problems, smtp_send, smtp_sender, store_key
+from ..storage import storage_root
 from .base import PrivacyRequestOperator
 
 
@@ -60,7 +61,7 @@ class VendorDigestOperator(BaseOperator):
             raise AirflowSkipException(f"the digest of '{self.dataset}' ({target.digest}) is not due at "
                                        f"{dag_run.run_after.isoformat()}")
         try:
-            entry = send_digest(config, ObjectStoragePath(config.storage), store_key(), self.dataset,
+            entry = send_digest(config, storage_root(config), store_key(), self.dataset,
                                 request_id_for(None, context["run_id"]), sender=lambda: smtp_sender(config),
                                 send=smtp_send(config.settings.smtp_conn_id), try_number=context["ti"].try_number)
         except StepSkipped as exc:
