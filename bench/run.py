@@ -310,11 +310,7 @@ def scheduler(work: Path, in_flight: int) -> list[Figure]:
         state = cluster.wait_for_run("single", timeout=300)
         latency = time.monotonic() - started
         gap, duration, tasks = _task_overhead(cluster, "single")
-        started = time.monotonic()
-        for index in range(in_flight):
-            cluster.trigger(f"load-{index}", {**conf(index), "request_id": f"load-{index}"})
-        states = [cluster.wait_for_run(f"load-{index}", timeout=3600) for index in range(in_flight)]
-        wall = time.monotonic() - started
+        states, wall = _load(cluster, conf, in_flight)
     finally:
         cluster.stop()
         sink.stop()
@@ -445,16 +441,21 @@ def _executor_run(work: Path, workers: int, in_flight: int) -> tuple[float, floa
         cluster.trigger("warm-up", {**conf(-1), "request_id": "warm-up"})
         cluster.wait_for_run("warm-up", timeout=300)
         gap, duration, _ = _task_overhead(cluster, "warm-up")
-        started = time.monotonic()
-        for index in range(in_flight):
-            cluster.trigger(f"load-{index}", {**conf(index), "request_id": f"load-{index}"})
-        states = [cluster.wait_for_run(f"load-{index}", timeout=3600) for index in range(in_flight)]
-        wall = time.monotonic() - started
+        states, wall = _load(cluster, conf, in_flight)
     finally:
         cluster.stop()
         sink.stop()
         data.drop_database(f"{BENCH_DB}_airflow")
     return in_flight / wall * 3600, wall, gap, duration, states
+
+
+def _load(cluster, conf, in_flight: int) -> tuple[list[str], float]:
+    """``in_flight`` requests triggered at once (one subject each); their end states and the wall time."""
+    started = time.monotonic()
+    for index in range(in_flight):
+        cluster.trigger(f"load-{index}", {**conf(index), "request_id": f"load-{index}"})
+    states = [cluster.wait_for_run(f"load-{index}", timeout=3600) for index in range(in_flight)]
+    return states, time.monotonic() - started
 
 
 def _bench_shop(shop: Path, in_flight: int) -> None:

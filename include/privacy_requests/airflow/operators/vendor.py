@@ -40,9 +40,8 @@ class EmailSendOperator(PrivacyRequestOperator):
         return {"message_id": entry.get("message_id")}  # none in a dry run: nothing was sent
 
 
-class VendorDigestOperator(BaseOperator):
-    """Sends one digest vendor its digest: every request waiting since the last one, in one email, exactly
-    once per digest run (a retry or a clear sends the same list, or nothing when it went out)."""
+class _VendorOperator(BaseOperator):
+    """A task about one vendor dataset outside any request (its digest, its test email)."""
 
     template_fields: Sequence[str] = ("dataset",)
 
@@ -50,6 +49,11 @@ class VendorDigestOperator(BaseOperator):
         super().__init__(**kwargs)
         self.privacy_config = privacy_config
         self.dataset = dataset
+
+
+class VendorDigestOperator(_VendorOperator):
+    """Sends one digest vendor its digest: every request waiting since the last one, in one email, exactly
+    once per digest run (a retry or a clear sends the same list, or nothing when it went out)."""
 
     def execute(self, context: Context) -> dict[str, Any]:
         config = self.privacy_config
@@ -73,15 +77,8 @@ class VendorDigestOperator(BaseOperator):
         return {"message_id": entry["message_id"], "requests": entry["requests"]}
 
 
-class VendorTestEmailOperator(BaseOperator):
+class VendorTestEmailOperator(_VendorOperator):
     """Sends a vendor's test recipient a sample erasure email (dummy data), to check SMTP and template."""
-
-    template_fields: Sequence[str] = ("dataset",)
-
-    def __init__(self, *, privacy_config: PrivacyConfig, dataset: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.privacy_config = privacy_config
-        self.dataset = dataset
 
     def execute(self, context: Context) -> dict[str, Any]:
         config = self.privacy_config
