@@ -230,25 +230,54 @@ def request_page(run_id: str, personal: MaySeeConf) -> str:
         raise HTTPException(status_code=404, detail=f"no privacy request run '{run_id}'")
     config = _config()
     row = _rows(runs, personal)[0]
-    report = _report(config, row.request_id) or {}
     order = {task_id: index for index, task_id in enumerate(checkpoint_order(config))}
     timeline = sorted(runs[0].tasks, key=lambda t: order.get(t.task_id, len(order)))
+    owner = _owner(config, row.request_id)
+    if owner is not None and owner != run_id:  # a run refused for reusing a request id: nothing of the other's
+        return _pages.get_template("request.html.j2").render(
+            row=replace(row, status="failed"), report={}, timeline=timeline, personal=personal,
+            identity=_identity(runs[0], personal), emails=[], packages=[], changes=None, certificate=False,
+            owner=owner)
+    report = _report(config, row.request_id) or {}
     followed = report.get("after_dry_run")
     return _pages.get_template("request.html.j2").render(
         row=row, report=report, timeline=timeline, personal=personal, identity=_identity(runs[0], personal),
         emails=_emails(config, row.request_id, bodies=personal), packages=_packages(config, row.request_id),
         changes=compare(_report(config, followed) or {}, report) if followed else None,
-        certificate=_deliverable(config, row.request_id, layout.CERTIFICATE).exists())
+        certificate=_deliverable(config, row.request_id, layout.CERTIFICATE).exists(), owner=None)
+
+
+def _owner(config, request_id: str) -> str | None:
+    """The run that owns a request id (``request.json``, claimed once), or None where nobody has claimed it
+    yet or the store key is not set."""
+    store = _store(config, request_id)
+    try:
+        record = store.get(layout.REQUEST) if store is not None else None
+    except Exception:  # a store written with another key: the page shows what Airflow holds
+        log.debug("No request record for %s", request_id, exc_info=True)
+        return None
+    return record.get("run_id") if record else None
+
+
+def _own_request_id(config, run) -> str | None:
+    """The run's request id when the run owns it; None for a run refused for reusing another's id, so no
+    route serves that other request's files for it."""
+    from include.privacy_requests.overview import request_id_of
+
+    request_id = request_id_of(run)
+    owner = _owner(config, request_id)
+    return request_id if owner in (None, run.run_id) else None
 
 
 @app.get("/requests/{run_id}/certificate", response_class=HTMLResponse)
 def certificate(run_id: str) -> HTMLResponse:
     """The request's certificate as finalize wrote it (no personal data: the same readers as the page). It
     needs nothing from outside the page, so the policy forbids everything but its inline style."""
-    from include.privacy_requests.overview import request_id_of
 
     runs = _runs(run_id=run_id)
-    path = _deliverable(_config(), request_id_of(runs[0]), layout.CERTIFICATE) if runs else None
+    config = _config()
+    request_id = _own_request_id(config, runs[0]) if runs else None
+    path = _deliverable(config, request_id, layout.CERTIFICATE) if request_id else None
     if path is None or not path.exists():
         raise HTTPException(status_code=404, detail=f"no certificate for run '{run_id}' (written when it completes)")
     return HTMLResponse(path.read_text(), headers={
@@ -265,10 +294,11 @@ def _deliverable(config, request_id: str, name: str):
 def email_as_sent(run_id: str, dataset: str) -> HTMLResponse:
     """The vendor email's HTML as sent, or as a dry run rendered it (it names the identity); shown in a sandboxed
     frame on the page."""
-    from include.privacy_requests.overview import request_id_of
 
     runs = _runs(run_id=run_id)
-    emails = _emails(_config(), request_id_of(runs[0]), bodies=True) if runs else []
+    config = _config()
+    request_id = _own_request_id(config, runs[0]) if runs else None
+    emails = _emails(config, request_id, bodies=True) if request_id else []
     sent = [m for m in emails if m["dataset"] == dataset]
     if not sent:
         raise HTTPException(status_code=404, detail=f"no email to '{dataset}' for run '{run_id}'")
@@ -294,14 +324,14 @@ def _packages(config, request_id: str) -> list[dict[str, str]]:
 @app.get("/requests/{run_id}/access-package/{fmt}", dependencies=[Depends(require_conf_access)])
 def access_package(run_id: str, fmt: str) -> StreamingResponse:
     """One file of the request's access package (it holds the subject's data), streamed from storage."""
-    from include.privacy_requests.overview import request_id_of
 
     if fmt not in PACKAGE_RESPONSES:
         raise HTTPException(status_code=404, detail=f"no access package format '{fmt}'; formats: "
                                                     f"{', '.join(PACKAGE_RESPONSES)}")
     runs = _runs(run_id=run_id)
     config = _config()
-    path = _deliverable(config, request_id_of(runs[0]), layout.PACKAGE_FILES[fmt]) if runs else None
+    request_id = _own_request_id(config, runs[0]) if runs else None
+    path = _deliverable(config, request_id, layout.PACKAGE_FILES[fmt]) if request_id else None
     if path is None or not path.exists():
         raise HTTPException(status_code=404, detail=f"no {fmt} access package for run '{run_id}'")
     media_type, disposition = PACKAGE_RESPONSES[fmt]

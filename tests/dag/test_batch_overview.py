@@ -63,3 +63,23 @@ def test_the_overview_lists_a_batch_and_opens_each_subjects_request_page(run_req
     single = api.get(f"/privacy/requests/{earlier.run_id}")  # a single request's page is as before
     assert single.status_code == 200 and "Privacy request req-1" in single.text
     assert "A subject of batch" not in single.text
+
+
+def test_a_run_refused_for_reusing_a_request_id_shows_nothing_of_that_request(run_request, config_folder,
+                                                                               shop_db: Path, storage: Path, api,
+                                                                               monkeypatch) -> None:
+    """The page, the package, the email and the certificate of a refused run never serve the other request's."""
+    monkeypatch.setenv("PRIVACY_REQUESTS_CONFIG_DIR", str(config_folder.path))
+    _, first, _ = run_request("default_access_policy", {"email": "jane@example.com"}, "shared-id")
+    _, second, _ = run_request("default_access_policy", {"email": "john@example.com"}, "shared-id")
+    assert (first.state, second.state) == ("success", "failed")
+
+    own = api.get(f"/privacy/requests/{first.run_id}")
+    assert own.status_code == 200 and 'id="foreign"' not in own.text
+    assert "access-package/json" in own.text and 'id="certificate"' in own.text
+    page = api.get(f"/privacy/requests/{second.run_id}")
+    assert page.status_code == 200 and 'id="foreign"' in page.text and first.run_id in page.text
+    assert "access-package/json" not in page.text and 'id="certificate"' not in page.text
+    assert api.get(f"/privacy/requests/{first.run_id}/access-package/json").status_code == 200
+    for route in ("access-package/json", "certificate", "emails/daycare_vendor"):
+        assert api.get(f"/privacy/requests/{second.run_id}/{route}").status_code == 404, route
