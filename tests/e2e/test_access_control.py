@@ -20,6 +20,8 @@ ROUTES = [route.path for route in app.routes if isinstance(route, APIRoute)]
 EMAIL_ROUTE = "/requests/{run_id}/emails/{dataset}"
 PACKAGE_ROUTE = "/requests/{run_id}/access-package/{fmt}"
 PERSONAL_ROUTES = (EMAIL_ROUTE, PACKAGE_ROUTE)  # they show the subject's data: not to viewers
+# A batch's pages, asked with a single request's run: past the permission check, no such batch (404).
+BATCH_RUN_ROUTES = tuple(r for r in ROUTES if r.startswith("/batches/{run_id}"))
 ROLES = ("viewer", "user", "op", "admin")
 IDENTITY, MASKED = "jane@example.com", "j***@example.com"
 
@@ -35,7 +37,8 @@ def token(cluster: AirflowCluster, username: str) -> str:
 
 def url(cluster: AirflowCluster, route: str, run_id: str) -> str:
     """The route with real values: a KeyError here means a new route needs a value for its parameter."""
-    return cluster.base + PREFIX + route.format_map({"run_id": run_id, "dataset": "daycare_vendor", "fmt": "html"})
+    return cluster.base + PREFIX + route.format_map({"run_id": run_id, "dataset": "daycare_vendor", "fmt": "html",
+                                                       "request_id": "no-such-request"})
 
 
 def run_for(route: str, finished: dict[str, str]) -> str:
@@ -69,7 +72,8 @@ def test_each_role_gets_its_status_on_every_route(world, finished, sessions) -> 
     expected |= {("nobody", route): 403 for route in ROUTES}
     expected |= {("viewer", route): 403 if route in PERSONAL_ROUTES else 200 for route in ROUTES}
     expected |= {(role, route): 200 for role in ("user", "op", "admin") for route in ROUTES}
-    assert statuses == expected
+    expected |= {(role, route): 404 for role in ROLES for route in BATCH_RUN_ROUTES}
+    assert BATCH_RUN_ROUTES and statuses == expected
 
 
 def test_a_refusal_comes_before_any_lookup(world, sessions) -> None:
