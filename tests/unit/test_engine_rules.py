@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import timedelta
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -27,6 +26,7 @@ from include.privacy_requests.request import PrivacyRequest, open_request
 from include.privacy_requests.vendor_email import send_vendor_email
 from include.privacy_requests.webhooks import Caller, Reply, call_webhooks, resume_webhooks
 from tests.conftest import DEMO_CONFIG
+from tests.outbox import Outbox
 
 KEY = Fernet.generate_key().decode()
 JANE = {"email": "jane@example.com"}
@@ -44,19 +44,6 @@ def started(config: PrivacyConfig, root: Path, policy: str, request_id: str = "r
     start_request(request, "run-1", "2026-11-28T00:00:00+00:00")
     return request
 
-
-class Outbox:
-    """The SMTP server as the rule sees it: what was sent, or a refusal."""
-
-    def __init__(self) -> None:
-        self.sent: list[EmailMessage] = []
-        self.fail: Exception | None = None
-
-    def __call__(self, message: EmailMessage) -> dict[str, Any]:
-        if self.fail:
-            raise self.fail
-        self.sent.append(message)
-        return {}
 
 
 def vendor_instructions(request: PrivacyRequest) -> None:

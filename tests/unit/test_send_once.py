@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from include.privacy_requests.email.render import RenderedEmail
 from include.privacy_requests.errors import RequestError, TransientError
 from include.privacy_requests.store import RequestStore
 from include.privacy_requests.vendor_email import Composed, send_once
+from tests.outbox import Outbox
 
 KEY = "vendor_x"
 
@@ -26,17 +26,6 @@ def store(tmp_path: Path) -> RequestStore:
 def composed() -> Composed:
     return Composed(RenderedEmail("Subject", "<p>hi</p>", "hi"), ["v@example.com"], {"requests": 2})
 
-
-class Outbox:
-    def __init__(self, fail: Exception | None = None) -> None:
-        self.sent: list[EmailMessage] = []
-        self.fail = fail
-
-    def __call__(self, message: EmailMessage) -> dict[str, Any]:
-        if self.fail:
-            raise self.fail
-        self.sent.append(message)
-        return {}
 
 
 def send(store: RequestStore, outbox: Outbox, compose: Any = composed, try_number: int = 1) -> dict[str, Any]:

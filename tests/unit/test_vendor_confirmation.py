@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -37,6 +35,7 @@ from include.privacy_requests.vendor_confirmation import (
     vendor_responses,
 )
 from tests.conftest import DEMO_CONFIG
+from tests.outbox import Outbox
 
 KEY = Fernet.generate_key().decode()
 VENDOR = "daycare_vendor"
@@ -63,17 +62,6 @@ def request_(config: PrivacyConfig, tmp_path: Path) -> PrivacyRequest:
     request.store.put(layout.email_sent(VENDOR), {"time": SENT.isoformat(), "message_id": "<m1@example.com>"})
     return request
 
-
-class Outbox:
-    def __init__(self) -> None:
-        self.sent: list[EmailMessage] = []
-        self.fail: Exception | None = None
-
-    def __call__(self, message: EmailMessage) -> dict[str, Any]:
-        if self.fail:
-            raise self.fail
-        self.sent.append(message)
-        return {}
 
 
 def test_a_genuine_token_reads_back_and_every_tampering_is_refused() -> None:

@@ -27,6 +27,7 @@ from include.privacy_requests.request import PrivacyRequest, claim_request_id, o
 from include.privacy_requests.vendor_digest import digest_due, send_digest
 from include.privacy_requests.vendor_email import send_vendor_email
 from tests.conftest import DEMO_CONFIG
+from tests.outbox import Outbox
 
 VENDOR = "daycare_vendor"
 KEY = Fernet.generate_key().decode()
@@ -50,20 +51,6 @@ def config(tmp_path: Path) -> PrivacyConfig:
 def root(tmp_path: Path) -> Path:
     return tmp_path / "storage"
 
-
-class Outbox:
-    def __init__(self) -> None:
-        self.sent: list[EmailMessage] = []
-        self.fail: Exception | None = None
-
-    def __call__(self, message: EmailMessage) -> dict[str, Any]:
-        if self.fail:
-            raise self.fail
-        self.sent.append(message)
-        return {}
-
-    def text(self, index: int) -> str:
-        return self.sent[index].get_body(("plain",)).get_content()
 
 
 def waiting_request(config: PrivacyConfig, root: Path, request_id: str, email: str) -> PrivacyRequest:
