@@ -276,7 +276,6 @@ def parse_times(work: Path, counts: list[int]) -> list[Figure]:
 # -- 5. a real scheduler -------------------------------------------------------------------------------
 def scheduler(work: Path, in_flight: int) -> list[Figure]:
     from aiosmtpd.controller import Controller
-    from cryptography.fernet import Fernet
 
     from scripts.demo import free_port
     from scripts.local_airflow import AirflowCluster
@@ -288,16 +287,7 @@ def scheduler(work: Path, in_flight: int) -> list[Figure]:
     smtp_port = free_port()
     sink = Controller(EmlFolderHandler(work / "mailbox"), hostname="127.0.0.1", port=smtp_port)
     sink.start()
-    cluster = AirflowCluster(work / "airflow", free_port(), {
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
-        "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": str(in_flight),
-        "PRIVACY_REQUESTS_STORAGE": f"file://{work / 'storage'}",
-        "AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY": Fernet.generate_key().decode(),
-        "AIRFLOW_CONN_DEMO_SHOP_DB": f"sqlite:///{shop}",
-        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{smtp_port}?disable_tls=true&disable_ssl=true"
-                                     "&from_email=privacy%40example.com",
-    })
+    cluster = AirflowCluster(work / "airflow", free_port(), _demo_env(work, shop, meta_url, smtp_port, in_flight))
     def conf(index: int) -> dict:  # one subject per request: two open requests for one subject are refused
         return {"policy": "default_erasure_policy", "identity": {"email": _bench_email(index)}}
 
@@ -406,7 +396,6 @@ def executors(work: Path, in_flight: int) -> list[Figure]:
 
 def _executor_run(work: Path, workers: int, in_flight: int) -> tuple[float, float, float, float, list[str]]:
     from aiosmtpd.controller import Controller
-    from cryptography.fernet import Fernet
 
     from scripts.celery_airflow import CeleryCluster
     from scripts.demo import free_port
@@ -420,16 +409,7 @@ def _executor_run(work: Path, workers: int, in_flight: int) -> tuple[float, floa
     smtp_port = free_port()
     sink = Controller(EmlFolderHandler(work / "mailbox"), hostname="127.0.0.1", port=smtp_port)
     sink.start()
-    env = {
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
-        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
-        "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": str(in_flight),
-        "PRIVACY_REQUESTS_STORAGE": f"file://{work / 'storage'}",
-        "AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY": Fernet.generate_key().decode(),
-        "AIRFLOW_CONN_DEMO_SHOP_DB": f"sqlite:///{shop}",
-        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{smtp_port}?disable_tls=true&disable_ssl=true"
-                                     "&from_email=privacy%40example.com",
-    }
+    env = _demo_env(work, shop, meta_url, smtp_port, in_flight)
     cluster = (CeleryCluster(work / "airflow", free_port(), env, broker_url=BENCH_BROKER, workers=workers,
                              concurrency=4 // workers)
                if workers else AirflowCluster(work / "airflow", free_port(), env))
@@ -447,6 +427,22 @@ def _executor_run(work: Path, workers: int, in_flight: int) -> tuple[float, floa
         sink.stop()
         data.drop_database(f"{BENCH_DB}_airflow")
     return in_flight / wall * 3600, wall, gap, duration, states
+
+
+def _demo_env(work: Path, shop: Path, meta_url: str, smtp_port: int, in_flight: int) -> dict[str, str]:
+    """An Airflow for the demo shop under load: its metadata DB, store, key, shop and SMTP sink."""
+    from cryptography.fernet import Fernet
+
+    return {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": meta_url,
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.1",
+        "AIRFLOW__CORE__MAX_ACTIVE_RUNS_PER_DAG": str(in_flight),
+        "PRIVACY_REQUESTS_STORAGE": f"file://{work / 'storage'}",
+        "AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY": Fernet.generate_key().decode(),
+        "AIRFLOW_CONN_DEMO_SHOP_DB": f"sqlite:///{shop}",
+        "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{smtp_port}?disable_tls=true&disable_ssl=true"
+                                     "&from_email=privacy%40example.com",
+    }
 
 
 def _load(cluster, conf, in_flight: int) -> tuple[list[str], float]:

@@ -365,10 +365,9 @@ def test_mask_text_primary_key_and_mixed_constant_and_per_row_masks(engine: Engi
         ("ann'1", None, bio.apply("likes tea")), ("bøb", None, None), ("cid", "c@x.org", "keeps this")]
 
 
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)  # uuid columns are PostgreSQL's
 def test_mask_per_row_on_a_postgresql_uuid_key(engine: Engine) -> None:
     """The driver hands a uuid key back as text; the pairs must still compare with the uuid column."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("uuid columns are PostgreSQL's")
     run_sql(engine, "CREATE TABLE device (id uuid PRIMARY KEY, label VARCHAR(255))")
     run_sql(engine, "INSERT INTO device (id, label) VALUES (gen_random_uuid(), :label)",
             [{"label": "kitchen"}, {"label": "hall"}])
