@@ -33,11 +33,11 @@ from sqlalchemy import Connection, Engine, bindparam, inspect, text
 from sqlalchemy.exc import DBAPIError, NoSuchTableError
 from sqlalchemy.types import JSON, Enum, NullType, TypeEngine
 
-from .config import PrivacyConfig
-from .connectors.sql import _classify, written_fields
-from .graph import Collection, CollectionAddress
-from .masking import Masker, new_request_secrets
-from .policy import MaskingStrategySpec, Policy
+from ..model.graph import Collection, CollectionAddress
+from ..model.masking import Masker, new_request_secrets
+from ..model.policy import MaskingStrategySpec, Policy
+from ..model.settings import PrivacyConfig
+from .sql import classify_error, written_fields
 
 EngineFor = Callable[[str], Engine]
 # Python types of the values a column holds that a written string is stored as, unchanged.
@@ -120,7 +120,7 @@ def _check_database(engine: Engine, conn_id: str, targets: list[Target]) -> list
                 for target in table_targets:
                     problems += _check_column(target, columns, conn, json_checked)
     except DBAPIError as exc:
-        raise _classify(exc, current) from exc  # TransientError when the server could not be reached
+        raise classify_error(exc, current) from exc  # TransientError when the server could not be reached
     return problems
 
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from sqlalchemy import Engine, column, select, table, tuple_
 
-from .graph import Collection
-from .masking import FieldMask
-from .store import dumps
-from .values import in_chunks, rows_per_statement
+from ..model.graph import Collection
+from ..model.masking import FieldMask
+from ..model.values import in_chunks, rows_per_statement
+from ..store.store import dumps
 
 READ_BATCH = 5000  # rows read back per SELECT at most
 _RANDOM_ALPHABET = set(string.ascii_lowercase + string.digits)

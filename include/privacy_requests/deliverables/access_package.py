@@ -9,14 +9,14 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from . import layout
-from .collection_steps import erasure_began
-from .errors import StepSkipped
+from ..errors import StepSkipped
+from ..request.request import PrivacyRequest
+from ..steps.collection_steps import erasure_began
+from ..store import layout
+from ..store.store import dumps
 from .package.csv_zip import write_csv_zip
 from .package.html_page import html_chunks
 from .package.rows import PackagedCollection, packaged_collections
-from .request import PrivacyRequest
-from .store import dumps
 
 
 class RowSource(Protocol):

@@ -6,10 +6,10 @@ import json
 from datetime import datetime
 from typing import Any
 
-from . import layout
-from .config import PrivacyConfig
-from .statutory_clock import due_date, extensions
-from .store import RequestStore, StoragePath, is_request_folder
+from ..model.settings import PrivacyConfig
+from ..request.statutory_clock import due_date, extensions
+from ..store import layout
+from ..store.store import RequestStore, StoragePath, is_request_folder
 
 
 def due_soon(config: PrivacyConfig, root: StoragePath, key: str, now: datetime,

@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from . import layout
-from .config import PrivacyConfig
-from .request import conf_identity, request_id_for
-from .statutory_clock import acknowledge_by, due_date
+from ..model.settings import PrivacyConfig
+from ..request.request import conf_identity, request_id_for
+from ..request.statutory_clock import acknowledge_by, due_date
+from ..store import layout
 
 DUE_SOON_DAYS = 7
 AWAITING_VENDOR = "awaiting vendor"  # a vendor_confirmation task waits for the vendor's answer

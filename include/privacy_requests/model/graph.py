@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from fideslang.models import Dataset, DatasetField, FidesDatasetReference
 
-from .errors import Problem
+from ..errors import Problem
 
 
 @dataclass(frozen=True, order=True)

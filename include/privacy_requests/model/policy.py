@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .dates import add_months
 from .graph import Collection, FieldSpec
-from .statutory_clock import add_months
 
 
 def category_matches(category: str, target: str) -> bool:

@@ -1,38 +1,26 @@
-"""The configuration folder (privacy.yml, datasets/*.yml, policies/*.yml) as typed, validated models.
-
-Every problem is collected with its file and field, so one bad file does not hide the others, and the
-whole list shows up as the DAG's import error in the Airflow UI.
-"""
+"""The configuration as typed models: privacy.yml's settings (``Settings`` and its parts) and the loaded whole
+(``PrivacyConfig``). Loading is ``loading.py``; the checks across files are ``checks.py``."""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-import yaml
 from croniter import croniter
-from fideslang.default_taxonomy import DEFAULT_TAXONOMY
-from fideslang.models import Dataset, DatasetField
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from fideslang.models import Dataset
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .errors import ConfigError, Problem
-from .graph import DatasetGraph, TraversalPlan, build_graph
-from .masking import CONFIG_MODELS
-from .policy import WEEK, Policy, category_matches
+from .graph import DatasetGraph, TraversalPlan
+from .policy import WEEK, Policy
 
 CONFIG_DIR_ENV = "PRIVACY_REQUESTS_CONFIG_DIR"
 STORAGE_ENV = "PRIVACY_REQUESTS_STORAGE"
-DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[1] / "privacy"
-ModelT = TypeVar("ModelT", bound=BaseModel)
-_TASK_ID_PART = re.compile(r"^[A-Za-z0-9_-]+$")
-# libyaml's safe loader when present: parsing hundreds of collections at every DAG parse must stay cheap.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "privacy"
 
 
 class _Strict(BaseModel):
@@ -210,261 +198,3 @@ def expand_storage(url: str) -> str:
 
 def config_dir() -> Path:
     return Path(os.environ.get(CONFIG_DIR_ENV) or DEFAULT_CONFIG_DIR)
-
-
-def load_config(folder: Path | str | None = None) -> PrivacyConfig:
-    """Load and validate the whole folder; raises ConfigError listing every problem found."""
-    folder = Path(folder) if folder else config_dir()
-    problems: list[Problem] = []
-    settings_file = folder / "privacy.yml"
-    settings = _load_model(settings_file, Settings, problems, root=None)
-    datasets, files = _load_datasets(folder / "datasets", problems)
-    policies = _load_policies(folder / "policies", problems)
-    if settings is None:
-        raise ConfigError(problems)
-
-    known = {c.fides_key for c in DEFAULT_TAXONOMY.data_category} | set(settings.data_categories)
-    _check_mappings(settings, datasets, files, _rel(settings_file, folder), problems)
-    _check_dataset_categories(datasets, files, known, problems)
-    _check_policies(policies, known, problems)
-    graph, graph_problems = build_graph(datasets, files)
-    problems += graph_problems
-    plan, cycles = graph.plan()
-    for cycle in cycles:
-        problems.append(Problem("datasets", "fides_meta.after / references", cycle))
-    if not graph_problems and not cycles:
-        _check_plan(settings, plan, files, problems)
-    _check_identity_names(graph, files, problems)
-    if "$" in expand_storage(settings.storage):
-        problems.append(Problem("privacy.yml", "storage", f"'{settings.storage}' names an environment variable "
-                                "that is not set"))
-    if not policies and not any(p.file.startswith("policies/") for p in problems):
-        problems.append(Problem("policies", "", "no policy is defined (add policies/*.yml with a 'policy:' list)"))
-    erase_cycle = graph.erasure_cycle()
-    if erase_cycle:
-        names = ", ".join(str(a) for a in erase_cycle)
-        problems.append(Problem("datasets", "fides_meta.erase_after", f"cycle among: {names}"))
-    if problems:
-        raise ConfigError(problems)
-    return PrivacyConfig(folder, settings, datasets, {p.key: p for p, _, _ in policies}, graph, plan)
-
-
-def _rel(path: Path, folder: Path) -> str:
-    try:
-        return str(path.relative_to(folder))
-    except ValueError:
-        return str(path)
-
-
-def _read_yaml(path: Path, problems: list[Problem], folder: Path) -> Any:
-    try:
-        return yaml.load(path.read_text(), Loader=_YAML_LOADER)
-    except FileNotFoundError:
-        problems.append(Problem(_rel(path, folder), "", "file not found"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problems.append(Problem(_rel(path, folder), where, f"invalid YAML: {getattr(exc, 'problem', exc)}"))
-    return None
-
-
-def _load_model(path: Path, model: type[BaseModel], problems: list[Problem], root: str | None) -> Any:
-    folder = path.parent
-    data = _read_yaml(path, problems, folder)
-    if data is None:
-        return None
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        problems.extend(_validation_problems(_rel(path, folder), exc, root))
-        return None
-
-
-def _validation_problems(file: str, exc: ValidationError, prefix: str | None) -> list[Problem]:
-    result = []
-    for err in exc.errors():
-        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err["loc"]).lstrip(".")
-        where = f"{prefix}{'.' if loc and not loc.startswith('[') else ''}{loc}" if prefix else loc
-        result.append(Problem(file, where, err["msg"]))
-    return result
-
-
-def _yaml_files(folder: Path) -> list[Path]:
-    return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
-
-
-def _entries(folder: Path, top: str, model: type[ModelT], key_field: str,
-             problems: list[Problem]) -> Iterator[tuple[ModelT, str, int]]:
-    """Each valid entry of the top-level ``top`` list of every YAML file in a folder, with its file and
-    index; invalid entries and keys defined twice become problems."""
-    seen: dict[str, str] = {}
-    for path in _yaml_files(folder):
-        file = f"{folder.name}/{path.name}"
-        data = _read_yaml(path, problems, folder.parent)
-        if data is None:
-            continue
-        if not isinstance(data, dict) or not isinstance(data.get(top), list):
-            problems.append(Problem(file, top, f"expected a top-level '{top}:' list"))
-            continue
-        for index, raw in enumerate(data[top]):
-            try:
-                entry = model.model_validate(raw)
-            except ValidationError as exc:
-                problems.extend(_validation_problems(file, exc, f"{top}[{index}]"))
-                continue
-            key = getattr(entry, key_field)
-            if key in seen:
-                problems.append(Problem(file, f"{top}[{index}].{key_field}",
-                                        f"'{key}' is already defined in {seen[key]}"))
-                continue
-            seen[key] = file
-            yield entry, file, index
-
-
-def _load_datasets(folder: Path, problems: list[Problem]) -> tuple[dict[str, Dataset], dict[str, str]]:
-    datasets: dict[str, Dataset] = {}
-    files: dict[str, str] = {}
-    for ds, file, index in _entries(folder, "dataset", Dataset, "fides_key", problems):
-        for name in [ds.fides_key, *(c.name for c in ds.collections)]:
-            if not _TASK_ID_PART.match(name):
-                problems.append(Problem(file, f"dataset[{index}]",
-                                        f"'{name}' may only use letters, digits, '_' and '-' "
-                                        "(it becomes part of an Airflow task id)"))
-        _check_unsupported(ds, file, problems)
-        datasets[ds.fides_key] = ds
-        files[ds.fides_key] = file
-    return datasets, files
-
-
-def _check_unsupported(ds: Dataset, file: str, problems: list[Problem]) -> None:
-    """fideslang settings this engine does not apply: refused rather than silently ignored."""
-    for coll in ds.collections:
-        meta = coll.fides_meta
-        where = f"{ds.fides_key}.{coll.name}.fides_meta"
-        if meta and meta.skip_processing:
-            problems.append(Problem(file, f"{where}.skip_processing", "not supported: remove the collection instead"))
-        if meta and meta.masking_strategy_override:
-            problems.append(Problem(file, f"{where}.masking_strategy_override",
-                                    "not supported: masking follows the policy's erasure rules"))
-        if meta and meta.partitioning:
-            problems.append(Problem(file, f"{where}.partitioning", "not supported"))
-
-
-def _load_policies(folder: Path, problems: list[Problem]) -> list[tuple[Policy, str, int]]:
-    """Policies with the file and list index each came from, for error messages."""
-    policies = list(_entries(folder, "policy", Policy, "key", problems))
-    for policy, file, index in policies:
-        _check_rules(policy, file, index, problems)
-    return policies
-
-
-def _check_rules(policy: Policy, file: str, index: int, problems: list[Problem]) -> None:
-    for r_index, rule in enumerate(policy.rules):
-        where = f"policy[{index}].rules[{r_index}]"
-        spec = rule.masking_strategy
-        if rule.action == "access" and spec is not None:
-            problems.append(Problem(file, f"{where}.masking_strategy", "access rules do not mask"))
-        if rule.action == "erasure":
-            if spec is None:
-                problems.append(Problem(file, f"{where}.masking_strategy", "erasure rules need a masking strategy"))
-            elif spec.strategy not in CONFIG_MODELS:
-                problems.append(Problem(file, f"{where}.masking_strategy.strategy",
-                                        f"unknown masking strategy '{spec.strategy}'; "
-                                        f"known: {', '.join(sorted(CONFIG_MODELS))}"))
-            else:
-                try:
-                    CONFIG_MODELS[spec.strategy].model_validate(spec.configuration)
-                except ValidationError as exc:
-                    problems.extend(_validation_problems(file, exc, f"{where}.masking_strategy.configuration"))
-    erasure_targets = [t for r in policy.erasure_rules for t in r.targets]
-    for i, t in enumerate(erasure_targets):
-        for j, other in enumerate(erasure_targets):
-            if i != j and category_matches(other, t) and (t != other or i < j):
-                problems.append(Problem(file, f"policy[{index}].rules",
-                                        f"erasure targets '{t}' and '{other}' overlap; keep one"))
-
-
-def _check_policies(policies: list[tuple[Policy, str, int]], known: set[str], problems: list[Problem]) -> None:
-    for policy, file, index in policies:
-        for r_index, rule in enumerate(policy.rules):
-            for t_index, target in enumerate(rule.targets):
-                if target not in known:
-                    problems.append(Problem(file, f"policy[{index}].rules[{r_index}].targets[{t_index}]",
-                                            f"unknown data category '{target}'"))
-
-
-def _check_plan(settings: Settings, plan: TraversalPlan, files: dict[str, str], problems: list[Problem]) -> None:
-    """What the static plan shows: collections no identity reaches, and SQL inputs on nested fields."""
-    for address in plan.unreachable(_all_identities(plan)):
-        problems.append(Problem(files[address.dataset], f"{address.dataset}.{address.collection}",
-                                "no identity reaches this collection through references: every request would "
-                                "fail (add an identity field or a reference)"))
-    for address, inputs in plan.inputs.items():
-        mapping = settings.datasets.get(address.dataset)
-        for edge in inputs:
-            if mapping and mapping.kind != "email" and "." in edge.target_field:
-                problems.append(Problem(files[address.dataset],
-                                        f"{address.dataset}.{address.collection}.{edge.target_field}",
-                                        f"a nested field cannot be looked up in a {mapping.kind} dataset; reference "
-                                        "or identify a top-level field"))
-
-
-# The trigger conf's own keys: an identity type becomes a trigger form field of its name, so it may not be one.
-CONF_KEYS = frozenset({"policy", "identity", "request_id", "dry_run", "after_dry_run"})
-
-
-def _check_identity_names(graph: DatasetGraph, files: dict[str, str], problems: list[Problem]) -> None:
-    for collection in graph.collections.values():
-        for fld in collection.fields:
-            if fld.identity in CONF_KEYS:
-                problems.append(Problem(files[collection.address.dataset],
-                                        f"{collection.address.dataset}.{collection.address.collection}.{fld.path}"
-                                        ".fides_meta.identity", f"'{fld.identity}' is a key of the trigger conf: "
-                                        "name the identity type otherwise"))
-
-
-def _all_identities(plan: TraversalPlan) -> set[str]:
-    return {i.source_field for inputs in plan.inputs.values() for i in inputs if i.source is None}
-
-
-def _check_mappings(settings: Settings, datasets: dict[str, Dataset], files: dict[str, str],
-                    settings_file: str, problems: list[Problem]) -> None:
-    for key in sorted(set(datasets) - set(settings.datasets)):
-        problems.append(Problem(files[key], key,
-                                f"dataset has no mapping in privacy.yml (add 'datasets: {{{key}: {{conn_id: ...}}}}')"))
-    for key in sorted(set(settings.datasets) - set(datasets)):
-        problems.append(Problem(settings_file, f"datasets.{key}", "no dataset file defines this dataset"))
-
-
-def _check_dataset_categories(datasets: dict[str, Dataset], files: dict[str, str], known: set[str],
-                              problems: list[Problem]) -> None:
-    for key, ds in datasets.items():
-        for coll in ds.collections:
-            for path, categories in _field_categories(coll.fields):
-                for category in categories:
-                    if category not in known:
-                        problems.append(Problem(files[key], f"{key}.{coll.name}.{path}.data_categories",
-                                                f"unknown data category '{category}' (declare organization "
-                                                "categories under 'data_categories' in privacy.yml)"))
-
-
-def _field_categories(fields: list[DatasetField] | None, prefix: str = "") -> Iterator[tuple[str, list[str]]]:
-    for fld in fields or []:
-        path = f"{prefix}{fld.name}"
-        yield path, fld.data_categories or []
-        yield from _field_categories(fld.fields, prefix=f"{path}.")
-
-
-_cached: tuple[tuple[Any, ...], PrivacyConfig] | None = None
-
-
-def current_config() -> PrivacyConfig:
-    """The configuration folder's config, read again only when a file in it (or the folder setting) changed:
-    for long-lived readers such as the UI plugin, which would otherwise parse every file on every page."""
-    global _cached
-    folder = config_dir()
-    stamp = (str(folder), os.environ.get(STORAGE_ENV),
-             tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(folder.rglob("*.y*ml"))))
-    if _cached is None or _cached[0] != stamp:
-        _cached = (stamp, load_config(folder))
-    return _cached[1]

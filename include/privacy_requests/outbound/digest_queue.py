@@ -12,9 +12,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import layout
-from .request import PrivacyRequest
-from .store import RequestStore, StoragePath
+from ..request.request import PrivacyRequest
+from ..store import layout
+from ..store.store import RequestStore, StoragePath
 
 log = logging.getLogger(__name__)
 

@@ -28,14 +28,14 @@ from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
 
-from . import layout
-from .asking import Answer, Question, duration
-from .config import EmailTarget, PrivacyConfig
+from ..errors import RequestError, TransientError
+from ..model.settings import EmailTarget, PrivacyConfig
+from ..request.asking import Answer, Question, duration
+from ..request.request import PrivacyRequest
+from ..store import layout
+from ..store.store import RequestStore
 from .email.message import build_message
 from .email.render import render_reminder_email
-from .errors import RequestError, TransientError
-from .request import PrivacyRequest
-from .store import RequestStore
 
 log = logging.getLogger(__name__)
 ERASED, NOT_FOUND, REFUSED = "Erased", "Could not find the person", "Refused"

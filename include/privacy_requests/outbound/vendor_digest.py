@@ -17,14 +17,14 @@ from typing import Any
 
 from croniter import croniter
 
-from . import layout
-from .config import PrivacyConfig
+from ..errors import StepSkipped
+from ..model.settings import PrivacyConfig
+from ..request.report import build_report
+from ..request.request import PrivacyRequest, RequestConf
+from ..store import layout
+from ..store.store import RequestStore, StoragePath
 from .digest_queue import digest_store
 from .email.render import DigestEntry, render_digest_email
-from .errors import StepSkipped
-from .report import build_report
-from .request import PrivacyRequest, RequestConf
-from .store import RequestStore, StoragePath
 from .vendor_email import Composed, Send, send_once
 
 log = logging.getLogger(__name__)

@@ -16,13 +16,13 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from typing import Any, Protocol
 
-from . import layout
-from .connectors.vendor import locatable
+from ..connectors.vendor import locatable
+from ..errors import RequestError, StepSkipped, TransientError
+from ..request.request import PrivacyRequest
+from ..store import layout
 from .digest_queue import queue_for_digest
 from .email.message import build_message
 from .email.render import RenderedEmail, render_erasure_email
-from .errors import RequestError, StepSkipped, TransientError
-from .request import PrivacyRequest
 from .vendor_confirmation import Links
 
 log = logging.getLogger(__name__)

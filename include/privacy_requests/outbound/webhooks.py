@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import layout
-from .asking import RESUME, Answer, Ask, Question, duration
-from .errors import RequestError, StepSkipped, TransientError
-from .policy import Webhook
-from .request import PrivacyRequest, identity_problem
+from ..errors import RequestError, StepSkipped, TransientError
+from ..model.policy import Webhook
+from ..request.asking import RESUME, Answer, Ask, Question, duration
+from ..request.request import PrivacyRequest, identity_problem
+from ..store import layout
 
 log = logging.getLogger(__name__)
 

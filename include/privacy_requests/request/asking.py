@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, NoReturn
 
-from .errors import RequestError
+from ..errors import RequestError
 
 RESUME, APPROVE, REJECT, CONFIRM = "Resume", "Approve", "Reject", "Confirm"
 

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from . import layout
+from ..errors import ConfigError, DataSourceError, RequestError, StepSkipped, TransientError
+from ..model.graph import CollectionAddress
+from ..model.masking import new_request_secrets
+from ..store import layout
 from .asking import APPROVE, REJECT, Answer, Question, duration
 from .certificate import render_certificate
-from .errors import ConfigError, DataSourceError, RequestError, StepSkipped, TransientError
-from .graph import CollectionAddress
-from .masking import new_request_secrets
 from .report import Report, build_report
 from .request import (
     PrivacyRequest,

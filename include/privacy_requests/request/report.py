@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from . import layout
-from .graph import CollectionAddress
+from ..model.graph import CollectionAddress
+from ..store import layout
 from .request import PrivacyRequest
 
 

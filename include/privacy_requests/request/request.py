@@ -12,13 +12,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from . import in_flight, layout
-from .config import PrivacyConfig
-from .errors import ForeignRequestError, RequestError
-from .graph import CollectionAddress
-from .policy import Policy
-from .store import REQUEST_ID_PATTERN, RequestStore, StoragePath, is_request_folder
-from .values import cast, distinct
+from ..errors import ForeignRequestError, RequestError
+from ..model.graph import CollectionAddress
+from ..model.policy import Policy
+from ..model.settings import PrivacyConfig
+from ..model.values import cast, distinct
+from ..store import in_flight, layout
+from ..store.store import REQUEST_ID_PATTERN, RequestStore, StoragePath, is_request_folder
 
 POLICY_KEY_PATTERN = r"^[A-Za-z0-9_.<>-]{1,200}$"  # a fides key, bounded
 # An identity value is an address, a number or an account id: 254 characters is the longest valid email

@@ -9,29 +9,22 @@ in the request's store and a create-only ledger entry, so two staff extending at
 
 from __future__ import annotations
 
-import calendar
 import json
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from . import layout
-from .errors import RequestError
+from ..errors import RequestError
+from ..model.dates import add_months
+from ..store import layout
 
 if TYPE_CHECKING:
-    from .policy import Policy
-    from .store import RequestStore
+    from ..model.policy import Policy
+    from ..store.store import RequestStore
 
 GDPR_MAX_EXTENSION_MONTHS = 2
 CCPA_EXTENSION_DAYS = 45
 CCPA_ACKNOWLEDGE_BUSINESS_DAYS = 10
 MAX_REASON_LENGTH = 500
-
-
-def add_months(moment: datetime, months: int) -> datetime:
-    """The same day ``months`` calendar months later, or that month's last day (31 Jan + 1 month = 28/29 Feb)."""
-    index = moment.month - 1 + months
-    year, month = moment.year + index // 12, index % 12 + 1
-    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
 
 
 def extensions(store: RequestStore) -> list[dict[str, Any]]:

@@ -14,14 +14,14 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from . import layout
-from .connectors.base import ConnectorFor, ErasureWork
+from ..connectors.base import ConnectorFor, ErasureWork
+from ..errors import RequestError, StepSkipped
+from ..model.graph import CollectionAddress
+from ..model.values import distinct, values_at
+from ..request.request import PrivacyRequest
+from ..store import layout
+from ..store.store import RequestStore
 from .erasure_plan import PLANNED, plan_erasure
-from .errors import RequestError, StepSkipped
-from .graph import CollectionAddress
-from .request import PrivacyRequest
-from .store import RequestStore
-from .values import distinct, values_at
 
 log = logging.getLogger(__name__)
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .connectors.base import Connector, ErasureWork
-from .connectors.sql import field_masks, written_fields
-from .masking import FieldMask
+from ..connectors.base import Connector, ErasureWork
+from ..connectors.sql import field_masks, written_fields
+from ..model.masking import FieldMask
 
 PLANNED = "planned"  # the erasure status of a collection in a dry run
 

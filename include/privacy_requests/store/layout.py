@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .graph import CollectionAddress
+    from ..model.graph import CollectionAddress
 
 # -- shared by all requests, at the storage root ----------------------------------------------------------
 SUBJECTS = "_subjects"  # subjects in flight (in_flight.py); not a valid request id, so never a request's folder

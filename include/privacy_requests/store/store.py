@@ -18,8 +18,8 @@ from typing import Any, Protocol
 
 from cryptography.fernet import Fernet, InvalidToken
 
+from ..errors import RequestError
 from . import layout
-from .errors import RequestError
 
 CHUNK_ROWS = 1000
 # A request id names its folder: one path segment strictly inside the storage (no '.', '..', '/', nor a

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from itertools import chain
 from typing import Any, BinaryIO
 
-from ..values import values_at
+from ...model.values import values_at
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 

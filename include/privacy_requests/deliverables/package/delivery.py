@@ -14,10 +14,10 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from .. import layout
-from ..email.render import Attachment, RenderedEmail
-from ..request import PrivacyRequest
-from ..vendor_email import Composed, Send, send_once
+from ...outbound.email.render import Attachment, RenderedEmail
+from ...outbound.vendor_email import Composed, Send, send_once
+from ...request.request import PrivacyRequest
+from ...store import layout
 
 log = logging.getLogger(__name__)
 _TEMPLATES = Path(__file__).parent / "templates"

@@ -17,8 +17,8 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from ..config import PrivacyConfig
-from ..store import RequestStore
+from ...model.settings import PrivacyConfig
+from ...store.store import RequestStore
 from .labels import category, readable, words
 from .rows import PackagedCollection
 

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .. import layout
-from ..config import PrivacyConfig
-from ..graph import Collection
-from ..policy import Policy
-from ..store import RequestStore
-from ..values import values_at
+from ...model.graph import Collection
+from ...model.policy import Policy
+from ...model.settings import PrivacyConfig
+from ...model.values import values_at
+from ...store import layout
+from ...store.store import RequestStore
 
 
 def project(row: dict[str, Any], paths: list[str]) -> dict[str, Any]:

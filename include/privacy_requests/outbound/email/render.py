@@ -11,7 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from ..connectors.vendor import locatable
+from ...connectors.vendor import locatable
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _html = Environment(loader=FileSystemLoader(_TEMPLATES), autoescape=True, undefined=StrictUndefined)
