@@ -236,7 +236,7 @@ def _build_checkpoints_dag(config: PrivacyConfig, dag_id: str, ops: Checkpoints,
                 pre >> task
             task >> upload
         for address, task in erasure.items():
-            before = config.graph.collections[address].erase_after
+            before = config.erasure_waits[address]
             if before:
                 for source in sorted(before):
                     erasure[source] >> task

@@ -152,6 +152,7 @@ def _subject_reports(batch: Batch, failure: dict[str, Any] | None) -> Iterator[d
         request.store.write_public(layout.REPORT, [report.to_json()])
         yield {"request_id": subject.request_id, "status": report.body["status"],
                "rows_found": report.body["rows_found"], "rows_masked": report.body["rows_masked"],
+               "rows_deleted": report.body["rows_deleted"],
                "emails_sent": report.body["emails_sent"]}
         if failure is None:
             request.store.delete_intermediate()
@@ -183,6 +184,7 @@ def batch_report(batch: Batch, subjects: list[dict[str, Any]], failure: dict[str
         "subjects_rejected": len(rejected),
         "rows_found": sum(c["access"].get("rows", 0) for c in collections),
         "rows_masked": sum(c["erasure"].get("masked", 0) for c in collections),
+        "rows_deleted": sum(c["erasure"].get("deleted", 0) for c in collections),
         "emails_sent": len(emails),
         "collections": collections,
         "emails": [{k: e[k] for k in ("dataset", "message_id", "time", "subjects") if k in e} for e in emails],
@@ -201,7 +203,7 @@ def finish_batch(batch: Batch) -> dict[str, Any]:
     log.info("Batch %s finished: %d subject report(s); %d intermediate object(s) deleted", batch.batch_id,
              len(subjects), removed)
     return {k: report[k] for k in ("subjects_accepted", "subjects_rejected", "rows_found", "rows_masked",
-                                   "emails_sent")}
+                                   "rows_deleted", "emails_sent")}
 
 
 def record_batch_failure(batch: Batch, checkpoint: str, try_number: int, exc: Exception, *, final: bool) -> None:

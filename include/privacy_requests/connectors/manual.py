@@ -158,6 +158,8 @@ def erasure_form(found: int) -> dict[str, dict[str, Any]]:
 
 
 def _how(spec: MaskingStrategySpec) -> str:
+    if spec.deletes:
+        return "delete the whole record"
     if spec.strategy == "null_rewrite":
         return "clear it (empty or null)"
     if spec.strategy == "string_rewrite":

@@ -17,11 +17,11 @@ from sqlalchemy.exc import DBAPIError
 from ..errors import DataSourceError, RequestError, TransientError
 from ..model.graph import Collection
 from ..model.masking import FieldMask, Masker, writes_text
-from ..model.policy import MaskingStrategySpec
+from ..model.policy import MaskingStrategySpec, deletes
 from ..model.values import in_chunks, rows_per_statement
 from ..request.request import PrivacyRequest
 from ..store import layout
-from . import verification
+from . import deletion, verification
 from .base import Erased, ErasureWork, Found
 from .pair_update import pair_update
 
@@ -57,6 +57,8 @@ class SqlConnector:
             reason = "no primary key is defined for this collection: nothing erased"
             log.warning("%s: %s", collection.address, reason)
             return Erased("no_primary_key", detail={"reason": reason})
+        if deletes(work.fields):
+            return self.delete(work)
         masks = field_masks(work)
         if not masks:
             log.info("%s: no field matches the erasure targets", collection.address)
@@ -65,6 +67,34 @@ class SqlConnector:
         verified = self.verify(work, masks, masked)
         return Erased("complete", masked=verified, detail={"fields": sorted(masks), "verified": verified},
                       event={"event": "collection_masked", "rows": masked, "fields": sorted(masks)})
+
+    def delete(self, work: ErasureWork) -> Erased:
+        """Delete the rows found by primary key (one transaction), then count them back: none may be left.
+
+        A try whose proof failed records what it deleted; the next try deletes what is left and adds it up."""
+        collection, store = work.collection, work.request.store
+        earlier = (store.get(layout.unverified(collection.address)) or {}).get("deleted", 0)
+        try:
+            with self.engine.begin() as conn:
+                deleted, statements = deletion.delete_rows(conn, collection, work.rows())
+            self.statements += statements
+            proof = deletion.count_present(self.engine, collection, work.rows())
+        except DBAPIError as exc:
+            raise classify_error(exc, collection) from exc
+        self.statements += proof.statements
+        deleted += earlier
+        if proof.present:
+            store.put(layout.unverified(collection.address), {"rows": proof.present, "deleted": deleted})
+            raise DataSourceError(
+                f"{collection.address}: erasure not verified: {proof.present} of {proof.keys} deleted row(s) are "
+                "still there when counted by primary key (a trigger, a replica or a concurrent write?); fix the "
+                "cause and clear this task: it deletes what is left")
+        store.delete(layout.unverified(collection.address))
+        store.add_event("erasure_verified", collection=str(collection.address), rows=proof.gone, action="delete")
+        log.info("%s: %d row(s) deleted; erasure verified, none of the %d primary key(s) is left",
+                 collection.address, deleted, proof.keys)
+        return Erased("complete", masked=deleted, detail={"action": "delete", "verified": proof.gone},
+                      event={"event": "collection_deleted", "rows": deleted})
 
     def mask_left(self, work: ErasureWork, masks: dict[str, FieldMask]) -> int:
         """Mask the rows found; after a try whose masking did not verify, only the fields still unmasked (a

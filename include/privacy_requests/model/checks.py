@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from ..errors import Problem
 from .graph import DatasetGraph, TraversalPlan
 from .masking import CONFIG_MODELS
-from .policy import Policy, category_matches
+from .policy import DELETE, Policy, category_matches
 from .settings import Settings
 
 
@@ -47,10 +47,15 @@ def check_rules(policy: Policy, file: str, index: int, problems: list[Problem]) 
         if rule.action == "erasure":
             if spec is None:
                 problems.append(Problem(file, f"{where}.masking_strategy", "erasure rules need a masking strategy"))
+            elif spec.strategy == DELETE:
+                if spec.configuration:
+                    problems.append(Problem(file, f"{where}.masking_strategy.configuration",
+                                            f"rule '{rule.key}': strategy 'delete' deletes the whole record and "
+                                            "takes no configuration; remove it"))
             elif spec.strategy not in CONFIG_MODELS:
                 problems.append(Problem(file, f"{where}.masking_strategy.strategy",
-                                        f"unknown masking strategy '{spec.strategy}'; "
-                                        f"known: {', '.join(sorted(CONFIG_MODELS))}"))
+                                        f"rule '{rule.key}': unknown masking strategy '{spec.strategy}'; "
+                                        f"known: {', '.join(sorted([*CONFIG_MODELS, DELETE]))}"))
             else:
                 try:
                     CONFIG_MODELS[spec.strategy].model_validate(spec.configuration)

@@ -202,9 +202,38 @@ class DatasetGraph:
             placed.append(address)
         return TraversalPlan(order=placed, inputs=inputs, after=after), cycles
 
-    def erasure_cycle(self) -> list[CollectionAddress]:
-        """Collections caught in an ``erase_after`` cycle (empty when the order is sound)."""
-        return on_cycle({a: set(c.erase_after) for a, c in self.collections.items()})
+    def erasure_cycle(self, deleted: Iterable[CollectionAddress] = ()) -> list[CollectionAddress]:
+        """Collections caught in an erasure-order cycle (empty when the order is sound)."""
+        return on_cycle(self.erasure_waits(deleted))
+
+    def erasure_waits(self, deleted: Iterable[CollectionAddress] = ()
+                      ) -> dict[CollectionAddress, set[CollectionAddress]]:
+        """Per collection, the collections whose erasure must finish before its own: its ``erase_after``, and,
+        for a collection whose records are deleted, every collection that references its primary key (a
+        foreign key's rows are deleted or masked before the row they point at is deleted)."""
+        waits = {a: set(c.erase_after) for a, c in self.collections.items()}
+        for parent in set(deleted):
+            waits[parent] |= self.referencing(parent)
+        return waits
+
+    def referencing(self, parent: CollectionAddress) -> set[CollectionAddress]:
+        """The collections with a field that references a primary key of ``parent`` (a foreign key to it), in
+        either direction of the reference, where the referencing field is not a whole primary key itself."""
+        children = set()
+        for ref in self._touching[parent]:
+            for own, own_field, other, other_field in ((ref.dst, ref.dst_field, ref.src, ref.src_field),
+                                                       (ref.src, ref.src_field, ref.dst, ref.dst_field)):
+                if own != parent or other == parent:
+                    continue
+                mine, theirs = self.collections[own].field(own_field), self.collections[other].field(other_field)
+                # The parent's field is its whole primary key (a part of a composite key is not unique); two whole
+                # primary keys referencing each other (one to one) say nothing about which is the child.
+                if (mine is None or theirs is None or not mine.primary_key
+                        or len(self.collections[own].primary_keys) != 1):
+                    continue
+                if not (theirs.primary_key and len(self.collections[other].primary_keys) == 1):
+                    children.add(other)
+        return children
 
     def _neighbours(self, node: CollectionAddress) -> set[CollectionAddress]:
         return {ref.dst if ref.src == node else ref.src for ref in self._touching[node]}

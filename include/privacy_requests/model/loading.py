@@ -66,10 +66,13 @@ def load_config(folder: Path | str | None = None) -> PrivacyConfig:
                                 "that is not set"))
     if not policies and not any(p.file.startswith("policies/") for p in problems):
         problems.append(Problem("policies", "", "no policy is defined (add policies/*.yml with a 'policy:' list)"))
-    erase_cycle = graph.erasure_cycle()
+    deleted = {a for a, c in graph.collections.items() if any(p.deletes(c) for p, _, _ in policies)}
+    erase_cycle = graph.erasure_cycle(deleted)
     if erase_cycle:
         names = ", ".join(str(a) for a in erase_cycle)
-        problems.append(Problem("datasets", "fides_meta.erase_after", f"cycle among: {names}"))
+        why = (" (a collection whose records a policy deletes is erased after every collection referencing its "
+               "primary key)") if deleted & set(erase_cycle) else ""
+        problems.append(Problem("datasets", "fides_meta.erase_after", f"cycle among: {names}{why}"))
     if problems:
         raise ConfigError(problems)
     return PrivacyConfig(folder, settings, datasets, {p.key: p for p, _, _ in policies}, graph, plan)

@@ -17,11 +17,27 @@ def category_matches(category: str, target: str) -> bool:
     return category == target or category.startswith(target + ".")
 
 
+# The erasure "strategy" that deletes the records of a collection instead of masking fields of them: an erasure
+# rule ``masking_strategy: {strategy: delete}`` deletes every record (by primary key) of a collection holding a
+# field of the rule's categories.
+DELETE = "delete"
+
+
 class MaskingStrategySpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     strategy: str
     configuration: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def deletes(self) -> bool:
+        return self.strategy == DELETE
+
+
+def deletes(fields: dict[str, MaskingStrategySpec]) -> bool:
+    """Whether erasing these fields deletes the records: a delete rule targets one of them (deleting the record
+    erases every field of it, so a collection targeted by a delete rule and a masking rule is deleted)."""
+    return any(spec.deletes for spec in fields.values())
 
 
 class Rule(BaseModel):
@@ -128,6 +144,10 @@ class Policy(BaseModel):
                 if _matches_any(fld, rule.targets) and not (fld.primary_key or fld.read_only):
                     result[fld.path] = rule.masking_strategy
         return result
+
+    def deletes(self, collection: Collection) -> bool:
+        """Whether this policy's erasure deletes the collection's records instead of masking fields."""
+        return deletes(self.erasure_fields(collection))
 
 
 def _matches_any(fld: FieldSpec, targets: list[str]) -> bool:

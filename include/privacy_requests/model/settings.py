@@ -15,7 +15,7 @@ from croniter import croniter
 from fideslang.models import Dataset
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .graph import DatasetGraph, TraversalPlan
+from .graph import CollectionAddress, DatasetGraph, TraversalPlan
 from .policy import WEEK, Policy
 
 CONFIG_DIR_ENV = "PRIVACY_REQUESTS_CONFIG_DIR"
@@ -183,6 +183,17 @@ class PrivacyConfig:
     def digest_datasets(self) -> list[str]:
         """The vendors that get a digest on a schedule instead of one email per request."""
         return [k for k in self.email_datasets if self.mapping(k).email.digest]  # type: ignore[union-attr]
+
+    @cached_property
+    def deleted_collections(self) -> set[CollectionAddress]:
+        """The collections some policy's erasure deletes the records of (instead of masking fields)."""
+        return {a for a, c in self.graph.collections.items() if any(p.deletes(c) for p in self.policies.values())}
+
+    @cached_property
+    def erasure_waits(self) -> dict[CollectionAddress, set[CollectionAddress]]:
+        """Per collection, the erasures that come before its own (``erase_after``, and children before a
+        deleted parent): the edges of the erasure tasks, the same for every policy of the DAG."""
+        return self.graph.erasure_waits(self.deleted_collections)
 
     @cached_property
     def needs_approval(self) -> bool:

@@ -32,7 +32,7 @@ def render_certificate(*, organization: str, policy_name: str, report: dict[str,
     collections = [{
         "collection": c["collection"], "kind": c["kind"], "found": c["access"].get("rows"),
         "erasure": c["erasure"].get("status"), "masked": c["erasure"].get("masked"),
-        "verified": c["erasure"].get("verified"),
+        "deleted": c["erasure"].get("deleted"), "verified": c["erasure"].get("verified"),
     } for c in report["collections"]]
     return _pages.get_template("certificate.html.j2").render(
         organization=organization, policy_name=policy_name, report=report, collections=collections,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..model.graph import CollectionAddress
+from ..model.policy import DELETE
 from ..store import layout
 from .request import PrivacyRequest
 
@@ -23,7 +24,7 @@ class Report:
     @property
     def summary(self) -> dict[str, Any]:
         """Counts for XCom and the task log."""
-        return {k: self.body[k] for k in ("rows_found", "rows_masked", "emails_sent")}
+        return {k: self.body[k] for k in ("rows_found", "rows_masked", "rows_deleted", "emails_sent")}
 
 
 def build_report(request: PrivacyRequest, failure: dict[str, Any] | None = None) -> Report:
@@ -47,9 +48,17 @@ def collection_entry(kind: str, address: CollectionAddress, access: dict[str, An
         "collection": str(address),
         "kind": kind,
         "access": {k: access[k] for k in ("status", "rows", "seconds", "statements") if k in access},
-        "erasure": {k: v for k, v in erasure.items() if k not in ("step", "time")} | (
-            {"masked": ledger["masked"], "masked_at_try": ledger["try_number"]} if ledger else {}),
+        "erasure": {k: v for k, v in erasure.items() if k not in ("step", "time")} | _ledger_counts(ledger),
     }
+
+
+def _ledger_counts(ledger: dict[str, Any]) -> dict[str, Any]:
+    """The rows the ledger says erasure changed: masked, or deleted when the policy deleted the records."""
+    if not ledger:
+        return {}
+    if ledger.get("action") == DELETE:
+        return {"masked": 0, "deleted": ledger["masked"], "deleted_at_try": ledger["try_number"]}
+    return {"masked": ledger["masked"], "masked_at_try": ledger["try_number"]}
 
 
 def assemble_report(request: PrivacyRequest, collections: list[dict[str, Any]], events: list[dict[str, Any]],
@@ -74,6 +83,7 @@ def assemble_report(request: PrivacyRequest, collections: list[dict[str, Any]], 
         "updated_at": datetime.now(UTC).isoformat(),
         "rows_found": sum(c["access"].get("rows", 0) for c in collections),
         "rows_masked": sum(c["erasure"].get("masked", 0) for c in collections),
+        "rows_deleted": sum(c["erasure"].get("deleted", 0) for c in collections),
         "emails_sent": len(emails),
         **({"rows_planned": sum((c["erasure"].get("plan") or {}).get("rows") or 0 for c in collections),
             "emails_rendered": sum(e["event"] == "email_rendered" for e in events)} if request.conf.dry_run else {}),

@@ -17,6 +17,7 @@ from typing import Any
 from ..connectors.base import ConnectorFor, ErasureWork
 from ..errors import RequestError, StepSkipped
 from ..model.graph import CollectionAddress
+from ..model.policy import DELETE
 from ..model.values import distinct, values_at
 from ..request.request import PrivacyRequest
 from ..store import layout
@@ -106,7 +107,8 @@ def erase_collection(request: PrivacyRequest, address: CollectionAddress, connec
     if done:
         log.info("%s was already erased at try %s (%s rows): not erasing again", address, done["try_number"],
                  done["masked"])
-        return Outcome("complete", masked=done["masked"], detail={"masked_at_try": done["try_number"]})
+        return _counted(Outcome("complete", detail={"masked_at_try": done["try_number"]}), done["masked"],
+                        done.get("action"))
     if request.config.mapping(address.dataset).access == "read":
         reason = f"dataset '{address.dataset}' is read-only (access: read): nothing erased"
         log.warning("%s: %s", address, reason)
@@ -118,11 +120,13 @@ def erase_collection(request: PrivacyRequest, address: CollectionAddress, connec
     connector = connector_for(address.dataset)
     if request.conf.dry_run:  # the plan instead of the erasure: nothing changed, no ledger entry
         plan = plan_erasure(work, request.config.mapping(address.dataset).kind, connector)
-        log.info("%s: dry run, %s row(s) would be masked", address, plan["rows"])
+        log.info("%s: dry run, %s row(s) would be %s", address, plan["rows"],
+                 "deleted" if plan.get("action") == DELETE else "masked")
         return Outcome(PLANNED, seconds=round(time.monotonic() - started, 3), detail={"plan": plan})
     erased = connector.erase(work)
-    outcome = Outcome(erased.status, masked=erased.masked or 0, seconds=round(time.monotonic() - started, 3),
-                      statements=connector.statements, detail=erased.detail)
+    outcome = _counted(Outcome(erased.status, seconds=round(time.monotonic() - started, 3),
+                               statements=connector.statements, detail=dict(erased.detail)),
+                       erased.masked or 0, erased.detail.get("action"))
     if erased.masked is not None:
         outcome.detail["masked_at_try"] = try_number
         store.put(layout.erasure_ledger(address), {"masked": erased.masked, "try_number": try_number,
@@ -132,4 +136,14 @@ def erase_collection(request: PrivacyRequest, address: CollectionAddress, connec
                             **{k: v for k, v in erased.event.items() if k != "event"})
         log.info("%s: erased %d row(s) in %.2f s (%d statement(s))", address, erased.masked, outcome.seconds,
                  outcome.statements)
+    return outcome
+
+
+def _counted(outcome: Outcome, rows: int, action: str | None) -> Outcome:
+    """The rows an erasure changed: ``masked``, or ``deleted`` (and ``masked`` 0) when it deleted the records.
+    The ledger keeps either count under ``masked``, with ``action: delete`` for a delete."""
+    if action == DELETE:
+        outcome.detail["deleted"] = rows
+    else:
+        outcome.masked = rows
     return outcome

@@ -13,6 +13,8 @@ from typing import Any
 from ..connectors.base import Connector, ErasureWork
 from ..connectors.sql import field_masks, written_fields
 from ..model.masking import FieldMask
+from ..model.policy import DELETE, deletes
+from ..store.store import dumps
 
 PLANNED = "planned"  # the erasure status of a collection in a dry run
 
@@ -37,6 +39,10 @@ def plan_erasure(work: ErasureWork, kind: str, connector: Connector) -> dict[str
         return {"rows": None, "fields": fields, "by": "a person, who would be asked to confirm"}
     if not work.collection.primary_keys:
         return {"rows": 0, "fields": {}, "skipped": {"*": "no primary key: nothing would be erased"}}
+    if deletes(work.fields):
+        keys = [f.column for f in work.collection.primary_keys]
+        rows = len({dumps([row.get(k) for k in keys]) for row in work.rows()})
+        return {"rows": rows, "action": DELETE, "fields": {}, "skipped": {}}
     skipped: dict[str, str] = {}
     written_fields(work.collection, work.fields, lambda path, why: skipped.__setitem__(path, why))
     masks = field_masks(work)
@@ -58,7 +64,7 @@ def compare(plan_report: dict[str, Any], report: dict[str, Any]) -> list[dict[st
     for item in report.get("collections", []):
         name = item["collection"]
         plan = planned.get(name, {})
-        masked = item["erasure"].get("masked")
+        masked = item["erasure"].get("deleted", item["erasure"].get("masked"))  # rows deleted, for a delete
         rows = plan.get("rows")
         result.append({"collection": name, "planned": rows, "masked": masked,
                        "same": (rows or 0) == (masked or 0) or rows is None})
