@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from sqlalchemy import Engine, column, or_, select, table, tuple_, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..errors import DataSourceError, RequestError, TransientError
 from ..model.graph import Collection
@@ -79,6 +79,11 @@ class SqlConnector:
                 deleted, statements = deletion.delete_rows(conn, collection, work.rows())
             self.statements += statements
             proof = deletion.count_present(self.engine, collection, work.rows())
+        except IntegrityError as exc:
+            raise DataSourceError(
+                f"{classify_error(exc, collection)}: the database refused the delete, a foreign key still references "
+                "a row of it; nothing was deleted in this collection: erase the referencing rows first (the "
+                "preflight of validate_request names the key), then clear this task") from exc
         except DBAPIError as exc:
             raise classify_error(exc, collection) from exc
         self.statements += proof.statements
