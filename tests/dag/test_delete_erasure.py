@@ -48,6 +48,9 @@ def test_a_delete_policy_deletes_the_subjects_rows_children_first(deleting, run_
     assert (report["rows_deleted"], report["rows_masked"], report["rows_found"]) == (JANES_ROWS, 0, JANES_ROWS)
     items = next(c for c in report["collections"] if c["collection"] == "demo_shop:order_item")
     assert items["erasure"]["deleted"] == 3 and items["erasure"]["verified"] == 3
+    (email,) = smtp.received  # the vendor is asked to delete the records too
+    assert "Delete these records entirely" in email.part("text/plain")
+    assert "Delete these records entirely" in email.part("text/html")
     certificate = (storage / "req-1" / "certificate.html").read_text()
     assert "Rows deleted" in certificate and f"rows deleted: {JANES_ROWS}" in certificate
 
