@@ -76,9 +76,23 @@ def connectors(config: PrivacyConfig, ask: Ask, answer: Answer | None = None) ->
             return ManualConnector(ask=ask, answer=answer)
         if mapping.kind == "email":
             return VendorConnector()
+        if mapping.kind == "mongo":
+            from ..connectors.mongo import MongoConnector  # pymongo only where a MongoDB dataset is used
+
+            return MongoConnector(lambda: mongo_database(mapping.mongo_conn_id or ""))
         return sql_connector(mapping.conn_id or "")
 
     return connector_for
+
+
+def mongo_database(conn_id: str) -> Any:
+    """The MongoDB database of an Airflow connection (its schema, "Default DB"), through the provider's hook."""
+    from airflow.providers.mongo.hooks.mongo import MongoHook
+
+    connection = _connection(conn_id, "privacy.yml maps a dataset to it (mongo_conn_id)")
+    if not connection.schema:
+        raise RequestError(f"MongoDB connection '{conn_id}' names no database: set its schema (Default DB)")
+    return MongoHook(mongo_conn_id=conn_id).get_conn()[connection.schema]
 
 
 def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:

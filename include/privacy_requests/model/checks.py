@@ -87,7 +87,7 @@ def check_plan(settings: Settings, plan: TraversalPlan, files: dict[str, str], p
     for address, inputs in plan.inputs.items():
         mapping = settings.datasets.get(address.dataset)
         for edge in inputs:
-            if mapping and mapping.kind != "email" and "." in edge.target_field:
+            if mapping and mapping.kind not in ("email", "mongo") and "." in edge.target_field:
                 problems.append(Problem(files[address.dataset],
                                         f"{address.dataset}.{address.collection}.{edge.target_field}",
                                         f"a nested field cannot be looked up in a {mapping.kind} dataset; reference "

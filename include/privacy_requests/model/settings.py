@@ -82,6 +82,7 @@ class DatasetMapping(_Strict):
     looks it up and answers in the Airflow UI (manual: a paper archive, a system without an API)."""
 
     conn_id: str | None = None
+    mongo_conn_id: str | None = None  # a MongoDB database: the Airflow connection's schema names it
     email: EmailTarget | None = None
     manual: bool = False
     access: Literal["read", "write"] = "write"
@@ -91,16 +92,17 @@ class DatasetMapping(_Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> DatasetMapping:
-        if [self.conn_id is not None, self.email is not None, self.manual].count(True) != 1:
-            raise ValueError("give exactly one of 'conn_id' (a SQL database), 'email' (a vendor) or "
-                             "'manual: true' (a person answers)")
+        if [self.conn_id is not None, self.mongo_conn_id is not None, self.email is not None,
+                self.manual].count(True) != 1:
+            raise ValueError("give exactly one of 'conn_id' (a SQL database), 'mongo_conn_id' (a MongoDB "
+                             "database), 'email' (a vendor) or 'manual: true' (a person answers)")
         if self.pool is not None and self.conn_id is None:
             raise ValueError("'pool' caps the queries against a database: only a dataset with 'conn_id' takes one")
         return self
 
     @property
-    def kind(self) -> Literal["sql", "email", "manual"]:
-        return "email" if self.email else "manual" if self.manual else "sql"
+    def kind(self) -> Literal["sql", "mongo", "email", "manual"]:
+        return "email" if self.email else "manual" if self.manual else "mongo" if self.mongo_conn_id else "sql"
 
 
 class RetrySettings(_Strict):

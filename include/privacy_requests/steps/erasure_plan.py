@@ -43,6 +43,10 @@ def plan_erasure(work: ErasureWork, kind: str, connector: Connector) -> dict[str
         keys = [f.column for f in work.collection.primary_keys]
         rows = len({dumps([row.get(k) for k in keys]) for row in work.rows()})
         return {"rows": rows, "action": DELETE, "fields": {}, "skipped": {}}
+    if kind == "mongo":
+        rows = sum(1 for _ in work.rows())
+        return {"rows": rows, "fields": {p: {"strategy": s.strategy} for p, s in sorted(work.fields.items())},
+                "skipped": {}}
     skipped: dict[str, str] = {}
     written_fields(work.collection, work.fields, lambda path, why: skipped.__setitem__(path, why))
     masks = field_masks(work)
