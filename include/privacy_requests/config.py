@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -21,6 +21,7 @@ from fideslang.default_taxonomy import DEFAULT_TAXONOMY
 from fideslang.models import Dataset, DatasetField
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .connectors.saas_config import SaasConfig, SaasTarget, load_saas
 from .errors import ConfigError, Problem
 from .graph import DatasetGraph, TraversalPlan, build_graph
 from .masking import CONFIG_MODELS
@@ -90,12 +91,14 @@ class EmailTarget(_Strict):
 
 
 class DatasetMapping(_Strict):
-    """How a dataset is reached: an Airflow connection (SQL), a vendor's address (email), or a person who
-    looks it up and answers in the Airflow UI (manual: a paper archive, a system without an API)."""
+    """How a dataset is reached: an Airflow connection (SQL), a vendor's address (email), a person who
+    looks it up and answers in the Airflow UI (manual: a paper archive, a system without an API), or a
+    vendor's API described by a fides SaaS config (saas: connectors/saas_config.py)."""
 
     conn_id: str | None = None
     email: EmailTarget | None = None
     manual: bool = False
+    saas: SaasTarget | None = None
     access: Literal["read", "write"] = "write"
     # The Airflow pool the dataset's access and erasure tasks run in: its slots cap the queries against this
     # database at once, across all requests and all workers.
@@ -103,16 +106,17 @@ class DatasetMapping(_Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> DatasetMapping:
-        if [self.conn_id is not None, self.email is not None, self.manual].count(True) != 1:
-            raise ValueError("give exactly one of 'conn_id' (a SQL database), 'email' (a vendor) or "
-                             "'manual: true' (a person answers)")
-        if self.pool is not None and self.conn_id is None:
-            raise ValueError("'pool' caps the queries against a database: only a dataset with 'conn_id' takes one")
+        if [self.conn_id is not None, self.email is not None, self.manual, self.saas is not None].count(True) != 1:
+            raise ValueError("give exactly one of 'conn_id' (a SQL database), 'email' (a vendor), "
+                             "'manual: true' (a person answers) or 'saas' (a vendor's API)")
+        if self.pool is not None and self.conn_id is None and self.saas is None:
+            raise ValueError("'pool' caps the queries against a database or an API: only a dataset with 'conn_id' "
+                             "or 'saas' takes one")
         return self
 
     @property
-    def kind(self) -> Literal["sql", "email", "manual"]:
-        return "email" if self.email else "manual" if self.manual else "sql"
+    def kind(self) -> Literal["sql", "email", "manual", "saas"]:
+        return "email" if self.email else "manual" if self.manual else "saas" if self.saas else "sql"
 
 
 class RetrySettings(_Strict):
@@ -175,6 +179,9 @@ class PrivacyConfig:
     policies: dict[str, Policy]
     graph: DatasetGraph
     plan: TraversalPlan
+    # SaaS datasets: their configs, and the fields each dataset file declares (before the configs' inputs).
+    saas: dict[str, SaasConfig] = field(default_factory=dict)
+    saas_declared: dict[str, dict[str, set[str]]] = field(default_factory=dict)
 
     def __deepcopy__(self, memo: dict) -> PrivacyConfig:
         # Airflow deep-copies tasks (partial_subset, dag.test); the config is shared, never mutated.
@@ -225,6 +232,8 @@ def load_config(folder: Path | str | None = None) -> PrivacyConfig:
 
     known = {c.fides_key for c in DEFAULT_TAXONOMY.data_category} | set(settings.data_categories)
     _check_mappings(settings, datasets, files, _rel(settings_file, folder), problems)
+    saas, datasets, saas_declared = load_saas(folder, {k: m.saas for k, m in settings.datasets.items() if m.saas},
+                                              datasets, files, problems)
     _check_dataset_categories(datasets, files, known, problems)
     _check_policies(policies, known, problems)
     graph, graph_problems = build_graph(datasets, files)
@@ -246,7 +255,8 @@ def load_config(folder: Path | str | None = None) -> PrivacyConfig:
         problems.append(Problem("datasets", "fides_meta.erase_after", f"cycle among: {names}"))
     if problems:
         raise ConfigError(problems)
-    return PrivacyConfig(folder, settings, datasets, {p.key: p for p, _, _ in policies}, graph, plan)
+    return PrivacyConfig(folder, settings, datasets, {p.key: p for p, _, _ in policies}, graph, plan, saas,
+                         saas_declared)
 
 
 def _rel(path: Path, folder: Path) -> str:
