@@ -67,6 +67,50 @@ def sql_engine(conn_id: str) -> Engine:
     return hook.get_sqlalchemy_engine()
 
 
+def saas_connector(config: PrivacyConfig, dataset: str) -> Connector:
+    """A SaaS dataset's connector: connector params from the Airflow connection (extras by name, and host,
+    login, password ... where privacy.yml's ``params`` says), an httpx client; both made at the first request.
+    Sensitive values are registered with the secret masker; none is ever logged by the connector."""
+    from ..connectors.saas import SaasConnector, resolve_params
+
+    target = config.mapping(dataset).saas
+    assert target is not None
+    saas = config.saas[dataset]
+
+    def params() -> dict[str, Any]:
+        connection = _connection(target.conn_id, f"privacy.yml maps dataset '{dataset}' to it")
+        given: dict[str, Any] = dict(connection.extra_dejson or {})
+        for name, attribute in target.params.items():
+            value = getattr(connection, attribute, None)
+            if attribute == "host" and value and connection.port:
+                value = f"{value}:{connection.port}"
+            if value not in (None, ""):
+                given[name] = value
+        resolved = resolve_params(saas, given, target.conn_id)
+        _mask([resolved[p.name] for p in saas.connector_params if p.sensitive and p.name in resolved]
+              + [connection.password or ""])
+        return resolved
+
+    def client() -> Any:
+        import httpx
+
+        return httpx.Client(timeout=target.timeout_seconds, follow_redirects=False)
+
+    return SaasConnector(config=saas, dataset=dataset, params=params, client=client,
+                         declared=config.saas_declared.get(dataset, {}), protocol=target.protocol,
+                         erase_by=target.erase_by, concurrency=target.concurrency)
+
+
+def _mask(values: list[Any]) -> None:
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - the masker moved
+        return
+    for value in values:
+        if value:
+            mask_secret(str(value))
+
+
 def connectors(config: PrivacyConfig, ask: Ask, answer: Answer | None = None) -> ConnectorFor:
     """Each dataset's connector, by its mapping in privacy.yml: the one place that tells the kinds apart."""
 
@@ -76,6 +120,8 @@ def connectors(config: PrivacyConfig, ask: Ask, answer: Answer | None = None) ->
             return ManualConnector(ask=ask, answer=answer)
         if mapping.kind == "email":
             return VendorConnector()
+        if mapping.kind == "saas":
+            return saas_connector(config, dataset)
         return sql_connector(mapping.conn_id or "")
 
     return connector_for

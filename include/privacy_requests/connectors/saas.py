@@ -805,3 +805,20 @@ def _holds(value: Any, masked: Any) -> bool:
     if masked is None:
         return value in (None, "")
     return value == masked or str(value) == str(masked)
+
+
+def resolve_params(config: SaasConfig, given: Mapping[str, Any], conn_id: str) -> dict[str, Any]:
+    """The connector params: those the connection gives, else the config's default; a missing one is an
+    error naming the param and the connection (never a value)."""
+    resolved: dict[str, Any] = {}
+    missing = []
+    for param in config.connector_params:
+        value = given.get(param.name, param.default_value)
+        if value in (None, ""):
+            missing.append(param.name)
+        else:
+            resolved[param.name] = value
+    if missing:
+        raise RequestError(f"{config.name} connector param(s) {', '.join(missing)} have no value: set them as extras "
+                           f"of the Airflow connection '{conn_id}' (or map them with 'params' in privacy.yml)")
+    return resolved

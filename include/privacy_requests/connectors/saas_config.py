@@ -63,6 +63,8 @@ class SaasTarget(_Strict):
     # How a record is erased when its endpoint has both: the update (mask fields) or the delete.
     erase_by: Literal["update", "delete"] = "update"
     timeout_seconds: float = Field(default=30, gt=0, le=600)
+    # Over the config's client_config.protocol: http for a server on loopback (tests, the demo).
+    protocol: Literal["http", "https"] | None = None
 
 
 # -- the format ---------------------------------------------------------------------------------------------
