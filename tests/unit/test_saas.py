@@ -124,7 +124,8 @@ def _broken(tmp_path: Path, change: Any) -> ConfigError:
      "saas_config.endpoints[0].requests.read[0].output", "'output' is not supported"),
     (lambda c: c["endpoints"][0]["requests"]["update"].update(path="/v1/customers/<customer>"),
      "saas_config.endpoints[0].requests.update.path", "placeholder <customer>"),
-    (lambda c: c["endpoints"].append({"name": "refund", "requests": {"read": {"method": "GET", "path": "/v1/refunds"}}}),
+    (lambda c: c["endpoints"].append({"name": "refund",
+                                      "requests": {"read": {"method": "GET", "path": "/v1/refunds"}}}),
      "saas_config.endpoints[2].name", "not a collection"),
     (lambda c: c["endpoints"][1]["requests"]["read"]["pagination"].update(strategy="page"),
      "saas_config.endpoints[1].requests.read[0].pagination", "does not match"),
@@ -342,7 +343,8 @@ def _token_config(auth: dict[str, Any], rate: dict[str, Any] | None = None) -> A
     return SaasConfig.model_validate({
         "fides_key": "crm", "name": "CRM", "type": "crm",
         "connector_params": [{"name": "domain"}, {"name": "key", "default_value": "-"},
-                             {"name": "client_id", "default_value": "-"}, {"name": "client_secret", "default_value": "-"}],
+                             {"name": "client_id", "default_value": "-"},
+                             {"name": "client_secret", "default_value": "-"}],
         "client_config": {"protocol": "http", "host": "<domain>", "authentication": auth},
         **({"rate_limit_config": rate} if rate else {}),
         "endpoints": [{"name": "contact", "requests": {"read": {
