@@ -54,11 +54,11 @@ def engine_run(config_dir: Path, url: str) -> tuple[float, int]:
     from cryptography.fernet import Fernet
     from sqlalchemy import create_engine
 
-    from include.privacy_requests.collection_steps import access_collection, erase_collection
-    from include.privacy_requests.config import load_config
     from include.privacy_requests.connectors.sql import SqlConnector
-    from include.privacy_requests.lifecycle import start_request
-    from include.privacy_requests.request import open_request
+    from include.privacy_requests.model.loading import load_config
+    from include.privacy_requests.request.lifecycle import start_request
+    from include.privacy_requests.request.request import open_request
+    from include.privacy_requests.steps.collection_steps import access_collection, erase_collection
 
     config = load_config(config_dir)
     engine = create_engine(url)
@@ -141,8 +141,8 @@ def erasure_strategy(rows: int) -> list[Figure]:
     from sqlalchemy import create_engine, text
 
     from include.privacy_requests.connectors.sql import SqlConnector
-    from include.privacy_requests.graph import Collection, CollectionAddress, FieldSpec
-    from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets
+    from include.privacy_requests.model.graph import Collection, CollectionAddress, FieldSpec
+    from include.privacy_requests.model.masking import FieldMask, Masker, new_request_secrets
 
     url = data.recreate_database(f"{BENCH_DB}_erasure")
     engine = create_engine(url)
@@ -204,10 +204,10 @@ def probe_memory(config_dir: str, url: str, baseline: bool) -> None:
     from cryptography.fernet import Fernet
     from sqlalchemy import create_engine
 
-    from include.privacy_requests.collection_steps import access_collection
-    from include.privacy_requests.config import load_config
     from include.privacy_requests.connectors.sql import SqlConnector
-    from include.privacy_requests.request import open_request
+    from include.privacy_requests.model.loading import load_config
+    from include.privacy_requests.request.request import open_request
+    from include.privacy_requests.steps.collection_steps import access_collection
 
     config = load_config(config_dir)
     rows = 0

@@ -13,12 +13,12 @@ from types import SimpleNamespace
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from include.privacy_requests import layout  # noqa: E402
-from include.privacy_requests.collection_steps import access_collection, erase_collection  # noqa: E402
-from include.privacy_requests.config import load_config  # noqa: E402
-from include.privacy_requests.graph import CollectionAddress  # noqa: E402
-from tests.saas_servers.stripe import StripeApi  # noqa: E402
-from tests.unit.test_saas import Harness, started  # noqa: E402
+from include.privacy_requests.model.graph import CollectionAddress
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.steps.collection_steps import access_collection, erase_collection
+from include.privacy_requests.store import layout
+from tests.saas_servers.stripe import StripeApi
+from tests.unit.test_saas import Harness, started
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 

@@ -15,18 +15,18 @@ from airflow.sdk import BaseHook, Connection, Variable, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 from sqlalchemy import Engine
 
-from ..asking import Answer, Ask
-from ..config import PrivacyConfig
 from ..connectors.base import Connector, ConnectorFor
 from ..connectors.manual import ManualConnector
+from ..connectors.preflight import erasure_preflight
 from ..connectors.sql import SqlConnector
 from ..connectors.vendor import VendorConnector
 from ..errors import RequestError, TransientError
-from ..policy import Policy, Webhook
-from ..preflight import erasure_preflight
-from ..vendor_confirmation import Links, signing_key
-from ..vendor_email import Send
-from ..webhooks import Reply
+from ..model.policy import Policy, Webhook
+from ..model.settings import PrivacyConfig
+from ..outbound.vendor_confirmation import Links, signing_key
+from ..outbound.vendor_email import Send
+from ..outbound.webhooks import Reply
+from ..request.asking import Answer, Ask
 from .constants import CONFIRM_PAGE, STORE_KEY_VARIABLE, confirming_vendors
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,8 @@ def saas_connector(config: PrivacyConfig, dataset: str) -> Connector:
     """A SaaS dataset's connector: connector params from the Airflow connection (extras by name, and host,
     login, password ... where privacy.yml's ``params`` says), an httpx client; both made at the first request.
     Sensitive values are registered with the secret masker; none is ever logged by the connector."""
-    from ..connectors.saas import SaasConnector, resolve_params
+    from ..connectors.saas import SaasConnector
+    from ..connectors.saas_http import resolve_params
 
     target = config.mapping(dataset).saas
     assert target is not None
