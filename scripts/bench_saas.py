@@ -21,6 +21,7 @@ from tests.saas_servers.stripe import StripeApi
 from tests.unit.test_saas import Harness, started
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
+CONCURRENCY = int(sys.argv[2]) if len(sys.argv) > 2 else 4
 
 
 def main() -> None:
@@ -32,6 +33,14 @@ def main() -> None:
     other = SimpleNamespace(host="unused", api_key="unused", token="unused")
     harness = Harness(config, {"stripe": api, "mailchimp": other, "shopify": other})
     harness.params["stripe"]["page_size"] = 100
+    make = harness.connector_for
+
+    def connector_for(dataset: str):
+        connector = make(dataset)
+        connector.concurrency = CONCURRENCY
+        return connector
+
+    harness.connector_for = connector_for  # type: ignore[method-assign]
     with tempfile.TemporaryDirectory() as root:
         request = started(config, Path(root), "saas_erasure")
         access_collection(request, CollectionAddress("stripe", "customer"), harness.connector_for)
@@ -69,7 +78,7 @@ def main() -> None:
     api.stop()
     print(f"records: {rows}; read {rows / read_s:,.0f} records/s ({read_calls} requests, {read_s:.2f} s); "
           f"erased {rows / erase_s:,.0f} records/s ({erase_calls} requests incl. the proof's re-read, "
-          f"{erase_s:.2f} s, concurrency 4)")
+          f"{erase_s:.2f} s, concurrency {CONCURRENCY}, {1000 * erase_s / erase_calls:.2f} ms/request)")
     print(f"bare httpx loop: pages {bare_read:.2f} s ({bare_pages} requests), {N} POSTs {bare_post:.2f} s "
           f"sequential = {1000 * bare_post / N:.2f} ms/request; connector read overhead "
           f"{1000 * (read_s - bare_read) / max(read_calls, 1):.2f} ms/request")

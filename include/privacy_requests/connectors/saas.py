@@ -80,9 +80,9 @@ class SaasConnector(SaasReader):
         proof = self.verify(work, action, request, masks, list(zip(jobs, outcomes, strict=True)), secrets)
         detail = {"action": action, "fields": sorted(masks), "requests": sent, "already_done": before,
                   "skipped_missing_values": skipped, **proof}
-        log.info("%s: %s request(s) sent for %d record(s), %d done by an earlier try, %d skipped; verified %d, "
-                 "%d no longer found", where, action, sent, len(jobs), before, skipped, proof["verified"],
-                 proof["gone"])
+        log.info("%s: %d %s request(s) sent, %d done by an earlier try, %d skipped (missing values), of %d "
+                 "record(s); %d verified, %d no longer found", where, sent, action, before, skipped, len(jobs),
+                 proof["verified"], proof["gone"])
         return Erased("complete", masked=sent + before, detail=detail,
                       event={"event": "saas_records_erased", "action": action, "records": sent + before,
                              "fields": sorted(masks)})
