@@ -404,3 +404,29 @@ def _advance(connector: SaasConnector, seconds: float) -> None:
     for sent in connector._limiter._sent.values():
         for i in range(len(sent)):
             sent[i] -= seconds
+
+
+def test_references_cross_between_sql_and_saas_collections(tmp_path: Path) -> None:
+    folder = tmp_path / "cfg"
+    shutil.copytree(EXAMPLES, folder)
+    (folder / "datasets/crm.yml").write_text(yaml.safe_dump({"dataset": [{"fides_key": "crm", "collections": [
+        {"name": "account", "fields": [
+            {"name": "id", "data_categories": ["system.operations"], "fides_meta": {"primary_key": True}},
+            {"name": "stripe_id", "data_categories": ["user.unique_id"], "fides_meta": {
+                "references": [{"dataset": "stripe", "field": "customer.id", "direction": "from"}]}},
+            {"name": "shop_ref", "data_categories": ["user.unique_id"]}]}]}]}))
+    data = yaml.safe_load((folder / "privacy.yml").read_text())
+    data["datasets"]["crm"] = {"conn_id": "crm_db"}
+    (folder / "privacy.yml").write_text(yaml.safe_dump(data))
+    shopify = yaml.safe_load((folder / "saas/shopify.yml").read_text())
+    order_read = shopify["saas_config"]["endpoints"][1]["requests"]["read"]
+    order_read["param_values"].append({"name": "ref", "references": [
+        {"dataset": "crm", "field": "account.shop_ref", "direction": "from"}]})
+    order_read["query_params"].append({"name": "name", "value": "<ref>"})
+    (folder / "saas/shopify.yml").write_text(yaml.safe_dump(shopify))
+    config = load_config(folder)
+    account = config.plan.inputs[CollectionAddress("crm", "account")]
+    assert [(str(i.source), i.source_field) for i in account] == [("stripe:customer", "id")]
+    order = config.plan.inputs[CollectionAddress("shopify", "order")]
+    assert {(str(i.source), i.source_field, i.target_field) for i in order} == {
+        ("shopify:customer", "id", "customer_id"), ("crm:account", "shop_ref", "ref")}

@@ -134,13 +134,13 @@ class SaasConnector(SaasReader):
         """An update's or delete's param values: references from the record, identities from the record's
         identity fields (a batch) or the request, connector params from the connection."""
         values: dict[str, Any] = {}
-        identity = work.request.identity
+        identity = (lambda: work.request.identity) if any(p.identity for p in request.param_values) else dict
         for p in request.param_values:
             if p.references:
                 values[p.name] = dig(row, p.references[0].field.split(".", 1)[1])
             elif p.identity:
                 held = [row.get(f.path) for f in work.collection.fields if f.identity == p.identity]
-                values[p.name] = next((v for v in held if v is not None), identity.get(p.identity))
+                values[p.name] = next((v for v in held if v is not None), None) or identity().get(p.identity)
             elif p.connector_param:
                 values[p.name] = self.connector_params.get(p.connector_param)
         return values
