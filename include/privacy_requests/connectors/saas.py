@@ -115,7 +115,12 @@ class SaasConnector(SaasReader):
             kept = {k: v for k, v in row.items() if (declared is None or k in declared)
                     and not (collection.field(k) and collection.field(k).read_only)}
             values[MASKED_OBJECT_FIELDS] = unflatten(masked)
-            values[ALL_OBJECT_FIELDS] = unflatten(masked, kept)
+            values[ALL_OBJECT_FIELDS] = whole = unflatten(masked, kept)
+            for fld in collection.fields:  # a read-only field inside an object is left out too (fides unsets it)
+                if fld.read_only and "." in fld.path:
+                    parent = dig(whole, fld.path.rsplit(".", 1)[0])
+                    if isinstance(parent, dict):
+                        parent.pop(fld.path.rsplit(".", 1)[1], None)
             try:
                 prepared = self.prepare(request, values)
             except MissingValue as exc:
