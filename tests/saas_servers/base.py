@@ -36,6 +36,8 @@ class FakeVendor:
         self._failures: list[tuple[int, str | None, str]] = []
         self.lock = threading.RLock()
         self.server: ThreadingHTTPServer | None = None
+        self.delay = 0.0  # seconds each request takes (outside the lock: requests overlap)
+        self.in_flight = self.max_in_flight = 0
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def start(self) -> FakeVendor:
@@ -50,7 +52,16 @@ class FakeVendor:
                 url = urlsplit(self.path)
                 call = Call(self.command, url.path, dict(parse_qsl(url.query, keep_blank_values=True)),
                             {k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length))
-                reply = vendor.dispatch(call)
+                with vendor.lock:
+                    vendor.in_flight += 1
+                    vendor.max_in_flight = max(vendor.max_in_flight, vendor.in_flight)
+                if vendor.delay:
+                    threading.Event().wait(vendor.delay)
+                try:
+                    reply = vendor.dispatch(call)
+                finally:
+                    with vendor.lock:
+                        vendor.in_flight -= 1
                 data = b"" if reply.body is None else json.dumps(reply.body).encode()
                 self.send_response(reply.status)
                 for key, value in reply.headers.items():

@@ -430,3 +430,76 @@ def test_references_cross_between_sql_and_saas_collections(tmp_path: Path) -> No
     order = config.plan.inputs[CollectionAddress("shopify", "order")]
     assert {(str(i.source), i.source_field, i.target_field) for i in order} == {
         ("shopify:customer", "id", "customer_id"), ("crm:account", "shop_ref", "ref")}
+
+
+def _stripe_one(read: dict[str, Any]) -> Any:
+    from include.privacy_requests.model.saas_format import SaasConfig
+    return SaasConfig.model_validate({
+        "fides_key": "stripe", "name": "Stripe", "type": "stripe",
+        "connector_params": [{"name": "domain"}, {"name": "api_key"}],
+        "client_config": {"protocol": "http", "host": "<domain>",
+                          "authentication": {"strategy": "bearer", "configuration": {"token": "<api_key>"}}},
+        "endpoints": [{"name": "customer", "requests": {"read": read}}]})
+
+
+def test_ignore_errors_unwrap_and_skip_missing_param_values(servers: dict[str, Any]) -> None:
+    api = servers["stripe"]
+    seed_stripe(api)
+    params = {"domain": api.host, "api_key": api.key}
+    one = {"method": "GET", "path": "/v1/customers/<id>", "param_values": [
+        {"name": "id", "references": [{"dataset": "crm", "field": "account.stripe_id", "direction": "from"}]}]}
+    strict = _stripe_one(one)
+    connector = SaasConnector(config=strict, dataset="stripe", params=params, client=httpx.Client(timeout=10))
+    read = strict.endpoints[0].requests.reads[0]
+    with pytest.raises(DataSourceError, match=r"GET /v1/customers/<id> answered 404$"):
+        connector.read_all(read, {"id": "cus_nobody"}, {}, "stripe:customer")
+    lenient = _stripe_one({**one, "ignore_errors": [404]})
+    connector = SaasConnector(config=lenient, dataset="stripe", params=params, client=httpx.Client(timeout=10))
+    read = lenient.endpoints[0].requests.reads[0]
+    assert connector.read_all(read, {"id": "cus_nobody"}, {}, "stripe:customer") == []
+    assert [r["id"] for r in connector.read_all(read, {"id": "cus_jane"}, {}, "stripe:customer")] == ["cus_jane"]
+    # unwrap: the address object of each customer listed; a header whose placeholder has no value is left out
+    listing = _stripe_one({"method": "GET", "path": "/v1/customers", "headers": [{"name": "X-Optional",
+                                                                                  "value": "<missing>"}],
+                           "query_params": [{"name": "email", "value": "<email>"}],
+                           "param_values": [{"name": "email", "identity": "email"}], "data_path": "data",
+                           "postprocessors": [{"strategy": "unwrap", "configuration": {"data_path": "address"}}]})
+    connector = SaasConnector(config=listing, dataset="stripe", params=params, client=httpx.Client(timeout=10))
+    rows = connector.read_all(listing.endpoints[0].requests.reads[0], {"email": JANE}, {}, "stripe:customer")
+    assert rows == [{"line1": "cus_jane street", "city": "Town", "email": JANE}]
+    assert "x-optional" not in api.calls[-1].headers
+    # skip_missing_param_values: a placeholder without a value skips the request instead of failing
+    body = {"method": "POST", "path": "/v1/customers/search", "body": '{"q": "<nickname>"}',
+            "param_values": [{"name": "email", "identity": "email"}]}
+    with pytest.raises(ConfigError, match="placeholder <nickname>"):
+        _config_with(body)
+    skipping = _stripe_one({"method": "GET", "path": "/v1/customers/<id>", "skip_missing_param_values": True,
+                            "param_values": [{"name": "id", "identity": "stripe_id"}]})
+    connector = SaasConnector(config=skipping, dataset="stripe", params=params, client=httpx.Client(timeout=10))
+    assert connector.read_all(skipping.endpoints[0].requests.reads[0], {}, {}, "stripe:customer") == []
+
+
+def _config_with(read: dict[str, Any]) -> None:
+    from include.privacy_requests.errors import Problem
+    from include.privacy_requests.model.saas_loading import check_placeholders
+    problems: list[Problem] = []
+    check_placeholders(_stripe_one(read), "saas/x.yml", problems)
+    if problems:
+        raise ConfigError(problems)
+
+
+def test_requests_of_a_batch_run_with_bounded_concurrency(config: PrivacyConfig, servers: dict[str, Any],
+                                                          tmp_path: Path) -> None:
+    api = servers["stripe"]
+    emails = [f"p{i}@example.com" for i in range(12)]
+    for i, email in enumerate(emails):
+        api.add_customer(f"cus_{i}", email, f"Person {i}")
+    api.delay = 0.05
+    harness = Harness(config, servers)
+    request = started(config, tmp_path, "saas_access")
+    connector = harness.connector_for("stripe")
+    connector.concurrency = 3
+    found = connector.retrieve(request, config.graph.collections[CollectionAddress("stripe", "customer")],
+                               {"email": emails})
+    assert sorted(r["id"] for r in found.rows) == sorted(f"cus_{i}" for i in range(12))
+    assert 1 < api.max_in_flight <= 3

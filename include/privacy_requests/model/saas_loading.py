@@ -51,11 +51,11 @@ def load_saas_config(folder: Path, target: SaasTarget, dataset_key: str,
     if config.fides_key != dataset_key:
         problems.append(Problem(file, "saas_config.fides_key", f"'{config.fides_key}' is not the dataset it serves "
                                 f"('{dataset_key}'); use {INSTANCE_KEY} or the dataset's key"))
-    _check_placeholders(config, file, problems)
+    check_placeholders(config, file, problems)
     return config if len(problems) == before else None
 
 
-def _check_placeholders(config: SaasConfig, file: str, problems: list[Problem]) -> None:
+def check_placeholders(config: SaasConfig, file: str, problems: list[Problem]) -> None:
     """Every ``<name>`` of a request is a param value, a connector param or one the engine fills; a param value
     names a connector param that exists; update and delete references point into their own collection."""
     params = config.param_names
