@@ -5,6 +5,7 @@ loopback. Access and erasure through privacy_request and privacy_request_batch, 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +46,8 @@ def read(path: Path) -> dict:
 
 
 def test_privacy_request_reaches_a_saas_dataset(run_request, stripe: StripeApi, shop_db: Path, storage: Path,
-                                                smtp) -> None:
+                                                smtp, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     dag, dag_run, states = run_request(POLICY, {"email": "jane@example.com"}, request_id="r-saas")
     assert dag_run.state == "success", states
     assert states["access.stripe.charge"][0] == states["erasure.stripe.customer"][0] == "success"
@@ -58,6 +60,10 @@ def test_privacy_request_reaches_a_saas_dataset(run_request, stripe: StripeApi, 
     customer = next(c for c in report["collections"] if c["collection"] == "stripe:customer")
     assert customer["erasure"]["masked"] == 1 and customer["erasure"]["verified"] == 1
     assert stripe.key not in json.dumps(report) and "cus_jane" not in json.dumps(report)
+    # The task logs name path templates; no filled-in URL (httpx's request lines are silenced), no key.
+    assert "stripe:charge: complete, 5 rows" in caplog.text
+    assert "jane%40example.com" not in caplog.text and "cus_jane" not in caplog.text
+    assert stripe.key not in caplog.text
 
 
 def test_dry_run_sends_nothing_and_lists_the_requests(airflow_db, config_folder, stripe: StripeApi,

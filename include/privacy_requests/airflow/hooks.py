@@ -95,6 +95,9 @@ def saas_connector(config: PrivacyConfig, dataset: str) -> Connector:
     def client() -> Any:
         import httpx
 
+        # httpx logs every request's full URL at INFO: a query or a path can hold an email address (URL-encoded,
+        # so the secret masker would not recognise it). The connector logs path templates instead.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         return httpx.Client(timeout=target.timeout_seconds, follow_redirects=False)
 
     return SaasConnector(config=saas, dataset=dataset, params=params, client=client,
