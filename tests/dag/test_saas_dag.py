@@ -98,3 +98,14 @@ def test_batch_erases_each_subject_at_the_vendor(airflow_db, config_folder, stri
     john = read(storage / "r-john" / "access_package.json")
     assert [c["id"] for c in jane["stripe:customer"]] == ["cus_jane"] and len(jane["stripe:charge"]) == 5
     assert [c["id"] for c in john["stripe:customer"]] == ["cus_john"] and "stripe:charge" not in john
+
+
+def test_refused_credentials_fail_validate_request_before_anything_is_touched(
+        run_request, stripe: StripeApi, shop_db: Path, storage: Path, smtp, monkeypatch: pytest.MonkeyPatch) -> None:
+    host, port = stripe.host.split(":")
+    monkeypatch.setenv("AIRFLOW_CONN_STRIPE_API", json.dumps({"conn_type": "http", "host": host, "port": int(port),
+                                                              "password": "sk_wrong"}))
+    _, dag_run, states = run_request(POLICY, {"email": "jane@example.com"}, request_id="r-badkey")
+    assert dag_run.state == "failed" and states["validate_request"][0] == "failed"
+    assert "access.stripe.customer" not in {t for t, (s, _) in states.items() if s == "success"}
+    assert stripe.writes == [] and all(c.path == "/v1/customers" and not c.query for c in stripe.calls)

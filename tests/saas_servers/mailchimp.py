@@ -54,6 +54,9 @@ class MailchimpApi(FakeVendor):
 
     def route(self, call: Call) -> Reply:
         parts = call.path.strip("/").split("/")
+        if parts == ["3.0", "lists"] and call.method == "GET":
+            lists = [{"id": i, "name": f"Audience {i}"} for i in sorted(self.lists)]
+            return Reply(200, {"lists": lists, "total_items": len(lists)})
         if parts == ["3.0", "search-members"] and call.method == "GET":
             query = call.query.get("query", "").lower()
             exact = [m for m in self.members.values() if m["email_address"].lower() == query]

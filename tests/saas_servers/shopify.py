@@ -42,6 +42,8 @@ class ShopifyApi(FakeVendor):
         if not call.path.startswith(PREFIX):
             return Reply(404, {"errors": "Not Found"})
         path = call.path[len(PREFIX):]
+        if path == "/shop.json" and call.method == "GET":
+            return Reply(200, {"shop": {"id": 1, "name": "Fake store"}})
         if path == "/customers/search.json" and call.method == "GET":
             wanted = call.query.get("query", "").removeprefix("email:")
             return self._page(call, "customers", [c for c in self.customers.values() if c["email"] == wanted])

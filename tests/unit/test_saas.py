@@ -503,3 +503,12 @@ def test_requests_of_a_batch_run_with_bounded_concurrency(config: PrivacyConfig,
                                {"email": emails})
     assert sorted(r["id"] for r in found.rows) == sorted(f"cus_{i}" for i in range(12))
     assert 1 < api.max_in_flight <= 3
+
+
+def test_test_request_checks_the_credentials(config: PrivacyConfig, servers: dict[str, Any]) -> None:
+    harness = Harness(config, servers)
+    for dataset in ("stripe", "mailchimp", "shopify"):
+        harness.connector_for(dataset).test_connection()
+    harness.params["shopify"]["access_token"] = "shpat_wrong"
+    with pytest.raises(RequestError, match=r"shopify \(test_request\): GET /admin/api/2024-01/shop.json answered 401"):
+        harness.connector_for("shopify").test_connection()

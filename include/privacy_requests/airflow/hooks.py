@@ -20,7 +20,7 @@ from ..connectors.manual import ManualConnector
 from ..connectors.preflight import erasure_preflight
 from ..connectors.sql import SqlConnector
 from ..connectors.vendor import VendorConnector
-from ..errors import RequestError, TransientError
+from ..errors import DataSourceError, RequestError, TransientError
 from ..model.policy import Policy, Webhook
 from ..model.settings import PrivacyConfig
 from ..outbound.vendor_confirmation import Links, signing_key
@@ -142,7 +142,7 @@ def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
         return engines[-1]
 
     emails = config.email_datasets or policy.access_package.deliver
-    problems = smtp_problems(config) if emails else []
+    problems = (smtp_problems(config) if emails else []) + saas_problems(config)
     if config.email_datasets:
         problems += confirmation_problems(config)
     try:
@@ -155,6 +155,21 @@ def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def saas_problems(config: PrivacyConfig) -> list[str]:
+    """Each SaaS dataset's connection exists, gives every connector param, and its credentials pass the config's
+    ``test_request``; an API that cannot be reached now is left to the access steps (they retry)."""
+    problems = []
+    for dataset in sorted(config.saas):
+        connector = saas_connector(config, dataset)
+        try:
+            connector.test_connection()  # type: ignore[attr-defined]
+        except TransientError as exc:
+            log.warning("SaaS dataset %s not checked before the request: %s", dataset, exc)
+        except (RequestError, DataSourceError) as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def smtp_problems(config: PrivacyConfig) -> list[str]:

@@ -208,3 +208,19 @@ class SaasClient:
             return [work(job) for job in jobs]
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
             return list(pool.map(work, jobs))
+
+    def test_connection(self) -> None:
+        """Send the config's ``test_request`` (none: nothing to do), once: refused credentials raise
+        RequestError, another 4xx DataSourceError, an API that cannot be reached TransientError."""
+        request = self.config.test_request
+        if request is None:
+            return
+        try:
+            prepared = self.prepare(request, {})
+        except MissingValue as exc:
+            raise RequestError(f"{self.dataset}: test_request: placeholder <{exc}> has no value") from None
+        attempts, self.max_attempts = self.max_attempts, 1
+        try:
+            self.send(prepared, request, f"{self.dataset} (test_request)")
+        finally:
+            self.max_attempts = attempts
