@@ -60,3 +60,22 @@ def test_a_mongo_dataset_may_be_looked_up_by_a_nested_path(tmp_path: Path) -> No
     (folder / "privacy.yml").write_text(yaml.safe_dump(data))
     config = load_config(folder)
     assert config.mapping("docs").kind == "mongo"
+
+
+def test_a_batch_masks_unmatched_arrays_and_refuses_a_matched_one() -> None:
+    """A batch has no single subject's values at hand: an array nobody was matched in is masked whole, an
+    array the subjects were matched in cannot be split per subject, and the step says so."""
+    import pytest
+
+    from include.privacy_requests.connectors.mongo import _document_targets
+    from include.privacy_requests.errors import DataSourceError
+    from include.privacy_requests.model.graph import Collection, CollectionAddress
+    from include.privacy_requests.model.masking import FieldMask, Masker, new_request_secrets
+
+    masks = {"info.reports": FieldMask(Masker("null_rewrite", {}, new_request_secrets())),
+             "thread.who": FieldMask(Masker("null_rewrite", {}, new_request_secrets()))}
+    collection = Collection(CollectionAddress("docs", "c"), [])
+    found = _document_targets(DOC, {"info.reports": masks["info.reports"]}, None, collection, ["thread.comment"])
+    assert [t.path for _, t in found] == ["info.reports.$[e0]", "info.reports.$[e1]"]
+    with pytest.raises(DataSourceError, match="'thread.who' is in an array matched by the request's values"):
+        _document_targets(DOC, {"thread.who": masks["thread.who"]}, None, collection, ["thread.comment"])

@@ -76,10 +76,11 @@ class MongoConnector:
         if not masks:
             return Erased("nothing_to_erase")
         inputs = _inputs(work)
+        matched = [i.target_field for i in work.request.config.plan.inputs[collection.address]]
         masked = verified = 0
         try:
             for batch in in_chunks(work.rows(), WRITE_BATCH):
-                planned = [(row, _document_targets(row, masks, inputs, collection)) for row in batch]
+                planned = [(row, _document_targets(row, masks, inputs, collection, matched)) for row in batch]
                 operations = [op for row, found in planned if (op := _update(row, found, masks))]
                 if operations:
                     self.statements += 1
@@ -153,7 +154,9 @@ def _inputs(work: ErasureWork) -> dict[str, list[Any]] | None:
 
 
 def _document_targets(row: dict[str, Any], masks: dict[str, FieldMask], inputs: dict[str, list[Any]] | None,
-                      collection: Collection) -> list[tuple[str, Target]]:
+                      collection: Collection, matched: list[str]) -> list[tuple[str, Target]]:
+    """The values to mask in one document; ``matched`` are the paths values arrive on (in a batch, whose values
+    are not at hand, an array on one of those paths cannot be told apart per subject)."""
     ident: dict[tuple[Any, ...], str] = {}
     result = []
     for name, mask in masks.items():
@@ -161,7 +164,8 @@ def _document_targets(row: dict[str, Any], masks: dict[str, FieldMask], inputs: 
         if why:
             log.warning("%s: %s", collection.address, why)
         for target in found:
-            if inputs is None and target.filters and "$[" in target.path:
+            head = target.path.split(".$[")[0]
+            if inputs is None and "$[" in target.path and any(p == head or p.startswith(head + ".") for p in matched):
                 raise DataSourceError(f"{collection.address}: '{name}' is in an array matched by the request's "
                                       "values: a batch cannot mask it yet (run single requests for this dataset)")
             if target.original is None and mask.per_row:
