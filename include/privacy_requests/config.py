@@ -145,6 +145,25 @@ class BatchSettings(_Strict):
     chunks of this size, so 10,000 subjects take a handful of statements per collection)."""
 
     chunk_size: int = Field(default=5000, ge=1, le=50_000)
+    # Where subjects files (subjects_url) may be read from: local inbox folders and object-storage URL
+    # prefixes. None configured: subjects_url is refused (batch/source.py).
+    subjects_from: list[str] = Field(default_factory=list)
+    # How much of a batch is read: subjects in all (inline or from a file), and of a subjects file the bytes
+    # of one line (a longer line is rejected alone) and in all.
+    max_subjects: int = Field(default=1_000_000, ge=1)
+    max_line_bytes: int = Field(default=65_536, ge=256, le=16 * 1024 * 1024)
+    max_file_bytes: int = Field(default=1 << 30, ge=1024)
+
+    @field_validator("subjects_from")
+    @classmethod
+    def _inboxes(cls, entries: list[str]) -> list[str]:
+        from .batch.source import check_inbox
+
+        for entry in entries:
+            problem = check_inbox(entry)
+            if problem:
+                raise ValueError(f"{entry!r}: {problem}")
+        return entries
 
 
 class Settings(_Strict):
