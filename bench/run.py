@@ -3,6 +3,7 @@
     ./scripts/bench.sh            # the full benchmark (PostgreSQL on 127.0.0.1; about 20 minutes)
     ./scripts/bench.sh --quick    # a smoke run on small data (about 1 minute)
     ./scripts/bench.sh --only batch [--quick]   # a batch of 10,000 (1,000) erasure subjects, a real scheduler
+    ./scripts/bench.sh --only pages [--quick]   # page times with two batches of 100,000 (10,000) subjects present
     ./scripts/bench.sh --only executors   # LocalExecutor vs CeleryExecutor with 1 and 2 workers, 50 in flight
 
 Prints one table: each figure, what it is compared against, and the target.
@@ -376,6 +377,65 @@ def batch(work: Path, subjects: int) -> list[Figure]:
     return figures
 
 
+# -- pages: the Privacy requests pages with large batches present -----------------------------------------
+def pages(work: Path, subjects: int) -> list[Figure]:
+    """Page times of /privacy/ and the batch pages with two batches of ``subjects`` inline subjects present
+    (a conf of megabytes each) and two finished single requests. The batch DAG is paused, so its runs stay
+    queued with every task row created: the pages read them as they would read running batches."""
+    from aiosmtpd.controller import Controller
+
+    from scripts.demo import free_port
+    from scripts.local_airflow import AirflowCluster
+    from scripts.smtp_sink import EmlFolderHandler
+
+    shop = work / "pages-shop.db"
+    _bench_shop(shop, 2)
+    meta_url = data.recreate_database(f"{BENCH_DB}_pages_airflow")
+    smtp_port = free_port()
+    sink = Controller(EmlFolderHandler(work / "pages-mailbox"), hostname="127.0.0.1", port=smtp_port)
+    sink.start()
+    cluster = AirflowCluster(work / "pages-airflow", free_port(), _demo_env(work, shop, meta_url, smtp_port, 4))
+    conf_bytes = 0
+    try:
+        cluster.start()
+        for index in range(2):
+            cluster.trigger(f"page-{index}", {"policy": "default_erasure_policy", "request_id": f"page-{index}",
+                                              "identity": {"email": _bench_email(index)}})
+        for index in range(2):
+            cluster.wait_for_run(f"page-{index}", timeout=600)
+        cluster.patch("/api/v2/dags/privacy_request_batch", {"is_paused": True})
+        for index in range(2):
+            conf = {"batch_id": f"pages-{index}", "policy": "default_access_policy",
+                    "subjects": [{"request_id": f"p{index}-{i}", "identity": {"email": f"s{i}@example.com"}}
+                                 for i in range(subjects)]}
+            conf_bytes = len(json.dumps(conf))
+            response = cluster.session.post(f"{cluster.base}/api/v2/dags/privacy_request_batch/dagRuns",
+                                            json={"dag_run_id": f"pages-{index}", "logical_date": None, "conf": conf},
+                                            timeout=300)
+            response.raise_for_status()
+        timings = {path: _page_seconds(cluster, path) for path in
+                   ("/privacy/", "/privacy/api/requests", "/privacy/api/batches", "/privacy/batches/pages-0",
+                    "/privacy/requests/page-0")}
+    finally:
+        cluster.stop()
+        sink.stop()
+        data.drop_database(f"{BENCH_DB}_pages_airflow")
+    against = (f"2 batches of {subjects:,} inline subjects present ({conf_bytes / 2**20:.1f} MB conf each); "
+               "12.7 s for /privacy/ before (issue 20)")
+    return [Figure(f"page time {path} (median of 5)", f"{seconds:.2f} s", against, "< 0.5 s", seconds < 0.5)
+            for path, seconds in timings.items()]
+
+
+def _page_seconds(cluster, path: str, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats + 1):  # the first warms the plugin's caches (configuration, batch reports)
+        started = time.monotonic()
+        response = cluster.session.get(f"{cluster.base}{path}", timeout=300)
+        times.append(time.monotonic() - started)
+        response.raise_for_status()
+    return statistics.median(times[1:])
+
+
 # -- 7. executors: LocalExecutor, CeleryExecutor with one and two workers ---------------------------------
 EXECUTOR_SETUPS = [("LocalExecutor", 0), ("CeleryExecutor, 1 worker", 1), ("CeleryExecutor, 2 workers", 2)]
 BENCH_BROKER = "redis://127.0.0.1:6379/5"
@@ -486,7 +546,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, few requests: a smoke run")
     parser.add_argument("--only", nargs="+", metavar="PART",
-                        choices=["engine", "erasure", "memory", "parse", "scheduler", "batch", "executors"],
+                        choices=["engine", "erasure", "memory", "parse", "scheduler", "batch", "pages", "executors"],
                         help="run only these parts")
     parser.add_argument("--probe-memory", nargs=2, metavar=("CONFIG", "URL"), help=argparse.SUPPRESS)
     parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
@@ -507,6 +567,7 @@ def main() -> int:
         ("parse", lambda w: parse_times(w, [50, 200] if args.quick else [50, 200, 500])),
         ("scheduler", lambda w: scheduler(w, 3 if args.quick else 50)),
         ("batch", lambda w: batch(w, 1_000 if args.quick else 10_000)),
+        ("pages", lambda w: pages(w, 10_000 if args.quick else 100_000)),
         ("executors", lambda w: executors(w, 10 if args.quick else 50)),
     ]
     steps = [(name, step) for name, step in parts if not args.only or name in args.only]
