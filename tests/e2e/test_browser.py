@@ -167,7 +167,7 @@ def test_a_bidi_override_in_stored_data_reorders_nothing_in_the_access_package(w
                     "'+15555550140', 4, '\u202eredlof', '2024-05-01')")
     conf = {"policy": "default_access_policy", "identity": {"email": "bidi@example.com"}, "request_id": "ui-bidi"}
     cluster.trigger("ui-bidi", conf)
-    assert cluster.wait_for_run("ui-bidi") == "success"
+    assert cluster.wait_for_run("ui-bidi", timeout=900) == "success"
     wait = log_in(browser, cluster)
 
     browser.get(f"{cluster.base}/privacy/requests/ui-bidi/access-package/html")
