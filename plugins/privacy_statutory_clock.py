@@ -30,11 +30,11 @@ def extend_deadline(run_id: str, user: GetUserDep, body: Annotated[dict[str, Any
     from airflow.models.variable import Variable
 
     from include.privacy_requests.airflow.runs import read_runs
-    from include.privacy_requests.config import current_config
+    from include.privacy_requests.deliverables.overview import request_id_of
+    from include.privacy_requests.deliverables.pages import NoStoreKey, StoreReader
     from include.privacy_requests.errors import ForeignRequestError, RequestError
-    from include.privacy_requests.overview import request_id_of
-    from include.privacy_requests.pages import NoStoreKey, StoreReader
-    from include.privacy_requests.statutory_clock import extend
+    from include.privacy_requests.model.loading import current_config
+    from include.privacy_requests.request.statutory_clock import extend
 
     unknown = sorted(set(body) - {"reason", "months", "days"})
     if unknown:

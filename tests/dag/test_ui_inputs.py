@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from include.privacy_requests import layout
-from include.privacy_requests.store import RequestStore
-from include.privacy_requests.vendor_confirmation import Claims, make_token, signing_key
+from include.privacy_requests.outbound.vendor_confirmation import Claims, make_token, signing_key
+from include.privacy_requests.store import layout
+from include.privacy_requests.store.store import RequestStore
 from tests.dag.equivalence import run_batch_dag
 
 VENDOR = "daycare_vendor"

@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import layout
 from include.privacy_requests.batch import source
 from include.privacy_requests.batch.source import LocalFile, RemoteObject, check_subjects_url
 from include.privacy_requests.batch.subjects import batch_subjects_source, open_batch, start_batch
-from include.privacy_requests.config import BatchSettings, PrivacyConfig, load_config
 from include.privacy_requests.errors import RequestError
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import BatchSettings, PrivacyConfig
+from include.privacy_requests.store import layout
 from tests.conftest import DEMO_CONFIG, ROOT
 
 KEY = Fernet.generate_key().decode()

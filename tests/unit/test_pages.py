@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import layout
-from include.privacy_requests.config import PrivacyConfig, load_config
+from include.privacy_requests.deliverables.pages import NoStoreKey, StoreReader
 from include.privacy_requests.errors import ForeignRequestError
-from include.privacy_requests.pages import NoStoreKey, StoreReader
-from include.privacy_requests.store import RequestStore
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import PrivacyConfig
+from include.privacy_requests.store import layout
+from include.privacy_requests.store.store import RequestStore
 from tests.conftest import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()

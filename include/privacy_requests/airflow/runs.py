@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..overview import RunInfo, TaskState
+from ..deliverables.overview import RunInfo, TaskState
 
 REQUEST_FIELDS = ("request_id", "policy", "identity")  # what a single request's row shows of its conf
 BATCH_FIELDS = ("batch_id", "policy")  # what a batch's row shows: never its subjects

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -23,13 +22,12 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import RequestError
+from ..model.locations import LOCAL_SCHEMES, UNSAFE_URL, local_path, split_url
 
 BLOCK_BYTES = 1 << 16
 # A subject is {"request_id": ..., "identity": {...}}: two levels. Deeper input is no subject, and decoding
 # it costs a recursion per level.
 MAX_DEPTH = 4
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://(.*)$", re.DOTALL)
-_UNSAFE_URL = re.compile(r"[\x00-\x20\x7f?#\\]|::")
 MAX_URL_LENGTH = 2048
 
 
@@ -73,12 +71,12 @@ def check_subjects_url(url: str, subjects_from: Iterable[str]) -> LocalFile | Re
                f"{where})")
     if not allowed:
         raise RequestError(f"{refusal}: add the folder or object-storage prefix that subjects files arrive in")
-    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH or _UNSAFE_URL.search(url):
+    if not isinstance(url, str) or len(url) > MAX_URL_LENGTH or UNSAFE_URL.search(url):
         raise RequestError(f"{refusal}; it may hold no query, fragment, '::', backslash, space or control "
                            "character")
-    scheme, rest = _split(url)
-    if scheme in (None, "file", "local"):
-        path = _local_path(scheme, rest)
+    scheme, rest = split_url(url)
+    if scheme in LOCAL_SCHEMES:
+        path = local_path(scheme, rest)
         if path is None:
             raise RequestError(f"{refusal}; a local file is an absolute path or a file:/// URL")
         resolved = Path(os.path.realpath(path))
@@ -91,42 +89,16 @@ def check_subjects_url(url: str, subjects_from: Iterable[str]) -> LocalFile | Re
     if any(s in ("", ".", "..") for s in segments[1:]) or not segments[0]:
         raise RequestError(f"{refusal}; the URL may have no empty, '.' or '..' segment")
     for prefix in allowed:
-        if _split(prefix)[0] == scheme and url.startswith(prefix.rstrip("/") + "/"):
+        if split_url(prefix)[0] == scheme and url.startswith(prefix.rstrip("/") + "/"):
             return RemoteObject(url)
     raise RequestError(refusal)
 
 
-def check_inbox(entry: str) -> str | None:
-    """What is wrong with one ``batch.subjects_from`` entry of privacy.yml; None when nothing is."""
-    scheme, rest = _split(entry)
-    if _UNSAFE_URL.search(entry):
-        return "an inbox may hold no query, fragment, '::', backslash, space or control character"
-    if scheme in (None, "file", "local"):
-        return None if _local_path(scheme, rest) else "a local inbox is an absolute folder path (or file:///...)"
-    segments = rest.rstrip("/").split("/")
-    if not segments[0] or any(s in ("", ".", "..") for s in segments[1:]):
-        return "an object-storage inbox is a URL prefix such as s3://bucket/inbox/ (no '.' or '..' segment)"
-    return None
-
-
-def _split(url: str) -> tuple[str | None, str]:
-    match = _SCHEME.match(url)
-    return (match.group(1).lower(), match.group(2)) if match else (None, url)
-
-
-def _local_path(scheme: str | None, rest: str) -> str | None:
-    if scheme is None:
-        return rest if rest.startswith("/") else None
-    if rest.startswith("localhost/"):
-        rest = rest.removeprefix("localhost")
-    return rest if rest.startswith("/") else None
-
-
 def _local_inbox(entry: str) -> Path | None:
-    scheme, rest = _split(entry)
-    if scheme not in (None, "file", "local"):
+    scheme, rest = split_url(entry)
+    if scheme not in LOCAL_SCHEMES:
         return None
-    path = _local_path(scheme, rest)
+    path = local_path(scheme, rest)
     return Path(os.path.realpath(path)) if path else None
 
 
