@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import data  # noqa: E402
 
-BENCH_DB = "prq_bench"
+BENCH_DB = os.environ.get("PRQ_BENCH_DB", "prq_bench")  # another name lets two benchmarks share a server
 
 
 @dataclass
@@ -380,7 +380,7 @@ def batch(work: Path, subjects: int) -> list[Figure]:
 # -- pages: the Privacy requests pages with large batches present -----------------------------------------
 def pages(work: Path, subjects: int) -> list[Figure]:
     """Page times of /privacy/ and the batch pages with two batches of ``subjects`` inline subjects present
-    (a conf of megabytes each) and two finished single requests. The batch DAG is paused, so its runs stay
+    (a conf of megabytes each) and two single requests. The batch DAG is paused, so its runs stay
     queued with every task row created: the pages read them as they would read running batches."""
     from aiosmtpd.controller import Controller
 
@@ -399,20 +399,20 @@ def pages(work: Path, subjects: int) -> list[Figure]:
     try:
         cluster.start()
         for index in range(2):
-            cluster.trigger(f"page-{index}", {"policy": "default_erasure_policy", "request_id": f"page-{index}",
-                                              "identity": {"email": _bench_email(index)}})
-        for index in range(2):
-            cluster.wait_for_run(f"page-{index}", timeout=600)
-        cluster.patch("/api/v2/dags/privacy_request_batch", {"is_paused": True})
+            _post(cluster, "/api/v2/dags/privacy_request/dagRuns", {
+                "dag_run_id": f"page-{index}", "logical_date": None, "conf": {
+                    "policy": "default_erasure_policy", "request_id": f"page-{index}",
+                    "identity": {"email": _bench_email(index)}}})
+        # The pages list these requests whatever their state: no need to wait for them to finish.
+        cluster.session.patch(f"{cluster.base}/api/v2/dags/privacy_request_batch", json={"is_paused": True},
+                              timeout=300).raise_for_status()
         for index in range(2):
             conf = {"batch_id": f"pages-{index}", "policy": "default_access_policy",
                     "subjects": [{"request_id": f"p{index}-{i}", "identity": {"email": f"s{i}@example.com"}}
                                  for i in range(subjects)]}
             conf_bytes = len(json.dumps(conf))
-            response = cluster.session.post(f"{cluster.base}/api/v2/dags/privacy_request_batch/dagRuns",
-                                            json={"dag_run_id": f"pages-{index}", "logical_date": None, "conf": conf},
-                                            timeout=300)
-            response.raise_for_status()
+            _post(cluster, "/api/v2/dags/privacy_request_batch/dagRuns",
+                  {"dag_run_id": f"pages-{index}", "logical_date": None, "conf": conf})
         timings = {path: _page_seconds(cluster, path) for path in
                    ("/privacy/", "/privacy/api/requests", "/privacy/api/batches", "/privacy/batches/pages-0",
                     "/privacy/requests/page-0")}
@@ -422,8 +422,14 @@ def pages(work: Path, subjects: int) -> list[Figure]:
         data.drop_database(f"{BENCH_DB}_pages_airflow")
     against = (f"2 batches of {subjects:,} inline subjects present ({conf_bytes / 2**20:.1f} MB conf each); "
                "12.7 s for /privacy/ before (issue 20)")
-    return [Figure(f"page time {path} (median of 5)", f"{seconds:.2f} s", against, "< 0.5 s", seconds < 0.5)
-            for path, seconds in timings.items()]
+    load = os.getloadavg()[0]
+    return [Figure(f"page time {path} (median of 5)", f"{seconds:.2f} s", f"{against}; load {load:.0f}",
+                   "< 0.5 s", seconds < 0.5) for path, seconds in timings.items()]
+
+
+def _post(cluster, path: str, body: dict) -> None:
+    """A POST that may take long on a loaded machine (a conf of megabytes)."""
+    cluster.session.post(f"{cluster.base}{path}", json=body, timeout=600).raise_for_status()
 
 
 def _page_seconds(cluster, path: str, repeats: int = 5) -> float:

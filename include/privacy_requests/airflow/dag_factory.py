@@ -168,8 +168,8 @@ def batch_params(config: PrivacyConfig) -> ParamsDict:
                         "subjects_url instead."),
         "subjects_url": Param(
             None, type=["null", "string"], title="Subjects file",
-            description="Instead of subjects: an object storage URL (file://, s3:// ...) of a JSON Lines file, one "
-                        "{request_id, identity} a line."),
+            description="Instead of subjects: a JSON Lines file, one {request_id, identity} a line, inside a "
+                        "subjects inbox of privacy.yml (batch.subjects_from: a local folder or an s3:// ... prefix)."),
         "batch_id": Param(
             None, type=["null", "string"], pattern=REQUEST_ID_PATTERN, title="Batch id",
             description="Optional; defaults to the run id. Names the batch's folder under batches/ in storage."),
