@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +37,7 @@ class StoreReader:
     root: StoragePath
     key: str | None
     _batch_cache: dict[str, tuple[Any, dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)  # pages run in a thread pool
 
     # -- in clear: the deliverables ---------------------------------------------------------------------
     def deliverable(self, request_id: str, name: str) -> StoragePath:
@@ -55,14 +57,16 @@ class StoreReader:
         stamp = _stamp(path)
         if stamp is None:
             return None
-        cached = self._batch_cache.get(batch_id)
+        with self._lock:
+            cached = self._batch_cache.get(batch_id)
         if cached is not None and cached[0] == stamp:
             return cached[1]
         report = _read_json(path)
         if report is not None:
-            if len(self._batch_cache) >= 64:
-                self._batch_cache.pop(next(iter(self._batch_cache)))
-            self._batch_cache[batch_id] = (stamp, report)
+            with self._lock:
+                if len(self._batch_cache) >= 64:
+                    self._batch_cache.pop(next(iter(self._batch_cache)))
+                self._batch_cache[batch_id] = (stamp, report)
         return report
 
     def packages(self, request_id: str) -> list[dict[str, str]]:
