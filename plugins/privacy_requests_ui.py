@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
 
 log = logging.getLogger(__name__)
+SUBJECT = "the subject's email identity"  # shown instead of the address of the access package's email
 STATUSES = ("queued", "running", "awaiting input", "awaiting vendor", "success", "awaiting vendor digest",
             "rejected", "failed")
 # Who may see a run's personal data: those who may change the DAG's runs (clear, mark, note them), not
@@ -383,10 +384,13 @@ def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
         return []
     store = RequestStore(storage_root(config), request_id, key)
     emails = []
-    for dataset in config.email_datasets:
+    for dataset in [*config.email_datasets, layout.PACKAGE_EMAIL]:  # the vendors', then the subject's package
         sent = store.get(layout.email_sent(dataset))
         body = store.get(layout.email_message(dataset)) if bodies else {"html": ""}
         rendered = None if sent else store.get(layout.dry_run_email(dataset))
+        if dataset == layout.PACKAGE_EMAIL:  # the subject's own address is not shown in the list
+            sent = sent and {**sent, "recipients": [SUBJECT]}
+            rendered = rendered and {**rendered, "recipients": [SUBJECT]}
         if sent and body:
             emails.append({"dataset": dataset, "subject": sent["subject"], "to": ", ".join(sent["recipients"]),
                            "message_id": sent["message_id"], "time": sent["time"], "html": body["html"]})
