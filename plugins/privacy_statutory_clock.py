@@ -32,6 +32,7 @@ def extend_deadline(run_id: str, user: GetUserDep, body: Annotated[dict[str, Any
 
     from include.privacy_requests.config import current_config
     from include.privacy_requests.errors import RequestError
+    from include.privacy_requests.report import rewrite_report
     from include.privacy_requests.request import request_id_for
     from include.privacy_requests.statutory_clock import extend
     from include.privacy_requests.store import RequestStore
@@ -56,6 +57,7 @@ def extend_deadline(run_id: str, user: GetUserDep, body: Annotated[dict[str, Any
                              request_id_for(raw_id if isinstance(raw_id, str) else None, run_id), key)
         entry = extend(store, policy, reason=body.get("reason"), months=body.get("months"), days=body.get("days"),
                        by=str(user.get_name()))
+        rewrite_report(config, store)  # a report written already (and its certificate) shows the new due date
     except RequestError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
     log.info("Deadline of run %s extended by %s", run_id, user.get_name())

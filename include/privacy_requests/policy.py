@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .graph import Collection, FieldSpec
-from .statutory_clock import add_months
 
 
 def category_matches(category: str, target: str) -> bool:
@@ -89,14 +88,6 @@ class Policy(BaseModel):
     webhooks: Webhooks = Field(default_factory=Webhooks)
     manual_approval: bool = False  # a person approves or rejects each request before anything is touched
     access_package: AccessPackageSettings = Field(default_factory=AccessPackageSettings)
-
-    def due_date(self, received: datetime) -> datetime:
-        """When the answer is due: GDPR one calendar month (Art. 12(3)), CCPA 45 days, or ``due_days``."""
-        if self.due_days:
-            return received + timedelta(days=self.due_days)
-        if self.regulation == "ccpa":
-            return received + timedelta(days=45)
-        return add_months(received, 1)
 
     @property
     def display_name(self) -> str:
