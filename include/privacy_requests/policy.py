@@ -66,6 +66,8 @@ class AccessPackageSettings(BaseModel):
 
     formats: list[PackageFormat] = Field(default_factory=lambda: ["json", "html"], min_length=1)
     deliver: Literal["email"] | None = None
+    # The files hold the subject's data in clear: the retention DAG deletes them this many days after writing.
+    keep_days: int = Field(default=30, ge=1, le=3660)
 
     @model_validator(mode="after")
     def _consistent(self) -> AccessPackageSettings:
