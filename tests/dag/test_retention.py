@@ -160,8 +160,8 @@ def test_identities_of_old_finished_requests_leave_the_metadata_database(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
     from include.privacy_requests.airflow.retention import airflow_tables, build_retention_dag, metadata_engine
-    from include.privacy_requests.config import load_config
-    from include.privacy_requests.retention import (
+    from include.privacy_requests.model.loading import load_config
+    from include.privacy_requests.request.retention import (
         remove_identities,
     )
 
@@ -235,7 +235,7 @@ def test_identities_of_old_finished_requests_leave_the_metadata_database(
 def test_the_retention_dag_refuses_a_connection_to_another_database(airflow_db, config_folder, shop_db,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from include.privacy_requests.airflow.retention import build_retention_dag
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
 
     monkeypatch.setenv("AIRFLOW_CONN_PRIVACY_METADATA_DB", f"sqlite:///{shop_db}")
     dag = build_retention_dag(load_config(config_folder.path))
@@ -243,7 +243,7 @@ def test_the_retention_dag_refuses_a_connection_to_another_database(airflow_db, 
 
 
 def test_a_batch_conf_loses_every_subjects_identity_and_keeps_what_the_run_was() -> None:
-    from include.privacy_requests.retention import identity_values, is_removed, marker, scrub
+    from include.privacy_requests.request.retention import identity_values, is_removed, marker, scrub
 
     batch = {"batch_id": "drop-2026-11", "policy": POLICY, "dry_run": False, "subjects": [
         {"request_id": "r-1", "identity": {"email": "a@example.com"}},
@@ -268,10 +268,10 @@ def test_access_packages_are_deleted_after_their_keep_days_with_an_event_and_the
     lives; the certificate is written again from the new report; a clear of the step does not write it again."""
     import hashlib
 
-    from include.privacy_requests import layout
     from include.privacy_requests.airflow.retention import build_retention_dag
-    from include.privacy_requests.config import load_config
-    from include.privacy_requests.store import RequestStore
+    from include.privacy_requests.model.loading import load_config
+    from include.privacy_requests.store import layout
+    from include.privacy_requests.store.store import RequestStore
 
     def deliver(data: dict) -> None:
         policy = next(p for p in data["policy"] if p["key"] == "default_access_policy")
@@ -318,7 +318,7 @@ def test_access_packages_are_deleted_after_their_keep_days_with_an_event_and_the
 
 
 def _run_id(storage: Path, request_id: str, key: str) -> str:
-    from include.privacy_requests import layout
-    from include.privacy_requests.store import RequestStore
+    from include.privacy_requests.store import layout
+    from include.privacy_requests.store.store import RequestStore
 
     return RequestStore(storage, request_id, key).get(layout.REQUEST)["run_id"]

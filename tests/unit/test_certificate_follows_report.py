@@ -13,15 +13,17 @@ from pathlib import Path
 import yaml
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import layout
-from include.privacy_requests.config import PrivacyConfig, load_config
 from include.privacy_requests.connectors.vendor import sample_instructions
-from include.privacy_requests.lifecycle import finish_request, record_failure
-from include.privacy_requests.report import rewrite_report
-from include.privacy_requests.request import claim_request_id, open_request
-from include.privacy_requests.statutory_clock import add_months, extend
-from include.privacy_requests.vendor_digest import send_digest
-from include.privacy_requests.vendor_email import send_vendor_email
+from include.privacy_requests.model.dates import add_months
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import PrivacyConfig
+from include.privacy_requests.outbound.vendor_digest import send_digest
+from include.privacy_requests.outbound.vendor_email import send_vendor_email
+from include.privacy_requests.request.lifecycle import finish_request, record_failure
+from include.privacy_requests.request.report import rewrite_report
+from include.privacy_requests.request.request import claim_request_id, open_request
+from include.privacy_requests.request.statutory_clock import extend
+from include.privacy_requests.store import layout
 from tests.conftest import DEMO_CONFIG
 from tests.outbox import Outbox
 

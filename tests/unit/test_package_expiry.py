@@ -12,11 +12,11 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
-from include.privacy_requests import layout
-from include.privacy_requests.config import load_config
-from include.privacy_requests.package.expiry import expire_access_packages
-from include.privacy_requests.policy import AccessPackageSettings
-from include.privacy_requests.store import RequestStore
+from include.privacy_requests.deliverables.package.expiry import expire_access_packages
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.policy import AccessPackageSettings
+from include.privacy_requests.store import layout
+from include.privacy_requests.store.store import RequestStore
 from tests.conftest import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from include.privacy_requests.graph import Collection, CollectionAddress, FieldSpec
-from include.privacy_requests.policy import Policy, category_matches
+from include.privacy_requests.model.graph import Collection, CollectionAddress, FieldSpec
+from include.privacy_requests.model.policy import Policy, category_matches
 
 
 @pytest.mark.parametrize(
@@ -94,7 +94,7 @@ def test_policy_rule_lists() -> None:
 def test_due_dates_follow_the_regulation() -> None:
     from datetime import UTC, datetime
 
-    from include.privacy_requests.statutory_clock import due_date  # the one due date (extensions: its tests)
+    from include.privacy_requests.request.statutory_clock import due_date  # the one due date (extensions: its tests)
 
     def policy(**extra: object) -> Policy:
         return Policy.model_validate({"key": "p", "rules": [{"key": "r", "action": "access", "targets": ["user"]}],

@@ -26,8 +26,9 @@ from airflow.sdk import DAG, BaseHook, Param, task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from sqlalchemy.engine import Engine
 
-from ..config import PrivacyConfig, RetentionSettings, load_config
-from ..retention import REQUEST_DAG_IDS, MetadataTables, remove_identities
+from ..model.loading import load_config
+from ..model.settings import PrivacyConfig, RetentionSettings
+from ..request.retention import REQUEST_DAG_IDS, MetadataTables, remove_identities
 from .constants import RETENTION_DAG_ID
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,7 @@ def build_retention_dag(config: PrivacyConfig) -> DAG:
 
 def run_package_expiry(config: PrivacyConfig) -> dict[str, int]:
     """The DAG's second task: delete the access packages past their policy's ``keep_days`` (package/expiry.py)."""
-    from ..package.expiry import expire_access_packages
+    from ..deliverables.package.expiry import expire_access_packages
     from .hooks import store_key
     from .storage import storage_root
 
