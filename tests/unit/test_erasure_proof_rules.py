@@ -136,7 +136,7 @@ def test_the_certificate_escapes_everything_and_carries_the_reports_digest() -> 
 def test_the_run_note_of_a_dry_run_says_nothing_was_changed() -> None:
     report = {"status": "complete", "dry_run": True, "rows_found": 12, "rows_masked": 0, "rows_planned": 5,
               "emails_sent": 0, "emails_rendered": 1}
-    assert run_note(report) == ("Dry run complete: 12 row(s) found, 5 would be masked, 1 vendor email(s) rendered; "
+    assert run_note(report) == ("Dry run complete: 12 row(s) found, 5 would be masked, 1 email(s) rendered; "
                                 "nothing was changed or sent.")
 
 
