@@ -34,6 +34,7 @@ def extend_deadline(run_id: str, user: GetUserDep, body: Annotated[dict[str, Any
     from include.privacy_requests.deliverables.pages import NoStoreKey, StoreReader
     from include.privacy_requests.errors import ForeignRequestError, RequestError
     from include.privacy_requests.model.loading import current_config
+    from include.privacy_requests.request.report import rewrite_report
     from include.privacy_requests.request.statutory_clock import extend
 
     unknown = sorted(set(body) - {"reason", "months", "days"})
@@ -55,6 +56,7 @@ def extend_deadline(run_id: str, user: GetUserDep, body: Annotated[dict[str, Any
     try:
         entry = extend(store, policy, reason=body.get("reason"), months=body.get("months"), days=body.get("days"),
                        by=str(user.get_name()))
+        rewrite_report(config, store)  # a report written already (and its certificate) shows the new due date
     except RequestError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
     log.info("Deadline of run %s extended by %s", run_id, user.get_name())

@@ -22,6 +22,7 @@ from ..store import layout
 from ..store.store import RequestStore, StoragePath, is_request_folder
 
 log = logging.getLogger(__name__)
+SUBJECT = "the subject's email identity"  # shown instead of the address of the access package's email
 
 
 class NoStoreKey(Exception):
@@ -124,16 +125,19 @@ class StoreReader:
             return {}
 
     def emails(self, request_id: str, bodies: bool) -> list[dict[str, Any]]:
-        """Each vendor email sent (kept encrypted in the request's ledger), or rendered and not sent by a dry
-        run; with its HTML if ``bodies`` (it names the identity)."""
+        """Each email sent (the vendors', then the subject's package letter; kept encrypted in the request's
+        ledger), or rendered and not sent by a dry run; with its HTML if ``bodies`` (it names the identity)."""
         store = self.store(request_id)
         if store is None:
             return []
         emails = []
-        for dataset in self.config.email_datasets:
+        for dataset in [*self.config.email_datasets, layout.PACKAGE_EMAIL]:  # the vendors', then the subject's
             sent = store.get(layout.email_sent(dataset))
             body = store.get(layout.email_message(dataset)) if bodies else {"html": ""}
             rendered = None if sent else store.get(layout.dry_run_email(dataset))
+            if dataset == layout.PACKAGE_EMAIL:  # the subject's own address is not shown in the list
+                sent = sent and {**sent, "recipients": [SUBJECT]}
+                rendered = rendered and {**rendered, "recipients": [SUBJECT]}
             if sent and body:
                 emails.append({"dataset": dataset, "subject": sent["subject"], "to": ", ".join(sent["recipients"]),
                                "message_id": sent["message_id"], "time": sent["time"], "html": body["html"]})

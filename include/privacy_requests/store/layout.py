@@ -50,6 +50,8 @@ APPROVAL = f"{LEDGER}/approval.json"
 DEADLINE_ALERT = f"{LEDGER}/deadline_alert.json"
 # The ``send_once`` key of the access package emailed to the subject ('@' is in no dataset's fides key).
 PACKAGE_EMAIL = "@subject.access_package"
+PACKAGE_DELETED = f"{LEDGER}/access_package_deleted.json"  # the package expired (package/expiry.py): never again
+COMPLETED = f"{LEDGER}/completed.json"  # when the report first said complete (the certificate's "Completed")
 EXTENSIONS = f"{LEDGER}/extensions"  # deadline extensions, one create-only document each (statutory_clock.py)
 _ERASURE_PREFIX = f"{LEDGER}/erasure."
 
