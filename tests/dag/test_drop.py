@@ -1,4 +1,4 @@
-"""The privacy_drop DAG in-process (dag.test) on SQLite: a download from the folder, every status, a malformed
+"""The privacy_drop DAG in-process (dag.test) on SQLite and PostgreSQL: a download from the folder, every status, a malformed
 row rejected alone, the consumers erased through the batch checkpoints, the service provider instructed, the
 responses uploaded through a local DROP API that enforces the key; a clear in the middle repeats no deletion
 and no upload; the next run (from the API) re-deletes a record collected again, drops a removed identifier
@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
+from sqlalchemy import Engine, create_engine, text
 
 from tests.conftest import ROOT
 from tests.dag.af_helpers import clear, resume
 from tests.dag.conftest import task_states
 from tests.drop_server import DropServer, make_zip
+from tests.integration.conftest import postgresql_engine
 from tests.unit.test_drop_engine import HEAD, email, first_download
 
 DROP_CONFIG = ROOT / "tests" / "drop_config"
@@ -32,17 +34,27 @@ def api(monkeypatch: pytest.MonkeyPatch):
     server.stop()
 
 
-@pytest.fixture
-def broker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "broker.db"
-    with sqlite3.connect(path) as con:
-        con.executescript((DROP_CONFIG / "seed.sql").read_text())
-    monkeypatch.setenv("AIRFLOW_CONN_DROP_BROKER_DB", f"sqlite:///{path}")
-    return path
+@pytest.fixture(params=["sqlite", "postgresql"])
+def broker(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """The broker's database (SQLite: Python hashes; PostgreSQL: the database hashes Email and Phone)."""
+    if request.param == "sqlite":
+        engines: Iterator[Engine] = iter([create_engine(f"sqlite:///{tmp_path / 'broker.db'}")])
+    else:
+        engines = postgresql_engine(tmp_path)
+    engine = next(engines)
+    with engine.begin() as conn:
+        for statement in (DROP_CONFIG / "seed.sql").read_text().split(";"):
+            if statement.strip():
+                conn.exec_driver_sql(statement)
+    url = engine.url.set(drivername=engine.url.get_backend_name())  # postgresql://, the provider's hook
+    monkeypatch.setenv("AIRFLOW_CONN_DROP_BROKER_DB", url.render_as_string(hide_password=False))
+    yield engine
+    engine.dispose()
+    next(engines, None)
 
 
 @pytest.fixture
-def drop_dag(airflow_db: None, tmp_path: Path, storage: Path, broker: Path, api: DropServer, smtp,
+def drop_dag(airflow_db: None, tmp_path: Path, storage: Path, broker: Engine, api: DropServer, smtp,
              monkeypatch: pytest.MonkeyPatch):
     from include.privacy_requests.airflow.drop_dag import build_drop_dag
     from include.privacy_requests.model.loading import load_config
@@ -62,12 +74,12 @@ def read(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def rows(db: Path, sql: str) -> list[tuple]:
-    with sqlite3.connect(db) as con:
-        return con.execute(sql).fetchall()
+def rows(db: Engine, sql: str) -> list[tuple]:
+    with db.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql))]
 
 
-def test_privacy_drop_end_to_end(drop_dag, api: DropServer, broker: Path, storage: Path, smtp) -> None:
+def test_privacy_drop_end_to_end(drop_dag, api: DropServer, broker: Engine, storage: Path, smtp) -> None:
     dag, inbox = drop_dag
     assert dag.schedule is not None and dag.dag_id == "privacy_drop"
     (inbox / "20261201_4821_DROP.zip").write_bytes(first_download())
@@ -104,21 +116,22 @@ def test_privacy_drop_end_to_end(drop_dag, api: DropServer, broker: Path, storag
 
     # Next run, from the API: Anna's record collected again, a new customer matches an old "not found" work
     # item, and DROP says a consumer withdrew EMAIL0000004.
-    with sqlite3.connect(broker) as con:
-        con.execute("INSERT INTO consumer (id, email) VALUES (7, 'anna.smith@domain.com'), (8, 'later@example.com')")
+    with broker.begin() as conn:
+        conn.execute(text("INSERT INTO consumer (id, email) VALUES (7, 'anna.smith@domain.com'), "
+                          "(8, 'later@example.com')"))
     removed = f"ID,Hash,ListType\r\nEMAIL0000004,{email('nobody@nowhere.example')},Email\r\n"
     api.downloads.append((200, make_zip({"20261231_4821_Email.csv": HEAD,
                                          "20261231_4821_Removed.csv": removed})))
     second = dag.test(run_conf={"source": "api"})
     assert second.state == "success", task_states(dag, second.run_id)
-    assert rows(broker, "SELECT email FROM consumer WHERE id IN (7, 8)") == [(None,), (None,)]
+    assert rows(broker, "SELECT email FROM consumer WHERE id IN (7, 8) ORDER BY id") == [(None,), (None,)]
     assert api.uploads[-1] == ("/data/amend", {"20261231_4821_Email_amend.csv": "Id,Status\r\nEMAIL0000005,3\r\n"})
     report2 = read(next(p for p in (storage / "_drop").glob("run-*") if p != run_folder) / "drop_report.json")
     assert report2["suppression_list_size"] == 7 and report2["removed_identifiers"] == 1
     assert api.unauthorized == 0
 
 
-def test_a_wrong_file_name_fails_the_run_before_anything_changes(drop_dag, broker: Path, api: DropServer) -> None:
+def test_a_wrong_file_name_fails_the_run_before_anything_changes(drop_dag, broker: Engine, api: DropServer) -> None:
     dag, inbox = drop_dag
     (inbox / "x.zip").write_bytes(make_zip({"20261201_4821_Emails.csv": HEAD}))
     before = rows(broker, "SELECT * FROM consumer ORDER BY id")
