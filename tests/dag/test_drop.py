@@ -1,8 +1,8 @@
-"""The privacy_drop DAG in-process (dag.test) on SQLite and PostgreSQL: a download from the folder, every status, a malformed
-row rejected alone, the consumers erased through the batch checkpoints, the service provider instructed, the
-responses uploaded through a local DROP API that enforces the key; a clear in the middle repeats no deletion
-and no upload; the next run (from the API) re-deletes a record collected again, drops a removed identifier
-and amends."""
+"""The privacy_drop DAG in-process (dag.test) on SQLite and PostgreSQL: a download from the folder,
+every status, a malformed row rejected alone, the consumers erased through the batch checkpoints, the service
+provider instructed, the responses uploaded through a local DROP API that enforces the key; a clear in the
+middle repeats no deletion and no upload; the next run (from the API) re-deletes a record collected again,
+drops a removed identifier and amends."""
 
 from __future__ import annotations
 
