@@ -4,7 +4,8 @@ drop_match (PostgreSQL hashes every row, one streamed statement; decisions; the 
 and drop_respond's files (response CSV, suppression list, report). The consumers' erasure itself is the batch
 engine, measured by the ``batch`` part; here the batch is marked complete so the answer can be written.
 
-Runs in a child process (``python -m bench.drop URL ROWS WORK``) so its peak RSS is its own.
+Runs in a child process (``python -m bench.drop URL ROWS WORK``) so its peak RSS is its own; the download ZIP
+is made by the parent.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def download(rows: int) -> bytes:
     return buffer.getvalue()
 
 
-def child(url: str, rows: int, work: Path) -> None:
+def child(url: str, work: Path) -> None:
     from cryptography.fernet import Fernet
     from sqlalchemy import create_engine
 
@@ -80,7 +81,7 @@ def child(url: str, rows: int, work: Path) -> None:
     from include.privacy_requests.store import layout
 
     config = load_config(write_config(work / "config"))
-    zipped = download(rows)
+    zipped = (work / "download.zip").read_bytes()
     run = DropRun(config, "bench__1", work / "storage", Fernet.generate_key().decode())
     engine = create_engine(url)
     times = {}
@@ -103,6 +104,8 @@ def child(url: str, rows: int, work: Path) -> None:
 
 def run_drop(url: str, rows: int, work: Path) -> dict:
     load_seconds = load(url, rows)
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "download.zip").write_bytes(download(rows))  # made here: the child's peak RSS is the engine's
     out = subprocess.run([sys.executable, "-m", "bench.drop", url, str(rows), str(work)], cwd=ROOT,
                          capture_output=True, text=True, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -112,4 +115,4 @@ def run_drop(url: str, rows: int, work: Path) -> dict:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    child(sys.argv[1], int(sys.argv[2]), Path(sys.argv[3]))
+    child(sys.argv[1], Path(sys.argv[3]))

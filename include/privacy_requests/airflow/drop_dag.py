@@ -10,6 +10,7 @@ from datetime import timedelta
 from airflow.sdk import DAG, Param
 from airflow.sdk.definitions.param import ParamsDict
 
+from ..errors import ConfigError
 from ..model.settings import PrivacyConfig
 from .constants import DROP_DAG_ID, DROP_MATCH, DROP_RECEIVE, DROP_RESPOND, FINALIZE, VALIDATE
 from .dag_factory import Checkpoints, build_checkpoints_dag
@@ -44,6 +45,10 @@ def build_drop_dag(config: PrivacyConfig) -> DAG | None:
     drop = config.settings.drop
     if drop is None:
         return None
+    policy = config.policies.get(drop.policy)
+    if policy is None or not policy.erasure_rules:
+        raise ConfigError(f"privacy.yml: drop.policy '{drop.policy}' is not an erasure policy of policies/*.yml "
+                          f"(known: {', '.join(sorted(config.policies))})")
     doc = (f"# DROP (California Delete Act)\nEvery {drop.schedule_days} days (the law asks for at least every "
            "45): receive the download, match its hashes against our records, erase the matched consumers "
            f"(policy `{drop.policy}`), answer per work item (2 exempted, 3 deleted, 4 opted out, 5 not found); "

@@ -26,45 +26,45 @@ class Decision:
     status: int
     reason: str | None = None
     identity: dict[str, str] | None = None  # status 3: what the consumer's erasure starts from
-    opt_out: list[tuple[str, list[Any]]] | None = None  # status 4: (collection, primary key) of each row
+    opt_out: list[tuple[str, str]] | None = None  # status 4: (collection, primary key as JSON) of each row
 
 
-def decide(matches: list[dict[str, Any]], targets: dict[str, Target]) -> Decision:
-    """One work item's outcome from its matching rows ({address, key, anchor})."""
+Match = tuple[str, str, Any]  # (collection address, primary key as JSON, anchor value): compact, millions fit
+
+
+def decide(matches: list[Match], targets: dict[str, Target]) -> Decision:
+    """One work item's outcome from its matching rows."""
     if not matches:
         return Decision(NOT_FOUND)
     keys_by_collection: dict[str, set[str]] = {}
-    for match in matches:
-        if targets[match["address"]].consumer:
-            keys_by_collection.setdefault(match["address"], set()).add(json.dumps(match["key"], default=str))
+    for address, key, _anchor in matches:
+        if targets[address].consumer:
+            keys_by_collection.setdefault(address, set()).add(key)
     if any(len(keys) > 1 for keys in keys_by_collection.values()):
-        rows = [(m["address"], m["key"]) for m in matches]
+        rows = [(address, key) for address, key, _anchor in matches]
         return Decision(OPTED_OUT, reason="several consumers share this identifier", opt_out=rows)
-    live = [m for m in matches if targets[m["address"]].exempt is None]
+    live = [m for m in matches if targets[m[0]].exempt is None]
     if not live:
-        reasons = sorted({targets[m["address"]].exempt or "" for m in matches})
+        reasons = sorted({targets[m[0]].exempt or "" for m in matches})
         return Decision(EXEMPTED, reason="; ".join(reasons))
     identity: dict[str, str] = {}
-    for match in live:
-        identity_type = targets[match["address"]].anchor[0]
-        if match["anchor"] is not None and str(match["anchor"]).strip():
-            identity.setdefault(identity_type, str(match["anchor"]))
+    for address, _key, anchor in live:
+        identity_type = targets[address].anchor[0]
+        if anchor is not None and str(anchor).strip():
+            identity.setdefault(identity_type, str(anchor))
     if not identity:
         return Decision(NOT_FOUND, reason="matching rows hold no identity value to erase by")
     return Decision(DELETED, identity=identity)
 
 
-def group_matches(found: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Matches by (list, hash); a row found twice (two lists' hashes, a re-read) counts once."""
-    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    seen: set[tuple[str, str, str, str]] = set()
+def group_matches(found: Iterable[dict[str, Any]]) -> dict[tuple[str, str], list[Match]]:
+    """Matches by (list, hash); a row found twice (a re-read) counts once."""
+    groups: dict[tuple[str, str], list[Match]] = {}
     for match in found:
-        mark = (match["list"], match["hash"], match["address"], json.dumps(match["key"], default=str))
-        if mark in seen:
-            continue
-        seen.add(mark)
-        groups.setdefault((match["list"], match["hash"]), []).append(
-            {k: match[k] for k in ("address", "key", "anchor")})
+        entry = (match["address"], json.dumps(match["key"], default=str), match["anchor"])
+        rows = groups.setdefault((match["list"], match["hash"]), [])
+        if entry not in rows:
+            rows.append(entry)
     return groups
 
 

@@ -13,8 +13,9 @@ import hashlib
 import html
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
+from itertools import groupby
 from typing import Any
 
 from ..errors import RequestError
@@ -45,45 +46,71 @@ def respond(run: DropRun, upload: Upload | None) -> dict[str, Any]:
     if not meta or not matched:
         raise RequestError("drop_receive and drop_match have not run for this run")
     _batch_done(run, matched["subjects"])
-    outcomes = list(store.read_rows(layout.DROP_OUTCOMES))
-    files: dict[str, list[tuple[str, int]]] = {}
-    amends: dict[str, list[tuple[str, int]]] = {}
     day = meta.get("download_date") or meta["received"][:10]
     stamp = date.fromisoformat(day).strftime("%Y%m%d")
-    for outcome in outcomes:
-        if outcome["new"]:
-            files.setdefault(response_name(parse_file_name(outcome["file"])), []).append(
-                (outcome["id"], outcome["status"]))
-        elif outcome["status"] != NOT_FOUND and outcome["reported"] != outcome["status"]:
-            # Matched again on a later run: a record collected again (the regulation asks for the new status
-            # in the next session). "Not found" after a deletion is what deleting means: nothing to amend.
-            amends.setdefault(f"{stamp}_{drop.broker_id}_{outcome['list']}_amend.csv", []).append(
-                (outcome["id"], outcome["status"]))
-    written, sent = [], []
-    for name, rows in [*sorted(files.items()), *sorted(amends.items())]:
-        amend = name in amends
-        text = "".join(response_csv(iter(rows)))
-        store.write_public(f"{layout.DROP_RESPONSES}/{name}", [text])
-        written.append({"file": name, "rows": len(rows), "amend": amend})
-        if upload is not None:
-            sent.append(_send(run, name, rows, text, amend, upload))
-    reported = {i: status for rows in [*files.values(), *amends.values()] for i, status in rows}
-    kept = _update_suppression(run, reported)
-    report = _report(run, meta, matched, outcomes, written, sent, kept)
+    amends: dict[str, list[tuple[str, int]]] = {}
+    written: list[dict[str, Any]] = []
+    counts: dict[str, dict[str, int]] = {}
+
+    def new_items() -> Iterator[dict[str, Any]]:
+        """Every outcome once (streamed): counted, old ones that need an amend set aside, new ones yielded."""
+        for outcome in store.read_rows(layout.DROP_OUTCOMES):
+            per = counts.setdefault(outcome["list"], {})
+            label = f"{outcome['status']} {LABELS[outcome['status']]}"
+            per[label] = per.get(label, 0) + 1
+            if outcome["new"]:
+                yield outcome
+            elif outcome["status"] != NOT_FOUND and outcome["reported"] != outcome["status"]:
+                # Matched again on a later run: a record collected again (the regulation asks for the new
+                # status in the next session). "Not found" after a deletion is what deleting means.
+                name = f"{stamp}_{drop.broker_id}_{outcome['list']}_amend.csv"
+                amends.setdefault(name, []).append((outcome["id"], outcome["status"]))
+
+    # New work items come file by file (as received): one response file each, streamed.
+    for file, group in groupby(new_items(), key=lambda o: o["file"]):
+        name = response_name(parse_file_name(file))
+        rows = 0
+
+        def statuses(items: Iterator[dict[str, Any]] = group) -> Iterator[tuple[str, int]]:
+            nonlocal rows
+            for outcome in items:
+                rows += 1
+                yield outcome["id"], outcome["status"]
+
+        store.write_public(f"{layout.DROP_RESPONSES}/{name}", response_csv(statuses()))
+        written.append({"file": name, "rows": rows, "amend": False})
+    for name, changed in sorted(amends.items()):
+        store.write_public(f"{layout.DROP_RESPONSES}/{name}", response_csv(iter(changed)))
+        written.append({"file": name, "rows": len(changed), "amend": True})
+    sent = [_send(run, entry["file"], entry["amend"], upload) for entry in written] if upload else []
+    kept = _update_suppression(run, {i: status for rows in amends.values() for i, status in rows})
+    report = _report(run, meta, matched, counts, written, sent, kept)
     store.write_public(layout.DROP_RUN_REPORT, [json.dumps(report, indent=2) + "\n"])
+    store.write_public(layout.DROP_OUTCOMES_CSV, _outcomes_csv(run))
     store.write_public(layout.DROP_CERTIFICATE, [_certificate(run, report)])
-    store.add_event("drop_answered", files=len(written), uploads=sum(1 for s in sent if s.get("sent")))
+    uploaded = sum(1 for s in sent if s.get("sent"))
+    store.add_event("drop_answered", files=len(written), uploads=uploaded)
     log.info("DROP answered: %d response file(s) (%d amend), %d uploaded; suppression list %d hash(es)",
-             len(written), len(amends), sum(1 for s in sent if s.get("sent")), kept)
-    return {"files": len(written), "amends": len(amends), "uploaded": sum(1 for s in sent if s.get("sent")),
-            "suppression": kept, "counts": report["counts"]}
+             len(written), len(amends), uploaded, kept)
+    return {"files": len(written), "amends": len(amends), "uploaded": uploaded, "suppression": kept,
+            "counts": counts}
 
 
-def _send(run: DropRun, name: str, rows: list[tuple[str, int]], text: str, amend: bool,
-          upload: Upload) -> dict[str, Any]:
+def _outcomes_csv(run: DropRun) -> Iterator[str]:
+    """Every work item's outcome (id, list, status, reason), for the record: no identifier, no hash."""
+    yield "Id,List,Status,Reason\r\n"
+    for outcome in run.store.read_rows(layout.DROP_OUTCOMES):
+        reason = (outcome["reason"] or "").replace('"', "'")
+        yield f'{outcome["id"]},{outcome["list"]},{outcome["status"]},"{reason}"\r\n'
+
+
+def _send(run: DropRun, name: str, amend: bool, upload: Upload) -> dict[str, Any]:
     """Upload one file once. A clear finds the ledger: nothing is sent again, unless statuses changed since;
     then only the changed rows go, as an amend (``<name>_amendN``)."""
     store = run.store
+    with (store.base / layout.DROP_RESPONSES / name).open("rb") as fh:
+        text = fh.read().decode()
+    rows = [(line.split(",")[0], int(line.split(",")[1])) for line in text.splitlines()[1:] if line]
     digest = hashlib.sha256(text.encode()).hexdigest()
     entry = store.get(layout.drop_upload(name))
     if entry is None:
@@ -106,7 +133,7 @@ def _send(run: DropRun, name: str, rows: list[tuple[str, int]], text: str, amend
     return {"file": amend_name, "sent": True, "amend": True, "answer": answer}
 
 
-def _update_suppression(run: DropRun, reported: dict[str, int]) -> int:
+def _update_suppression(run: DropRun, amended: dict[str, int]) -> int:
     """Every hash received stays (with the status last reported) until DROP lists it as removed. Written to
     the run's store first, then copied: a failure half-way is repaired by a clear."""
     store = run.store
@@ -116,43 +143,37 @@ def _update_suppression(run: DropRun, reported: dict[str, int]) -> int:
         received = store.get(layout.REQUEST)["received"][:10]
 
         def merged() -> Any:
-            seen = set()
+            new = set()
+            for outcome in store.read_rows(layout.DROP_OUTCOMES):  # removed ones are not among them
+                if outcome["new"]:
+                    new.add(outcome["id"])
+                    yield {"id": outcome["id"], "list": outcome["list"], "hash": outcome["hash"],
+                           "received": received, "reported": outcome["status"]}
             for item in run.suppression.read_rows(layout.DROP_SUPPRESSION_ROWS):
-                if item["id"] in removed:
-                    continue
-                seen.add(item["id"])
-                yield {**item, "reported": reported.get(item["id"], item.get("reported"))}
-            for item in store.read_rows(layout.DROP_ITEMS):
-                if item["id"] not in removed and item["id"] not in seen:
-                    yield {"id": item["id"], "list": item["list"], "hash": item["hash"], "received": received,
-                           "reported": reported.get(item["id"])}
+                if item["id"] not in removed and item["id"] not in new:
+                    yield {**item, "reported": amended.get(item["id"], item.get("reported"))}
 
         store.write_rows(staged, merged())
         store.put(staged + ".done", {"time": datetime.now(UTC).isoformat()})
     return run.suppression.write_rows(layout.DROP_SUPPRESSION_ROWS, store.read_rows(staged))
 
 
-def _report(run: DropRun, meta: dict[str, Any], matched: dict[str, Any], outcomes: list[dict[str, Any]],
+def _report(run: DropRun, meta: dict[str, Any], matched: dict[str, Any], counts: dict[str, dict[str, int]],
             written: list[dict[str, Any]], sent: list[dict[str, Any]], kept: int) -> dict[str, Any]:
-    counts: dict[str, dict[str, int]] = {}
-    for outcome in outcomes:
-        per = counts.setdefault(outcome["list"], {})
-        label = f"{outcome['status']} {LABELS[outcome['status']]}"
-        per[label] = per.get(label, 0) + 1
+    total = sum(n for per in counts.values() for n in per.values())
     due = date.fromisoformat(meta["due"])
     return {
         "run_id": run.run_id, "batch_id": run.batch_id if matched["subjects"] else None,
         "broker_id": run.settings.broker_id, "download_date": meta.get("download_date"),
         "received": meta["received"], "due": meta["due"], "days_left": (due - datetime.now(UTC).date()).days,
         "answered_at": datetime.now(UTC).isoformat(),
-        "work_items": len(outcomes), "new_work_items": sum(1 for o in outcomes if o["new"]),
-        "rematched_from_suppression_list": sum(1 for o in outcomes if not o["new"]),
+        "work_items": total, "new_work_items": sum(meta["rows"].values()),
+        "rematched_from_suppression_list": total - sum(meta["rows"].values()),
         "removed_identifiers": meta["removed"], "rejected_rows": run.store.get(layout.DROP_REJECTED) or [],
         "counts": counts, "consumers_erased": matched["subjects"], "rows_opted_out": matched["opted_out_rows"],
-        "exemptions": sorted({o["reason"] for o in outcomes if o["status"] == 2 and o["reason"]}),
+        "exemptions": sorted({r.reason for r in run.settings.exemptions}),
         "response_files": written, "uploads": sent, "suppression_list_size": kept,
-        "outcomes": [{"id": o["id"], "list": o["list"], "status": o["status"],
-                      **({"reason": o["reason"]} if o["reason"] else {})} for o in outcomes[:100_000]],
+        "outcomes_file": layout.DROP_OUTCOMES_CSV,
     }
 
 

@@ -155,11 +155,12 @@ def match(run: DropRun, engine_for: Callable[[str], Engine]) -> dict[str, Any]:
             if decision.identity:
                 identities[item["id"]] = decision.identity
             for address, key in decision.opt_out or []:
-                opt_out_rows.setdefault(address, set()).add(_key_text(key))
+                opt_out_rows.setdefault(address, set()).add(key)
             per_list = counts.setdefault(item["list"], {})
             per_list[LABELS[decision.status]] = per_list.get(LABELS[decision.status], 0) + 1
-            yield {"id": item["id"], "list": item["list"], "status": decision.status, "reason": decision.reason,
-                   "new": item["new"], "file": item.get("file"), "reported": item.get("reported")}
+            yield {"id": item["id"], "list": item["list"], "hash": item["hash"], "status": decision.status,
+                   "reason": decision.reason, "new": item["new"], "file": item.get("file"),
+                   "reported": item.get("reported")}
 
     store.write_rows(layout.DROP_OUTCOMES, outcomes())
     opted = _opt_out(run, opt_out_rows, engine_for)
@@ -178,10 +179,6 @@ def match(run: DropRun, engine_for: Callable[[str], Engine]) -> dict[str, Any]:
     store.add_event("drop_matched", **result)
     log.info("DROP matching: %s; %d consumer(s) to erase", counts, len(subjects))
     return result
-
-
-def _key_text(key: list[Any]) -> str:
-    return json.dumps(key, default=str)
 
 
 def _opt_out(run: DropRun, rows: dict[str, set[str]], engine_for: Callable[[str], Engine]) -> int:

@@ -215,6 +215,7 @@ DROP_SUBJECTS = "drop/subjects"  # the consumers to erase {request_id, identity}
 DROP_OPTED_OUT = f"{LEDGER}/drop_opt_out.json"  # the opt-out writes were done
 DROP_RESPONSES = "responses"  # the response CSVs, in clear (work item ids and status codes only)
 DROP_RUN_REPORT = "drop_report.json"
+DROP_OUTCOMES_CSV = "drop_outcomes.csv"  # per work item: id, list, status, reason (in clear: no identifier)
 DROP_CERTIFICATE = "drop_certificate.html"
 
 
