@@ -1,6 +1,6 @@
 """Benchmark: how fast, how lean and how far Airflow Privacy Requests scales on one machine.
 
-    ./scripts/bench.sh            # the full benchmark (PostgreSQL on 127.0.0.1; about 20 minutes)
+    ./scripts/bench.sh            # the full benchmark (PostgreSQL on 127.0.0.1; see docs/performance.md for how long)
     ./scripts/bench.sh --quick    # a smoke run on small data (about 1 minute)
     ./scripts/bench.sh --only batch [--quick]   # a batch of 10,000 (1,000) erasure subjects, a real scheduler
     ./scripts/bench.sh --only executors   # LocalExecutor vs CeleryExecutor with 1 and 2 workers, 50 in flight
