@@ -5,6 +5,7 @@
     ./scripts/bench.sh --only batch [--quick]   # a batch of 10,000 (1,000) erasure subjects, a real scheduler
     ./scripts/bench.sh --only pages [--quick]   # page times with two batches of 100,000 (10,000) subjects present
     ./scripts/bench.sh --only executors   # LocalExecutor vs CeleryExecutor with 1 and 2 workers, 50 in flight
+    ./scripts/bench.sh --only drop [--rows N]   # a DROP Email list of 1,000,000 hashes (N), half matching
 
 Prints one table: each figure, what it is compared against, and the target.
 """
@@ -343,6 +344,32 @@ def _task_overhead(cluster, run_id: str) -> tuple[float, float, int]:
     return statistics.mean(gaps), statistics.mean(durations), len(by_id)
 
 
+# -- 7. DROP lists ------------------------------------------------------------------------------------
+def drop(work: Path, rows: int) -> list[Figure]:
+    """An Email list of ``rows`` hashes, half matching, against a ``rows``-row table (bench/drop.py); prints
+    ``drop: <N> list rows/hour``."""
+    import os as _os
+
+    from bench.drop import run_drop
+
+    dbname = "drop_prq_bench"
+    try:
+        result = run_drop(data.recreate_database(dbname), rows, work / "drop")
+    finally:
+        data.drop_database(dbname)
+    seconds = sum(result["times"].values())
+    per_hour = rows / seconds * 3600
+    print(f"drop: {per_hour:.0f} list rows/hour", flush=True)
+    steps = ", ".join(f"{k} {v:.1f} s" for k, v in result["times"].items())
+    return [
+        Figure(f"drop: {rows:,} Email hashes vs {rows:,}-row PostgreSQL table, half matching "
+               f"({result['subjects']:,} consumers to erase)", f"{per_hour:,.0f} list rows/hour",
+               f"{steps}; load {_os.getloadavg()[0]:.1f}", ">= 1,000,000/hour", per_hour >= 1_000_000),
+        Figure("drop: peak RSS (receive, match, respond)", f"{result['peak_mb']:.0f} MB", "child process",
+               "< 1 GB", result["peak_mb"] < 1024),
+    ]
+
+
 # -- 6. a batch through a real scheduler ---------------------------------------------------------------
 def batch(work: Path, subjects: int) -> list[Figure]:
     """A batch of ``subjects`` erasure subjects end to end (bench/batch.py); prints ``batch: <N> subjects/hour``."""
@@ -552,8 +579,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, few requests: a smoke run")
     parser.add_argument("--only", nargs="+", metavar="PART",
-                        choices=["engine", "erasure", "memory", "parse", "scheduler", "batch", "pages", "executors"],
+                        choices=["engine", "erasure", "memory", "parse", "scheduler", "batch", "pages", "executors",
+                                 "drop"],
                         help="run only these parts")
+    parser.add_argument("--rows", type=int, default=None, help="DROP list rows (default 1,000,000)")
     parser.add_argument("--probe-memory", nargs=2, metavar=("CONFIG", "URL"), help=argparse.SUPPRESS)
     parser.add_argument("--baseline", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--probe-parse", metavar="CONFIG", help=argparse.SUPPRESS)
@@ -575,6 +604,7 @@ def main() -> int:
         ("batch", lambda w: batch(w, 1_000 if args.quick else 10_000)),
         ("pages", lambda w: pages(w, 10_000 if args.quick else 100_000)),
         ("executors", lambda w: executors(w, 10 if args.quick else 50)),
+        ("drop", lambda w: drop(w, args.rows or (10_000 if args.quick else 1_000_000))),
     ]
     steps = [(name, step) for name, step in parts if not args.only or name in args.only]
     figures: list[Figure] = []

@@ -36,6 +36,7 @@ LAYERS: list[set[str]] = [
     {"steps", "outbound"},  # collection steps; emails, digests, confirmations, webhooks
     {"deliverables"},   # access package, overview (what the UI shows), deadlines
     {"batch"},          # many subjects in one run
+    {"drop"},           # California's DROP lists: hashing, files, matching, responses (feeds the batch)
     {"airflow"},        # the only Airflow wing
 ]
 RANK = {package: rank for rank, layer in enumerate(LAYERS) for package in layer}

@@ -15,6 +15,7 @@ from croniter import croniter
 from fideslang.models import Dataset
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .drop_settings import DropSettings
 from .graph import DatasetGraph, TraversalPlan
 from .locations import check_inbox
 from .policy import WEEK, Policy
@@ -171,6 +172,7 @@ class Settings(_Strict):
     deadline_alert: DeadlineAlertSettings | None = None
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    drop: DropSettings | None = None  # California's DROP for data brokers (docs/drop.md)
     # How long an approval or a manual collection waits for its person before the step fails.
     wait_timeout: timedelta = Field(default=WEEK, gt=timedelta(0))
 
