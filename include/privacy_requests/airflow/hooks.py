@@ -20,7 +20,9 @@ from ..connectors.manual import ManualConnector
 from ..connectors.preflight import erasure_preflight
 from ..connectors.sql import SqlConnector
 from ..connectors.vendor import VendorConnector
+from ..drop.api import DropApi
 from ..errors import DataSourceError, RequestError, TransientError
+from ..model.drop_settings import DropSettings
 from ..model.policy import Policy, Webhook
 from ..model.settings import PrivacyConfig
 from ..outbound.vendor_confirmation import Links, signing_key
@@ -270,3 +272,12 @@ def confirmation_links() -> Links:
 
 def _public_base() -> str:
     return (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+
+
+def drop_api(settings: DropSettings) -> DropApi:
+    """The DROP API client: the key is the connection's password; its extra ``base_url``, if set, overrides
+    ``drop.api_base_url`` (the sandbox, or a local server in tests)."""
+    connection = _connection(settings.api_conn_id or "", "drop.api_conn_id in privacy.yml")
+    if not connection.password:
+        raise RequestError(f"connection '{settings.api_conn_id}' has no password: put the DROP API key there")
+    return DropApi(connection.extra_dejson.get("base_url") or settings.api_base_url, connection.password)

@@ -15,7 +15,9 @@ from croniter import croniter
 from fideslang.models import Dataset
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .drop_settings import DropSettings
 from .graph import CollectionAddress, DatasetGraph, TraversalPlan
+from .locations import check_inbox
 from .policy import WEEK, Policy
 from .saas_format import SaasConfig, SaasTarget
 
@@ -141,6 +143,23 @@ class BatchSettings(_Strict):
     chunks of this size, so 10,000 subjects take a handful of statements per collection)."""
 
     chunk_size: int = Field(default=5000, ge=1, le=50_000)
+    # Where subjects files (subjects_url) may be read from: local inbox folders and object-storage URL
+    # prefixes. None configured: subjects_url is refused (batch/source.py).
+    subjects_from: list[str] = Field(default_factory=list)
+    # How much of a batch is read: subjects in all (inline or from a file), and of a subjects file the bytes
+    # of one line (a longer line is rejected alone) and in all.
+    max_subjects: int = Field(default=1_000_000, ge=1)
+    max_line_bytes: int = Field(default=65_536, ge=256, le=16 * 1024 * 1024)
+    max_file_bytes: int = Field(default=1 << 30, ge=1024)
+
+    @field_validator("subjects_from")
+    @classmethod
+    def _inboxes(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            problem = check_inbox(entry)
+            if problem:
+                raise ValueError(f"{entry!r}: {problem}")
+        return entries
 
 
 class Settings(_Strict):
@@ -157,6 +176,7 @@ class Settings(_Strict):
     deadline_alert: DeadlineAlertSettings | None = None
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    drop: DropSettings | None = None  # California's DROP for data brokers (docs/drop.md)
     # How long an approval or a manual collection waits for its person before the step fails.
     wait_timeout: timedelta = Field(default=WEEK, gt=timedelta(0))
 
