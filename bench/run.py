@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import data  # noqa: E402
 
-BENCH_DB = "prq_bench"
+BENCH_DB = os.environ.get("PRQ_BENCH_DB", "prq_bench")  # a name of its own where several people share a server
 
 
 @dataclass
