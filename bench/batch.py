@@ -10,6 +10,7 @@ kernel's own high-water mark, so a peak between two samples is not missed, only 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import threading
 import time
@@ -38,6 +39,7 @@ class Batch:
     peak: tuple[float, str]  # MB, process title
     load_seconds: float
     rows_masked: int | None = None
+    load: tuple[float, float] = (0.0, 0.0)  # the 1-minute load average at the trigger and at the end
 
 
 class PeakSampler:
@@ -120,12 +122,14 @@ def run_batch(work: Path, subjects: int, metadata_url: str, db_url: str, db_conn
         _wait_for_dag(cluster, BATCH_DAG)
         scheduler = cluster.processes[1]  # api-server, scheduler, dag-processor, triggerer
         with PeakSampler([scheduler.pid]) as sampler:
+            load_before = os.getloadavg()[0]
             started = time.monotonic()
             cluster.post(f"/api/v2/dags/{BATCH_DAG}/dagRuns", {
                 "logical_date": None, "dag_run_id": batch_id,
                 "conf": {"batch_id": batch_id, "policy": POLICY, "subjects_url": f"file://{subjects_file}"}})
             state = _wait(cluster, batch_id, timeout=3 * 3600)
             seconds = time.monotonic() - started
+            load_after = os.getloadavg()[0]
         checkpoints = _checkpoints(cluster, batch_id)
     finally:
         cluster.stop()
@@ -133,7 +137,7 @@ def run_batch(work: Path, subjects: int, metadata_url: str, db_url: str, db_conn
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     return Batch(subjects=subjects, seconds=seconds, state=state, checkpoints=checkpoints,
                  statements=_statements(report), peak=sampler.largest_task(), load_seconds=load_seconds,
-                 rows_masked=report.get("rows_masked"))
+                 rows_masked=report.get("rows_masked"), load=(load_before, load_after))
 
 
 def _wait_for_dag(cluster, dag_id: str, timeout: float = 120) -> None:
