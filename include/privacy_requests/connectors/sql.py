@@ -14,13 +14,14 @@ from typing import Any
 from sqlalchemy import Engine, column, or_, select, table, tuple_, update
 from sqlalchemy.exc import DBAPIError
 
-from .. import layout, verification
 from ..errors import DataSourceError, RequestError, TransientError
-from ..graph import Collection
-from ..masking import FieldMask, Masker, writes_text
-from ..policy import MaskingStrategySpec
-from ..request import PrivacyRequest
-from ..values import in_chunks, rows_per_statement
+from ..model.graph import Collection
+from ..model.masking import FieldMask, Masker, writes_text
+from ..model.policy import MaskingStrategySpec
+from ..model.values import in_chunks, rows_per_statement
+from ..request.request import PrivacyRequest
+from ..store import layout
+from . import verification
 from .base import Erased, ErasureWork, Found
 from .pair_update import can_check, pair_check, pair_update
 
@@ -77,7 +78,7 @@ class SqlConnector:
         try:
             before = verification.verify(self.engine, collection, work.rows(), masks)
         except DBAPIError as exc:
-            raise _classify(exc, collection) from exc
+            raise classify_error(exc, collection) from exc
         self.statements += before.statements
         masked = sum(self.mask(collection, iter(rows), {f: masks[f] for f in fields})
                      for fields, rows in verification.by_fields_left(before).items())
@@ -104,7 +105,7 @@ class SqlConnector:
                     proof.statements += read.statements
                     named = verification.fields_left(read)
         except DBAPIError as exc:
-            raise _classify(exc, collection) from exc
+            raise classify_error(exc, collection) from exc
         self.statements += proof.statements
         if proof.unverified or proof.present != masked:
             store.put(layout.unverified(collection.address), {"rows": proof.unverified,
@@ -151,7 +152,7 @@ class SqlConnector:
                             seen.add(key)
                         yield record
         except DBAPIError as exc:
-            raise _classify(exc, collection) from exc
+            raise classify_error(exc, collection) from exc
 
     def mask(self, collection: Collection, rows: Iterator[dict[str, Any]], masks: dict[str, FieldMask],
              checks: verification.Checks | None = None) -> int:
@@ -199,7 +200,7 @@ class SqlConnector:
                                               "nothing was masked")
                     total += changed
         except DBAPIError as exc:
-            raise _classify(exc, collection) from exc
+            raise classify_error(exc, collection) from exc
         return total
 
 
@@ -251,7 +252,7 @@ def _slices(inputs: dict[str, list[Any]]) -> Iterator[dict[str, list[Any]]]:
             yield {name: values[start : start + QUERY_VALUES_LIMIT]}
 
 
-def _classify(exc: DBAPIError, collection: Collection) -> Exception:
+def classify_error(exc: DBAPIError, collection: Collection) -> Exception:
     """Connection trouble is transient (retry); anything else (missing table, bad column) is not.
 
     The database's message can quote values (``invalid input syntax for type integer: "jane@…"``), so
