@@ -171,11 +171,11 @@ def _proof_erasure(config_dir: Path, url: str, policy: str, proof: bool) -> tupl
     from cryptography.fernet import Fernet
     from sqlalchemy import create_engine
 
-    from include.privacy_requests.collection_steps import access_collection, erase_collection
-    from include.privacy_requests.config import load_config
     from include.privacy_requests.connectors.sql import SqlConnector
-    from include.privacy_requests.lifecycle import start_request
-    from include.privacy_requests.request import open_request
+    from include.privacy_requests.model.loading import load_config
+    from include.privacy_requests.request.lifecycle import start_request
+    from include.privacy_requests.request.request import open_request
+    from include.privacy_requests.steps.collection_steps import access_collection, erase_collection
 
     class WithoutProof(SqlConnector):
         def verify(self, work, masks, masked, checks=None):  # type: ignore[no-untyped-def]

@@ -135,8 +135,8 @@ def test_a_value_put_back_is_counted_and_the_read_back_names_the_field_on_every_
 
 def test_a_dialect_without_the_counting_statement_reads_every_row_back(tmp_path: Path, engine: Engine,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from include.privacy_requests import verification
     from include.privacy_requests.connectors import sql as sql_module
+    from include.privacy_requests.connectors import verification
 
     monkeypatch.setattr(sql_module, "can_check", lambda dialect: False)
     monkeypatch.setattr(verification, "count", lambda *a: pytest.fail("no counting statement here"))

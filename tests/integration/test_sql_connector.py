@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from include.privacy_requests import verification
 from include.privacy_requests.connectors import sql as sql_module
+from include.privacy_requests.connectors import verification
 from include.privacy_requests.connectors.sql import SqlConnector
 from include.privacy_requests.errors import DataSourceError, TransientError
 from include.privacy_requests.model.graph import Collection, CollectionAddress, FieldSpec
