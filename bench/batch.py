@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import requests
 
 from bench import data
 
@@ -152,7 +153,10 @@ def _wait_for_dag(cluster, dag_id: str, timeout: float = 120) -> None:
 def _wait(cluster, run_id: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = cluster.get(f"/api/v2/dags/{BATCH_DAG}/dagRuns/{run_id}").get("state")
+        try:
+            state = cluster.get(f"/api/v2/dags/{BATCH_DAG}/dagRuns/{run_id}").get("state")
+        except requests.RequestException:  # an api-server slow to answer on a loaded machine: ask again
+            continue
         if state in ("success", "failed"):
             return state
         time.sleep(0.5)
@@ -161,7 +165,13 @@ def _wait(cluster, run_id: str, timeout: float) -> str:
 
 def _checkpoints(cluster, run_id: str) -> list[tuple[str, int, float, float, str]]:
     """Per checkpoint: its tasks, wall time from the first start to the last end, and its slowest task."""
-    tis = cluster.get(f"/api/v2/dags/{BATCH_DAG}/dagRuns/{run_id}/taskInstances", limit=500)["task_instances"]
+    for attempt in range(5):  # an api-server slow to answer on a loaded machine: ask again
+        try:
+            tis = cluster.get(f"/api/v2/dags/{BATCH_DAG}/dagRuns/{run_id}/taskInstances", limit=500)["task_instances"]
+            break
+        except requests.RequestException:
+            if attempt == 4:
+                raise
 
     def ts(value: str) -> float:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()

@@ -158,7 +158,7 @@ def _proof_data(dbname: str, owned: int) -> None:
                     "'name ' || g FROM generate_series(1, %s) g", (owned * 10,))
         cur.execute("CREATE INDEX ON orders (customer_id)")
         cur.execute("CREATE TABLE address (id integer PRIMARY KEY, customer_id integer, name text)")
-        cur.execute("INSERT INTO address SELECT g, CASE WHEN g <= 5 THEN 1 ELSE 2 + g %% 99998 END, 'name ' || g "
+        cur.execute("INSERT INTO address SELECT g, CASE WHEN g <= 5 THEN 1 ELSE 2 + g % 99998 END, 'name ' || g "
                     "FROM generate_series(1, 100000) g")
         cur.execute("CREATE INDEX ON address (customer_id)")
         cur.execute("ANALYZE")
