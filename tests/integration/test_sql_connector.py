@@ -469,6 +469,23 @@ def test_proof_count_catches_a_value_that_differs_even_by_case_and_the_read_back
         assert verification.fields_left(read) == {field: 1}
 
 
+def test_proof_of_constant_masks_counts_by_the_keys_in_list(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Constant masks only (the chunk's keys as an IN list, like its UPDATE): a NULL put back as a value and a
+    rewrite value changed in case are counted, in their chunk only."""
+    monkeypatch.setattr(sql_module, "UPDATE_BATCH", 2)
+    collection, rows = _accounts(engine)
+    masks = {"email": field_mask("null_rewrite"), "label": field_mask("string_rewrite", {"rewrite_value": "REDACTED"})}
+    checks = verification.Checks(0)
+    assert SqlConnector(engine).mask(collection, iter(rows), masks, checks) == 4
+    assert " IN (" in checks.statements[0][0] and " JOIN " not in checks.statements[0][0]
+    assert verification.count(engine, checks).failed_chunks == []
+
+    run_sql(engine, "UPDATE account SET email = 'x@x.org' WHERE handle = :h", {"h": rows[0]["handle"]})
+    run_sql(engine, "UPDATE account SET label = 'Redacted' WHERE handle = :h", {"h": rows[3]["handle"]})
+    proof = verification.count(engine, checks)
+    assert (proof.present, proof.verified, proof.failed_chunks) == (4, 2, [0, 1])
+
+
 # --- errors --------------------------------------------------------------------------------------
 
 
