@@ -276,7 +276,7 @@ def _doc(config: PrivacyConfig) -> str:
             f"identity `{i.source_field}`" if i.source is None else f"`{i.source}:{i.source_field}`"
             for i in config.plan.inputs[address]
         ]
-        kind = {"email": "vendor email", "manual": "manual (a person answers)"}.get(
+        kind = {"email": "vendor email", "manual": "manual (a person answers)", "saas": "SaaS API"}.get(
             config.mapping(address.dataset).kind, "SQL")
         lines.append(f"| `{address}` | {', '.join(sources) or 'nothing'} | {kind} |")
     lines += ["", "Policies: " + ", ".join(f"`{k}` ({p.display_name})" for k, p in sorted(config.policies.items()))]
