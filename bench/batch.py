@@ -10,6 +10,7 @@ kernel's own high-water mark, so a peak between two samples is not missed, only 
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import threading
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import requests
 import yaml
 
 from bench import data
@@ -39,6 +41,7 @@ class Batch:
     peak: tuple[float, str]  # MB, process title
     load_seconds: float
     rows_masked: int | None = None
+    load: tuple[float, float] = (0.0, 0.0)  # the 1-minute load average at the trigger and at the end
 
 
 class PeakSampler:
@@ -129,12 +132,14 @@ def run_batch(work: Path, subjects: int, metadata_url: str, db_url: str, db_conn
         _wait_for_dag(cluster, BATCH_DAG)
         scheduler = cluster.processes[1]  # api-server, scheduler, dag-processor, triggerer
         with PeakSampler([scheduler.pid]) as sampler:
+            load_before = os.getloadavg()[0]
             started = time.monotonic()
             cluster.post(f"/api/v2/dags/{BATCH_DAG}/dagRuns", {
                 "logical_date": None, "dag_run_id": batch_id,
                 "conf": {"batch_id": batch_id, "policy": POLICY, "subjects_url": f"file://{subjects_file}"}})
             state = _wait(cluster, batch_id, timeout=3 * 3600)
             seconds = time.monotonic() - started
+            load_after = os.getloadavg()[0]
         checkpoints = _checkpoints(cluster, batch_id)
     finally:
         cluster.stop()
@@ -142,7 +147,7 @@ def run_batch(work: Path, subjects: int, metadata_url: str, db_url: str, db_conn
     report = json.loads(report_path.read_text()) if report_path.exists() else {}
     return Batch(subjects=subjects, seconds=seconds, state=state, checkpoints=checkpoints,
                  statements=_statements(report), peak=sampler.largest_task(), load_seconds=load_seconds,
-                 rows_masked=report.get("rows_masked"))
+                 rows_masked=report.get("rows_masked"), load=(load_before, load_after))
 
 
 def _wait_for_dag(cluster, dag_id: str, timeout: float = 120) -> None:
@@ -157,7 +162,10 @@ def _wait_for_dag(cluster, dag_id: str, timeout: float = 120) -> None:
 def _wait(cluster, run_id: str, timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = cluster.get(f"/api/v2/dags/{BATCH_DAG}/dagRuns/{run_id}").get("state")
+        try:
+            state = cluster.get(f"/api/v2/dags/{BATCH_DAG}/dagRuns/{run_id}").get("state")
+        except requests.RequestException:  # an api-server slow to answer on a loaded machine: ask again
+            continue
         if state in ("success", "failed"):
             return state
         time.sleep(0.5)
@@ -166,7 +174,13 @@ def _wait(cluster, run_id: str, timeout: float) -> str:
 
 def _checkpoints(cluster, run_id: str) -> list[tuple[str, int, float, float, str]]:
     """Per checkpoint: its tasks, wall time from the first start to the last end, and its slowest task."""
-    tis = cluster.get(f"/api/v2/dags/{BATCH_DAG}/dagRuns/{run_id}/taskInstances", limit=500)["task_instances"]
+    for attempt in range(5):  # an api-server slow to answer on a loaded machine: ask again
+        try:
+            tis = cluster.get(f"/api/v2/dags/{BATCH_DAG}/dagRuns/{run_id}/taskInstances", limit=500)["task_instances"]
+            break
+        except requests.RequestException:
+            if attempt == 4:
+                raise
 
     def ts(value: str) -> float:
         return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()

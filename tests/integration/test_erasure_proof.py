@@ -95,6 +95,57 @@ def test_values_masked_already_verify_on_every_backend(tmp_path: Path, engine: E
     assert table(engine)[2][1:] == (None, table(engine)[2][2], "REDACTED") and table(engine)[2][2] != "+200"
 
 
+def test_the_proof_is_one_counting_statement_per_chunk(tmp_path: Path, engine: Engine) -> None:
+    """On every backend: one UPDATE for Jane's three rows, one statement that counts them back."""
+    request = started_request(tmp_path, engine)
+    connector = SqlConnector(engine)
+    outcome = erase_collection(request, CUSTOMER, lambda _: connector, try_number=1)
+    assert (outcome.masked, outcome.detail["verified"], connector.statements) == (3, 3, 2)
+
+
+class PutsPhoneBack(SqlConnector):
+    """Masks, then writes Jane's second phone back before the proof runs, as a trigger or a concurrent write
+    would: every backend, no trigger language needed."""
+
+    def mask(self, collection, rows, masks, checks=None):  # type: ignore[no-untyped-def]
+        masked = super().mask(collection, rows, masks, checks)
+        with self.engine.begin() as conn:
+            conn.execute(text("UPDATE customer SET phone = '+200' WHERE id = 2"))
+        return masked
+
+
+def test_a_value_put_back_is_counted_and_the_read_back_names_the_field_on_every_backend(
+        tmp_path: Path, engine: Engine) -> None:
+    request = started_request(tmp_path, engine)
+    connector = PutsPhoneBack(engine)
+    with pytest.raises(DataSourceError) as failure:
+        erase_collection(request, CUSTOMER, lambda _: connector, try_number=1)
+    message = str(failure.value)
+    assert "1 of 3 masked row(s) do not hold their masked value (phone: 1 row(s))" in message
+    assert "0 masked row(s) are gone" in message
+    assert not any(value in message for row in ROWS for value in row[1:])  # counts, never values
+    assert connector.statements == 3  # the UPDATE, the count, the read-back of the one chunk that failed
+    assert request.store.get(layout.unverified(CUSTOMER)) == {"rows": 1, "missing": 0}
+
+    again = SqlConnector(engine)  # the cause is gone; the task is cleared: it masks only what is left
+    outcome = erase_collection(request, CUSTOMER, lambda _: again, try_number=2)
+    assert (outcome.masked, outcome.detail["verified"], again.statements) == (3, 3, 3)
+    assert table(engine)[2][2] != "+200" and not request.store.exists(layout.unverified(CUSTOMER))
+
+
+def test_a_dialect_without_the_counting_statement_reads_every_row_back(tmp_path: Path, engine: Engine,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from include.privacy_requests.connectors import sql as sql_module
+    from include.privacy_requests.connectors import verification
+
+    monkeypatch.setattr(sql_module, "can_check", lambda dialect: False)
+    monkeypatch.setattr(verification, "count", lambda *a: pytest.fail("no counting statement here"))
+    request = started_request(tmp_path, engine)
+    connector = SqlConnector(engine)
+    outcome = erase_collection(request, CUSTOMER, lambda _: connector, try_number=1)
+    assert (outcome.masked, outcome.detail["verified"], connector.statements) == (3, 3, 2)  # UPDATE, read-back
+
+
 def table(engine: Engine) -> dict[int, tuple]:
     with engine.connect() as conn:
         return {row[0]: tuple(row[1:]) for row in conn.execute(text("SELECT * FROM customer ORDER BY id"))}
@@ -112,6 +163,7 @@ def test_a_trigger_that_restores_a_value_fails_the_task_and_a_clear_masks_only_w
         erase_collection(request_, CUSTOMER, lambda _: SqlConnector(pg), try_number=1)
     message = str(failure.value)
     assert "shop:customer" in message and "1 of 3 masked row(s) do not hold their masked value" in message
+    assert "(phone: 1 row(s))" in message  # the count was not zero: the chunk was read back to name the field
     assert not any(value in message for row in ROWS for value in row[1:])  # counts, never values
     first = table(pg)
     assert first[2][2] == "+200" and first[1][2] != "+100"  # the trigger put Jane's second phone back

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from include.privacy_requests.connectors import sql as sql_module
+from include.privacy_requests.connectors import verification
 from include.privacy_requests.connectors.sql import SqlConnector
 from include.privacy_requests.errors import DataSourceError, TransientError
 from include.privacy_requests.model.graph import Collection, CollectionAddress, FieldSpec
@@ -399,6 +400,90 @@ def test_mask_non_unique_primary_key_rolls_the_collection_back(
         SqlConnector(engine).mask(collection, iter(found), {"name": field_mask(strategy)})
 
     assert sorted(fetch(engine, "SELECT id, name FROM visit")) == [(i, f"name{i}") for i in (1, 2, 3, 4, 4)]
+
+
+# --- proof of erasure: one counting statement per chunk -------------------------------------------
+
+
+def _accounts(engine: Engine) -> tuple[Collection, list[dict[str, Any]]]:
+    """Five accounts with a text key; the first four are found (bio NULL for one of them)."""
+    run_sql(engine, "CREATE TABLE account (handle VARCHAR(40) PRIMARY KEY, email VARCHAR(255), "
+                    "label VARCHAR(40), bio VARCHAR(64), street VARCHAR(64))")
+    people = [{"h": "ann'1", "b": "likes tea"}, {"h": "bøb", "b": None}, {"h": "cid", "b": "runs"},
+              {"h": "dee", "b": "Ünïcode"}, {"h": "eve", "b": "keeps this"}]
+    run_sql(engine, "INSERT INTO account (handle, email, label, bio, street) VALUES (:h, 'x@x.org', 'L', :b, 'S')",
+            people)
+    collection = Collection(CollectionAddress("ds", "account"), [
+        FieldSpec(path="handle", primary_key=True, data_type="string"), FieldSpec(path="email", data_type="string"),
+        FieldSpec(path="label", data_type="string", length=40), FieldSpec(path="bio", data_type="string", length=64),
+        FieldSpec(path="street", data_type="string", length=64)])
+    rows = retrieve(SqlConnector(engine), collection, {"handle": [p["h"] for p in people[:4]]})
+    return collection, rows
+
+
+def _account_masks() -> dict[str, FieldMask]:
+    return {"email": field_mask("null_rewrite"), "label": field_mask("string_rewrite", {"rewrite_value": "REDACTED"}),
+            "bio": field_mask("hash", length=64), "street": field_mask("random_string_rewrite", {"length": 12})}
+
+
+def test_proof_is_one_counting_statement_per_chunk_and_passes_when_every_field_holds(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Constant and per-row masks together, chunks of 3 rows: the counting statements find the 4 masked rows
+    present and holding what the UPDATEs wrote (NULL, the rewrite value, the hash, the random string)."""
+    monkeypatch.setattr(sql_module, "UPDATE_BATCH", 3)
+    collection, rows = _accounts(engine)
+    connector, checks = SqlConnector(engine), verification.Checks(0)
+
+    masked = connector.mask(collection, iter(rows), _account_masks(), checks)
+    proof = verification.count(engine, checks)
+
+    assert masked == 4 and connector.statements == 2 and checks.size == 3
+    assert (proof.present, proof.verified, proof.unverified, proof.statements, proof.failed_chunks) == (4, 4, 0, 2, [])
+    assert fetch(engine, "SELECT email, label, bio, street FROM account WHERE handle = 'eve'") == [
+        ("x@x.org", "L", "keeps this", "S")]
+
+
+@pytest.mark.parametrize("put_back", ["label = 'redacted'", "label = 'REDACTED '", "bio = 'runs'",
+                                      "street = 'abcdefghijkl'", "email = 'x@x.org'", "bio = 'not null'"])
+def test_proof_count_catches_a_value_that_differs_even_by_case_and_the_read_back_names_the_field(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch, put_back: str) -> None:
+    """Whatever the collation (MariaDB's is case-insensitive and pads spaces), a value that is not exactly
+    what the UPDATE wrote counts; a NULL found must stay NULL (bøb's bio); the read-back of that chunk only
+    names the field."""
+    monkeypatch.setattr(sql_module, "UPDATE_BATCH", 3)
+    collection, rows = _accounts(engine)
+    masks, checks = _account_masks(), verification.Checks(0)
+    SqlConnector(engine).mask(collection, iter(rows), masks, checks)
+    target = "bøb" if put_back == "bio = 'not null'" else "cid"
+    run_sql(engine, f"UPDATE account SET {put_back} WHERE handle = :h", {"h": target})
+
+    proof = verification.count(engine, checks)
+    chunk = [i for i, chunk in enumerate(verification.in_chunks(rows, 3)) if any(r["handle"] == target for r in chunk)]
+    assert (proof.present, proof.verified, proof.failed_chunks) == (4, 3, chunk)
+
+    read = verification.verify(engine, collection, verification.rows_of_chunks(iter(rows), 3, chunk), masks)
+    field = put_back.split(" ")[0]
+    if field == "street":  # a value of the random form: only the exact pair tells it from the one written
+        assert read.verified == read.present
+    else:
+        assert verification.fields_left(read) == {field: 1}
+
+
+def test_proof_of_constant_masks_counts_by_the_keys_in_list(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Constant masks only (the chunk's keys as an IN list, like its UPDATE): a NULL put back as a value and a
+    rewrite value changed in case are counted, in their chunk only."""
+    monkeypatch.setattr(sql_module, "UPDATE_BATCH", 2)
+    collection, rows = _accounts(engine)
+    masks = {"email": field_mask("null_rewrite"), "label": field_mask("string_rewrite", {"rewrite_value": "REDACTED"})}
+    checks = verification.Checks(0)
+    assert SqlConnector(engine).mask(collection, iter(rows), masks, checks) == 4
+    assert " IN (" in checks.statements[0][0] and " JOIN " not in checks.statements[0][0]
+    assert verification.count(engine, checks).failed_chunks == []
+
+    run_sql(engine, "UPDATE account SET email = 'x@x.org' WHERE handle = :h", {"h": rows[0]["handle"]})
+    run_sql(engine, "UPDATE account SET label = 'Redacted' WHERE handle = :h", {"h": rows[3]["handle"]})
+    proof = verification.count(engine, checks)
+    assert (proof.present, proof.verified, proof.failed_chunks) == (4, 2, [0, 1])
 
 
 # --- errors --------------------------------------------------------------------------------------

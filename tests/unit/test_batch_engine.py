@@ -106,12 +106,43 @@ def test_erasure_masks_each_row_once_for_all_subjects(config: PrivacyConfig, sho
     outcome = erase_batch_collection(batch, ADDRESS, lambda _ds: connector, 1)
     again = erase_batch_collection(batch, ADDRESS, lambda _ds: SqlConnector(engine), 2)
 
-    # addresses 1, 2, 3, the shared one once: one UPDATE, and one SELECT reading them back (proof of erasure)
+    # addresses 1, 2, 3, the shared one once: one UPDATE, and one statement counting them (proof of erasure)
     assert (outcome.masked, connector.statements) == (3, 2)
     assert again.masked == 3 and again.detail["masked_at_try"] == 1  # the ledger answers a second try
     with sqlite3.connect(shop) as con:
         streets = dict(con.execute("SELECT id, street FROM address").fetchall())
     assert streets == {1: "REDACTED", 2: "REDACTED", 3: "REDACTED", 4: "4 Hill Lane"}
+
+
+def test_per_subject_bookkeeping_is_two_claims_a_report_and_a_release(config: PrivacyConfig, shop: Path,
+                                                                    tmp_path: Path) -> None:
+    """validate_request writes, per accepted subject, only the deciding claims (its request id, its subject);
+    its request_validated event rides in the batch's subjects list, and finalize puts it in the subject's
+    report, as a single request's report has it (the batch pages find a subject's report by that event)."""
+    from include.privacy_requests.batch.outputs import finish_batch
+    from include.privacy_requests.store import in_flight
+
+    batch, _ = run_access(config, tmp_path / "storage", shop, policy="default_access_policy")
+    root = tmp_path / "storage"
+    for subject in SUBJECTS:
+        folder = root / subject["request_id"]
+        assert sorted(p.name for p in folder.iterdir()) == ["request.json"]  # no events folder, no other write
+    fingerprints = [batch.subject_request(s).subject for s in batch.subjects()]
+    assert all(len(list((root / layout.SUBJECTS / f).iterdir())) == 1 for f in fingerprints)  # each claimed
+
+    finish_batch(batch)
+
+    for subject in batch.subjects():
+        report = json.loads((root / subject.request_id / "report.json").read_text())
+        validated = [e for e in report["events"] if e["event"] == "request_validated"]
+        assert validated == [{"event": "request_validated", "time": subject.validated,
+                              "policy": "default_access_policy", "identity_types": ["email"], "batch_id": "b-1"}]
+        assert report["status"] == "complete"
+    again = open_batch(config, {"batch_id": "b-2", "policy": "default_access_policy", "subjects": SUBJECTS[:1]},
+                       "run-2", root, KEY)
+    assert start_batch(again, "run-2", "2026-11-28T00:00:00+00:00", [
+        {"request_id": "r-jane-2", "identity": {"email": "jane@example.com"}}])["subjects"] == 1  # released
+    assert in_flight.fingerprint(KEY, "default_access_policy", {"email": "jane@example.com"}) in fingerprints
 
 
 def test_bad_subjects_are_rejected_alone(config: PrivacyConfig, tmp_path: Path) -> None:

@@ -3,6 +3,12 @@
 The batch claims its id like a request (``request.json`` created only if absent). Each subject is a request of
 its own: ``validate_request`` claims its request id and its subject (in_flight) exactly as a single request's
 validate does, or rejects that subject alone, saying why in its report; the rest proceed.
+
+Per accepted subject only those two deciding writes go to the subject's own folder; the rest of its
+bookkeeping is the batch's, a constant per chunk of subjects: its ``request_validated`` event (with the time)
+is a field of its line in the batch's encrypted subjects list, written in chunks, and ``finalize`` puts it in
+the subject's report. The checks that depend only on the policy and the identity types given are made once
+per such combination, not once per subject.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -73,6 +80,14 @@ class Subject:
     position: int
     request_id: str
     identity: dict[str, str]
+    validated: str | None = None  # when validate_request accepted it (its request_validated event)
+
+    def validated_event(self, batch_id: str, policy: str) -> dict[str, Any] | None:
+        """The subject's ``request_validated`` audit event, as a single request's store would hold it."""
+        if self.validated is None:  # accepted by a version that wrote the event in the subject's own store
+            return None
+        return {"event": "request_validated", "time": self.validated, "policy": policy,
+                "identity_types": sorted(self.identity), "batch_id": batch_id}
 
 
 @dataclass
@@ -103,7 +118,7 @@ class Batch:
     def subjects(self) -> Iterator[Subject]:
         """The accepted subjects, streamed in their order."""
         for position, item in enumerate(self.store.read_rows(layout.BATCH_SUBJECTS)):
-            yield Subject(position, item["request_id"], item["identity"])
+            yield Subject(position, item["request_id"], item["identity"], item.get("validated"))
 
     def subject_request(self, subject: Subject) -> PrivacyRequest:
         """A subject as the single request it is: its own folder, conf and in-flight fingerprint."""
@@ -178,11 +193,12 @@ def start_batch(batch: Batch, run_id: str, received: str, subjects: Iterable[Any
     rejected: list[dict[str, Any]] = []
     seen: set[str] = set()
     stopped: list[Exception] = []
+    checked: dict[frozenset[str], list[str]] = {}
 
     def accepted() -> Iterator[dict[str, Any]]:
         try:
             for position, raw in enumerate(subjects, start=1):
-                subject, reason = _admit(batch, raw, run_id, received, seen)
+                subject, reason = _admit(batch, raw, run_id, received, seen, checked)
                 if subject is None:
                     rejected.append({"position": position, **reason})
                     continue
@@ -204,9 +220,10 @@ def start_batch(batch: Batch, run_id: str, received: str, subjects: Iterable[Any
     return {"batch_id": batch.batch_id, "subjects": count, "rejected": len(rejected)}
 
 
-def _admit(batch: Batch, raw: Any, run_id: str, received: str,
-           seen: set[str]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
-    """One subject: (its stored form, {}) when accepted, else (None, {request_id?, reason})."""
+def _admit(batch: Batch, raw: Any, run_id: str, received: str, seen: set[str],
+           checked: dict[frozenset[str], list[str]]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+    """One subject: (its stored form, {}) when accepted, else (None, {request_id?, reason}). ``checked`` keeps
+    check_request's answer per set of identity types (it depends on nothing else in a batch)."""
     if isinstance(raw, Unreadable):
         return None, {"reason": raw.reason}
     request_id = raw.get("request_id") if isinstance(raw, dict) else None
@@ -223,13 +240,15 @@ def _admit(batch: Batch, raw: Any, run_id: str, received: str,
         if unknown:
             raise RequestError(f"{len(unknown)} unknown field(s): a subject has only request_id and identity")
         identity = raw.get("identity")
-        types = set(identity) - batch.config.graph.identity_keys if isinstance(identity, dict) else set()
-        if types:
-            raise RequestError(f"{len(types)} unknown identity type(s); datasets use "
+        strangers = set(identity) - batch.config.graph.identity_keys if isinstance(identity, dict) else set()
+        if strangers:
+            raise RequestError(f"{len(strangers)} unknown identity type(s); datasets use "
                                f"{sorted(batch.config.graph.identity_keys)}")
         conf = parse_conf({"request_id": request_id, "policy": batch.conf.policy, "identity": raw.get("identity")})
-        problems = check_request(batch.config, conf)
-        reason = "; ".join(problems) or None
+        types = frozenset(conf.identity)
+        if types not in checked:
+            checked[types] = check_request(batch.config, conf)
+        reason = "; ".join(checked[types]) or None
     except RequestError as exc:
         conf = RequestConf.model_construct(request_id=request_id, policy=batch.conf.policy, identity={})
         reason = str(exc).removeprefix("invalid request conf: ")
@@ -247,6 +266,4 @@ def _admit(batch: Batch, raw: Any, run_id: str, received: str,
     if reason is not None:
         reject_request(request, by="validate_request", reason=reason, batch_id=batch.batch_id)
         return None, {"request_id": request_id, "reason": reason}
-    request.store.add_event("request_validated", policy=conf.policy, identity_types=sorted(conf.identity),
-                            batch_id=batch.batch_id)
-    return {"request_id": request_id, "identity": conf.identity}, {}
+    return {"request_id": request_id, "identity": conf.identity, "validated": datetime.now(UTC).isoformat()}, {}

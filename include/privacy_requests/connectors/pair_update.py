@@ -74,3 +74,78 @@ def pair_update(dialect: Dialect, table: str, keys: tuple[str, ...], per_row: tu
 
 
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # positional, as every driver used here takes
+
+
+@dataclass(frozen=True)
+class PairCheck:
+    """The proof of one chunk of masked rows in one statement: ``SELECT COUNT(*), SUM(<a masked field does not
+    hold what the UPDATE wrote>)`` over the table joined with the chunk's (primary key, masked value) pairs,
+    the same pairs (and placeholders) as the chunk's UPDATE. Constants come first (they stand in the SELECT
+    list), then per pair its key values and its per-row values."""
+
+    sql: str
+
+    @staticmethod
+    def parameters(pairs: Sequence[tuple[Sequence[Any], Sequence[Any]]], constants: Sequence[Any]) -> tuple[Any, ...]:
+        return (*constants, *(value for key, new in pairs for value in (*key, *new)))
+
+
+CHECKED_DIALECTS = ("postgresql", "mysql", "mariadb", "sqlite")
+
+
+def can_check(dialect: Dialect) -> bool:
+    """Whether the proof can be one counting statement per chunk here; elsewhere the rows are read back."""
+    return dialect.name in CHECKED_DIALECTS and dialect.paramstyle in _PLACEHOLDERS
+
+
+@lru_cache(maxsize=128)
+def pair_check(dialect: Dialect, table: str, keys: tuple[str, ...], per_row: tuple[str, ...],
+               nulls: tuple[str, ...], constants: tuple[str, ...], rows: int) -> PairCheck:
+    """The counting statement for ``rows`` pairs, made once per shape: a ``nulls`` column must be NULL, a
+    ``constants`` column must equal its parameter, a per-row column must equal its pair's value (NULL where
+    the value found was NULL: the UPDATE left it as it was, and it must still be NULL). Values compare
+    exactly (byte for byte), whatever the column's collation: a value a case-insensitive collation calls
+    equal is still not the masked value."""
+    if not can_check(dialect):
+        raise DataSourceError(f"no counting proof for the '{dialect.name}' dialect with parameter style "
+                              f"'{dialect.paramstyle}': read the rows back instead")
+    mark = _PLACEHOLDERS[dialect.paramstyle]
+
+    def quote(name: str) -> str:
+        quoted = dialect.identifier_preparer.quote(name)
+        return quoted if mark == "?" else quoted.replace("%", "%%")
+
+    tbl = quote(table)
+    columns = [f"k{i}" for i in range(len(keys))] + [f"m{i}" for i in range(len(per_row))]
+    typed = ", ".join(f"{quote(c)} AS {n}" for c, n in zip([*keys, *per_row], columns, strict=True))
+    mysql = dialect.name in ("mysql", "mariadb")
+    row = ("ROW(" if mysql and not getattr(dialect, "is_mariadb", False) else "(") + ", ".join(
+        [mark] * len(columns)) + ")"
+    pairs = f"(SELECT {typed} FROM {tbl} WHERE 1 = 0 UNION ALL VALUES {', '.join([row] * rows)}) AS v"
+    on = " AND ".join(f"{tbl}.{quote(k)} = v.k{i}" for i, k in enumerate(keys))
+    differs = _DIFFERS[dialect.name]
+    bad = [*(f"{tbl}.{quote(c)} IS NOT NULL" for c in nulls),
+           *(differs(f"{tbl}.{quote(c)}", mark) for c in constants),
+           *(differs(f"{tbl}.{quote(c)}", f"v.m{i}") for i, c in enumerate(per_row))]
+    counted = f"SELECT COUNT(*), SUM(CASE WHEN {' OR '.join(bad) or '1 = 0'} THEN 1 ELSE 0 END) FROM {tbl}"
+    if not per_row and len(keys) == 1:
+        # Constants only: the keys as an IN list, as the chunk's UPDATE has them (PostgreSQL hashed the whole
+        # table to join it with a list of keys, where an IN list is scanned once or looked up by index).
+        return PairCheck(f"{counted} WHERE {tbl}.{quote(keys[0])} IN ({', '.join([mark] * rows)})")
+    return PairCheck(f"{counted} JOIN {pairs} ON {on}")
+
+
+def _mysql_differs(a: str, b: str) -> str:
+    # NULL-safe, and byte for byte: a PAD SPACE or case-insensitive collation would call 'X' and 'x ' equal.
+    return f"NOT (CAST(CONVERT({a} USING utf8mb4) AS BINARY) <=> CAST(CONVERT({b} USING utf8mb4) AS BINARY))"
+
+
+# "a differs from b", NULL-safe and exact. PostgreSQL's deterministic collations compare bytes in the end
+# (a nondeterministic ICU collation would not: see docs/dry-run-and-proof.md); SQLite's COLLATE on the
+# right-hand operand overrides a column's NOCASE.
+_DIFFERS = {
+    "postgresql": lambda a, b: f"{a} IS DISTINCT FROM {b}",
+    "mysql": _mysql_differs,
+    "mariadb": _mysql_differs,
+    "sqlite": lambda a, b: f"{a} IS NOT {b} COLLATE BINARY",
+}

@@ -23,7 +23,7 @@ from ..request.request import PrivacyRequest
 from ..store import layout
 from . import deletion, verification
 from .base import Erased, ErasureWork, Found
-from .pair_update import pair_update
+from .pair_update import can_check, pair_check, pair_update
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +63,8 @@ class SqlConnector:
         if not masks:
             log.info("%s: no field matches the erasure targets", collection.address)
             return Erased("nothing_to_erase")
-        masked = self.mask_left(work, masks)
-        verified = self.verify(work, masks, masked)
+        masked, checks = self.mask_left(work, masks)
+        verified = self.verify(work, masks, masked, checks)
         return Erased("complete", masked=verified, detail={"fields": sorted(masks), "verified": verified},
                       event={"event": "collection_masked", "rows": masked, "fields": sorted(masks)})
 
@@ -101,13 +101,15 @@ class SqlConnector:
         return Erased("complete", masked=deleted, detail={"action": "delete", "verified": proof.gone},
                       event={"event": "collection_deleted", "rows": deleted})
 
-    def mask_left(self, work: ErasureWork, masks: dict[str, FieldMask]) -> int:
+    def mask_left(self, work: ErasureWork, masks: dict[str, FieldMask]) -> tuple[int, verification.Checks | None]:
         """Mask the rows found; after a try whose masking did not verify, only the fields still unmasked (a
         value masked already is never masked twice). Returns the rows this try masked plus those found
-        masked already."""
+        masked already, and the counting statements that prove it (None: read the rows back instead, after a
+        try that did not verify, or on a dialect without them)."""
         collection = work.collection
         if not work.request.store.exists(layout.unverified(collection.address)):
-            return self.mask(collection, work.rows(), masks)
+            checks = verification.Checks(0) if can_check(self.engine.dialect) else None
+            return self.mask(collection, work.rows(), masks, checks), checks
         try:
             before = verification.verify(self.engine, collection, work.rows(), masks)
         except DBAPIError as exc:
@@ -116,24 +118,40 @@ class SqlConnector:
         masked = sum(self.mask(collection, iter(rows), {f: masks[f] for f in fields})
                      for fields, rows in verification.by_fields_left(before).items())
         log.info("%s: %d row(s) were masked already, %d masked now", collection.address, before.verified, masked)
-        return before.verified + masked
+        return before.verified + masked, None
 
-    def verify(self, work: ErasureWork, masks: dict[str, FieldMask], masked: int) -> int:
-        """Proof of erasure (verification.py): every masked row read back holds its masked values, and as many
-        rows as were masked; else the task fails, naming counts only, and its next try masks what is left."""
+    def verify(self, work: ErasureWork, masks: dict[str, FieldMask], masked: int,
+               checks: verification.Checks | None = None) -> int:
+        """Proof of erasure (verification.py): every masked row holds its masked values, and as many rows are
+        there as were masked; else the task fails, naming fields and counts only, and its next try masks what
+        is left. With ``checks``, one counting statement per chunk, and a read-back of a chunk only where its
+        count is not zero (to name the fields); without, every row is read back."""
         collection, store = work.collection, work.request.store
         try:
-            proof = verification.verify(self.engine, collection, work.rows(), masks)
+            if checks is None:
+                proof = verification.verify(self.engine, collection, work.rows(), masks)
+                named = verification.fields_left(proof)
+            else:
+                proof = verification.count(self.engine, checks)
+                named = {}
+                if proof.failed_chunks:
+                    rows = verification.rows_of_chunks(work.rows(), checks.size, proof.failed_chunks)
+                    read = verification.verify(self.engine, collection, rows, masks)
+                    proof.statements += read.statements
+                    named = verification.fields_left(read)
         except DBAPIError as exc:
             raise classify_error(exc, collection) from exc
         self.statements += proof.statements
         if proof.unverified or proof.present != masked:
-            store.put(layout.unverified(collection.address), {"rows": proof.unverified, "missing": proof.missing})
+            store.put(layout.unverified(collection.address), {"rows": proof.unverified,
+                                                               "missing": max(masked - proof.present, 0)})
+            fields = (" (" + ", ".join(f"{name}: {rows} row(s)" for name, rows in named.items()) + ")"
+                      if named else "")
             raise DataSourceError(
                 f"{collection.address}: erasure not verified: {proof.unverified} of {proof.present} masked row(s) "
-                f"do not hold their masked value and {max(masked - proof.present, 0)} masked row(s) are gone "
-                f"(a trigger, a replica or a concurrent write?); fix the cause and clear this task: it masks only "
-                "what is left")
+                f"do not hold their masked value{fields} and {max(masked - proof.present, 0)} masked row(s) are "
+                f"gone (a trigger, a replica or a concurrent write?); fix the cause and clear this task: it masks "
+                "only what is left")
         store.delete(layout.unverified(collection.address))
         store.add_event("erasure_verified", collection=str(collection.address), rows=proof.verified,
                         fields=len(masks))
@@ -171,28 +189,38 @@ class SqlConnector:
         except DBAPIError as exc:
             raise classify_error(exc, collection) from exc
 
-    def mask(self, collection: Collection, rows: Iterator[dict[str, Any]], masks: dict[str, FieldMask]) -> int:
+    def mask(self, collection: Collection, rows: Iterator[dict[str, Any]], masks: dict[str, FieldMask],
+             checks: verification.Checks | None = None) -> int:
         """Mask found rows by primary key, one UPDATE per batch, all in one transaction.
 
         Constant masks set every row of a batch alike (``WHERE pk IN (...)``). Per-row masks (hash, hmac ...)
         join the table with the batch's (primary key, masked value) pairs: each row is masked from the value
-        found during access, whatever the collation; a value found NULL stays as it is.
+        found during access, whatever the collation; a value found NULL stays as it is. With ``checks``, each
+        batch's counting statement over the same pairs is kept there, to prove the masking once committed.
         """
         keys = [f.column for f in collection.primary_keys]
         tbl = table(collection.address.collection, *(column(c) for c in {*keys, *masks}))
         per_row = [c for c, m in masks.items() if m.per_row]
         constants = {c: m.apply(None) for c, m in masks.items() if not m.per_row}
+        nulls = tuple(c for c, v in constants.items() if v is None)
+        values = {c: v for c, v in constants.items() if v is not None}
         total = 0
         try:
             with self.engine.begin() as conn:
                 size = rows_per_statement(len(keys) + len(per_row), UPDATE_BATCH)
+                if checks is not None:
+                    checks.size = size
                 for batch in in_chunks(rows, size):
                     by_key: dict[tuple[Any, ...], dict[str, Any]] = {}
                     for row in batch:  # a key listed twice is masked once, from its first row
                         by_key.setdefault(tuple(row[k] for k in keys), row)
+                    pairs = [(key, [None if row.get(c) is None else masks[c].apply(row[c]) for c in per_row])
+                             for key, row in by_key.items()]
+                    if checks is not None:
+                        check = pair_check(conn.dialect, collection.address.collection, tuple(keys), tuple(per_row),
+                                           nulls, tuple(values), len(pairs))
+                        checks.statements.append((check.sql, check.parameters(pairs, list(values.values()))))
                     if per_row:
-                        pairs = [(key, [None if row.get(c) is None else masks[c].apply(row[c]) for c in per_row])
-                                 for key, row in by_key.items()]
                         shape = pair_update(conn.dialect, collection.address.collection, tuple(keys),
                                             tuple(per_row), tuple(constants), len(pairs))
                         self.statements += 1

@@ -1,6 +1,12 @@
-"""Proof of erasure: after masking a SQL collection, its rows are read back by primary key and every masked
-field must hold its masked value; a database trigger that put a value back, a lagging replica or a concurrent
-write is caught here instead of being reported as erased.
+"""Proof of erasure: after masking a SQL collection, every masked field must hold its masked value; a database
+trigger that put a value back, a lagging replica or a concurrent write is caught here instead of being
+reported as erased.
+
+In the database (``count``): each chunk the UPDATEs masked is checked by one statement that counts, among the
+chunk's primary keys, the rows present and those whose masked fields do not hold what the UPDATE wrote
+(connectors/pair_update.py ``pair_check``), once the masking has committed. Rows are read back (``verify``)
+only when that count is not zero, to say which fields failed; on a dialect without the counting statement;
+and when a cleared task must know, row by row, what is left to mask.
 
 The masked value of each strategy is known without the database: NULL for null_rewrite, the rewrite value,
 the deterministic value for hash, hmac and aes_encrypt (computed, like the mask, from the value access found),
@@ -37,6 +43,7 @@ class Verification:
     missing: int = 0
     statements: int = 0
     left: list[tuple[frozenset[str], dict[str, Any]]] = field(default_factory=list)
+    failed_chunks: list[int] = field(default_factory=list)  # by the counting statements: chunks to read back
 
     @property
     def unverified(self) -> int:
@@ -98,6 +105,48 @@ def verify(engine: Engine, collection: Collection, rows: Iterable[dict[str, Any]
                 else:
                     result.verified += 1
     return result
+
+
+@dataclass
+class Checks:
+    """The counting statements of a collection's masking, one per chunk of ``size`` rows found (in the order
+    the rows are read), collected while masking and run once it has committed."""
+
+    size: int
+    statements: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+
+
+def count(engine: Engine, checks: Checks) -> Verification:
+    """Run every chunk's counting statement: rows present of those masked, and rows not holding their masked
+    values. A chunk with such rows is named in ``failed_chunks`` for a read-back."""
+    result = Verification()
+    with engine.connect() as conn:
+        for index, (sql, parameters) in enumerate(checks.statements):
+            result.statements += 1
+            present, bad = conn.exec_driver_sql(sql, parameters).one()
+            present, bad = int(present or 0), int(bad or 0)
+            result.present += present
+            result.verified += present - bad
+            if bad:
+                result.failed_chunks.append(index)
+    return result
+
+
+def rows_of_chunks(rows: Iterable[dict[str, Any]], size: int, chunks: list[int]) -> Iterable[dict[str, Any]]:
+    """The rows of the given chunks (as masking cut them), read again from the store."""
+    wanted = set(chunks)
+    for index, chunk in enumerate(in_chunks(rows, size)):
+        if index in wanted:
+            yield from chunk
+
+
+def fields_left(verification: Verification) -> dict[str, int]:
+    """Per field, how many rows read back do not hold its masked value (names and counts, never values)."""
+    counted: dict[str, int] = {}
+    for fields, _ in verification.left:
+        for name in fields:
+            counted[name] = counted.get(name, 0) + 1
+    return dict(sorted(counted.items()))
 
 
 def by_fields_left(verification: Verification) -> dict[frozenset[str], list[dict[str, Any]]]:
