@@ -26,7 +26,7 @@ def build_dag(airflow_db: None, config_folder, storage: Path, monkeypatch: pytes
     from include.privacy_requests.airflow.operators import collections
     from include.privacy_requests.config import load_config
 
-    monkeypatch.setattr(collections, "WAIT_POKE_SECONDS", 0.5)
+    monkeypatch.setattr(collections, "WAIT_POKE_SECONDS", 0.5, raising=False)
     return lambda: build_privacy_request_dag(load_config(config_folder.path))
 
 
