@@ -35,6 +35,8 @@ class AirflowCluster:
     """Starts the four components as child processes (own process groups) and stops every one of them."""
 
     def __init__(self, home: Path, port: int, env: dict[str, str], password: str | None = None) -> None:
+        from include.privacy_requests.airflow.constants import RUN_ID_PATTERN  # the project root is importable
+
         self.home = home
         self.password = password or secrets.token_urlsafe(12)
         self.base = f"http://127.0.0.1:{port}"
@@ -57,6 +59,8 @@ class AirflowCluster:
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            # Airflow's default, less the run id "." its execution API cannot serve (see the Dockerfile).
+            "AIRFLOW__SCHEDULER__ALLOWED_RUN_ID_PATTERN": RUN_ID_PATTERN,
             **env,  # the caller's settings win (metadata DB, idle sleep ...)
         }
         self.processes: list[subprocess.Popen] = []
