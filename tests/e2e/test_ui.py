@@ -73,3 +73,16 @@ def test_the_erasure_triggered_after_the_access_request_masked_nothing_before_it
     assert masked and min(masked) > written
     waits = [e["request"] for e in events if e["event"] == "waiting_for_access_request"]
     assert set(waits) <= {finished["access"]}
+
+
+def test_a_run_id_airflow_cannot_serve_is_refused_at_the_trigger(world) -> None:
+    """'.' matches Airflow's default run id pattern, yet its execution API cannot serve it (a task's XCom push
+    gets a 307 after the request claimed its subject): the deployment's pattern refuses it before any run."""
+    cluster = world[0]
+    body = {"logical_date": None, "dag_run_id": ".", "conf": {"policy": "default_access_policy",
+                                                              "identity": {"email": "ada@example.com"}}}
+    response = cluster.session.post(f"{cluster.base}/api/v2/dags/privacy_request/dagRuns", json=body, timeout=30)
+    assert response.status_code == 400, response.text
+    assert "does not match regex pattern" in response.text
+    runs = cluster.get("/api/v2/dags/privacy_request/dagRuns", limit=500)["dag_runs"]
+    assert "." not in {r["dag_run_id"] for r in runs}
