@@ -130,7 +130,7 @@ class AirflowCluster:
     def trigger(self, run_id: str, conf: dict) -> None:
         self.post("/api/v2/dags/privacy_request/dagRuns", {"logical_date": None, "dag_run_id": run_id, "conf": conf})
 
-    def wait_for_run(self, run_id: str, timeout: float = 180) -> str:
+    def wait_for_run(self, run_id: str, timeout: float = 600) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             state = self.get(f"/api/v2/dags/privacy_request/dagRuns/{run_id}").get("state")
@@ -139,7 +139,7 @@ class AirflowCluster:
             time.sleep(1)
         raise AssertionError(f"run {run_id} not finished after {timeout} s")
 
-    def wait_for_task(self, run_id: str, task_id: str, state: str, timeout: float = 120) -> None:
+    def wait_for_task(self, run_id: str, task_id: str, state: str, timeout: float = 600) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.task_states(run_id).get(task_id, (None,))[0] == state:
