@@ -24,7 +24,7 @@ JANE = {"email": "jane@example.com"}
 def build_dag(airflow_db: None, config_folder, storage: Path, monkeypatch: pytest.MonkeyPatch):
     from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
     from include.privacy_requests.airflow.operators import collections
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
 
     monkeypatch.setattr(collections, "WAIT_POKE_SECONDS", 0.5, raising=False)
     return lambda: build_privacy_request_dag(load_config(config_folder.path))
@@ -48,8 +48,8 @@ def test_an_erasure_waits_for_the_earlier_access_request_so_the_copy_is_whole(bu
                                                                               smtp) -> None:
     """Asked for a copy, then for deletion: the access request has only been validated when the erasure
     starts; the erasure reads, then waits before masking anything until the package is written."""
-    from include.privacy_requests.config import load_config
-    from include.privacy_requests.overview import RunInfo, TaskState, request_row
+    from include.privacy_requests.deliverables.overview import RunInfo, TaskState, request_row
+    from include.privacy_requests.model.loading import load_config
 
     dag = build_dag()
     copy = start(dag, {"policy": "default_access_policy", "identity": JANE, "request_id": "copy"},

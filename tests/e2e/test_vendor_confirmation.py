@@ -18,7 +18,7 @@ import requests
 import yaml
 from cryptography.fernet import Fernet
 
-from include.privacy_requests.vendor_confirmation import Claims, make_token, signing_key
+from include.privacy_requests.outbound.vendor_confirmation import Claims, make_token, signing_key
 from scripts.local_airflow import AirflowCluster
 from tests.conftest import DEMO_CONFIG
 from tests.dag.conftest import Received, SmtpServer

@@ -15,11 +15,12 @@ import pytest
 import yaml
 from sqlalchemy import Engine, create_engine, text
 
-from include.privacy_requests.config import PrivacyConfig, load_config
+from include.privacy_requests.connectors.preflight import Target, erasure_preflight, erasure_targets
 from include.privacy_requests.connectors.sql import SqlConnector
 from include.privacy_requests.errors import DataSourceError, TransientError
-from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets
-from include.privacy_requests.preflight import Target, erasure_preflight, erasure_targets
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.masking import FieldMask, Masker, new_request_secrets
+from include.privacy_requests.model.settings import PrivacyConfig
 from tests.conftest import DEMO_CONFIG
 
 HASH = {"strategy": "hash"}

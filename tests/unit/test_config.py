@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from include.privacy_requests.config import load_config
 from include.privacy_requests.errors import ConfigError, Problem
-from include.privacy_requests.graph import CollectionAddress
+from include.privacy_requests.model.graph import CollectionAddress
+from include.privacy_requests.model.loading import load_config
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "privacy"
 SHOP = "datasets/demo_shop.yml"

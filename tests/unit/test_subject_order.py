@@ -12,17 +12,24 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import layout
-from include.privacy_requests.config import PrivacyConfig, load_config
+from include.privacy_requests.deliverables.overview import RunInfo, TaskState, request_row
 from include.privacy_requests.errors import RequestError
-from include.privacy_requests.lifecycle import (
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import PrivacyConfig
+from include.privacy_requests.request.lifecycle import (
     finish_request,
     record_failure,
     start_request,
     wait_for_earlier_readers,
 )
-from include.privacy_requests.overview import RunInfo, TaskState, request_row
-from include.privacy_requests.request import PrivacyRequest, hold_subject, open_request, run_id_problem, stop_reading
+from include.privacy_requests.request.request import (
+    PrivacyRequest,
+    hold_subject,
+    open_request,
+    run_id_problem,
+    stop_reading,
+)
+from include.privacy_requests.store import layout
 from tests.conftest import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()

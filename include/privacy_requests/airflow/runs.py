@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 
-from ..request import RunEnded
+from ..request.request import RunEnded
 
 log = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from airflow.sdk.exceptions import (
 )
 from airflow.sdk.log import mask_secret
 
-from ... import layout
-from ...config import PrivacyConfig
 from ...errors import ConfigError, DataSourceError, ForeignRequestError, RequestError, StepSkipped, TransientError
-from ...graph import CollectionAddress
-from ...lifecycle import record_failure, record_result
-from ...request import PrivacyRequest, RunEnded, check_owner, conf_identity, hold_subject, open_request
+from ...model.graph import CollectionAddress
+from ...model.settings import PrivacyConfig
+from ...request.lifecycle import record_failure, record_result
+from ...request.request import PrivacyRequest, RunEnded, check_owner, conf_identity, hold_subject, open_request
+from ...store import layout
 from ..hooks import store_key
 from ..runs import run_ended
 from ..storage import storage_root
