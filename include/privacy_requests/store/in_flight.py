@@ -137,7 +137,7 @@ def report_status(root: StoragePath, request_id: str) -> str | None:
     try:
         with report.open("rb") as fh:
             body: dict[str, Any] = json.loads(fh.read())
-    except (FileNotFoundError, ValueError):  # being rewritten right now: the holder is still at work
+    except (OSError, ValueError):  # being rewritten right now, or unreadable: the holder is still at work
         return None
     status = body.get("status") if isinstance(body, dict) else None
     return status if isinstance(status, str) else None
