@@ -112,9 +112,11 @@ def _read_holder(path: StoragePath) -> str | None:
         return None
 
 
-def _holder_when_written(folder: StoragePath, generation: int, wait: float = 2.0) -> str | None:
+def _holder_when_written(folder: StoragePath, generation: int, wait: float = 30.0) -> str | None:
     """The holder of a claim being written, once written; None if it stays empty (its writer died between
-    creating and writing it, so the claim holds nobody and the next generation may be claimed)."""
+    creating and writing it, so the claim holds nobody and the next generation may be claimed). The wait is
+    long: a writer descheduled on a loaded machine must not be taken for dead (two holders would follow);
+    it ends as soon as the claim is written."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         time.sleep(0.01)
