@@ -67,7 +67,7 @@ class AirflowCluster:
         self.logs: list[IO[bytes]] = []
         self.session = requests.Session()
 
-    def start(self, timeout: float = 90) -> None:
+    def start(self, timeout: float = 600) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "passwords.json").write_text(json.dumps({"admin": self.password}))
         airflow = [sys.executable, "-m", "airflow"]
