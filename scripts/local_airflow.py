@@ -133,16 +133,25 @@ class AirflowCluster:
     def wait_for_run(self, run_id: str, timeout: float = 600) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            state = self.get(f"/api/v2/dags/privacy_request/dagRuns/{run_id}").get("state")
+            state = self._polled(lambda: self.get(f"/api/v2/dags/privacy_request/dagRuns/{run_id}").get("state"))
             if state in ("success", "failed"):
                 return state
             time.sleep(1)
         raise AssertionError(f"run {run_id} not finished after {timeout} s")
 
+    @staticmethod
+    def _polled(ask: Any) -> Any:
+        """One look while waiting for a condition: an API server too busy to answer within the request's
+        timeout (a loaded machine) is a look without an answer, not a failure; the wait's deadline decides."""
+        try:
+            return ask()
+        except (requests.Timeout, requests.ConnectionError):
+            return None
+
     def wait_for_task(self, run_id: str, task_id: str, state: str, timeout: float = 600) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.task_states(run_id).get(task_id, (None,))[0] == state:
+            if self._polled(lambda: self.task_states(run_id).get(task_id, (None,))[0]) == state:
                 return
             time.sleep(0.5)
         raise AssertionError(f"{task_id} of run {run_id} not {state} after {timeout} s: {self.task_states(run_id)}")
