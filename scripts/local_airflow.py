@@ -133,14 +133,14 @@ class AirflowCluster:
     def wait_for_run(self, run_id: str, timeout: float = 600) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            state = self._polled(lambda: self.get(f"/api/v2/dags/privacy_request/dagRuns/{run_id}").get("state"))
+            state = self.polled(lambda: self.get(f"/api/v2/dags/privacy_request/dagRuns/{run_id}").get("state"))
             if state in ("success", "failed"):
                 return state
             time.sleep(1)
         raise AssertionError(f"run {run_id} not finished after {timeout} s")
 
     @staticmethod
-    def _polled(ask: Any) -> Any:
+    def polled(ask: Any) -> Any:
         """One look while waiting for a condition: an API server too busy to answer within the request's
         timeout (a loaded machine) is a look without an answer, not a failure; the wait's deadline decides."""
         try:
@@ -151,7 +151,7 @@ class AirflowCluster:
     def wait_for_task(self, run_id: str, task_id: str, state: str, timeout: float = 600) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._polled(lambda: self.task_states(run_id).get(task_id, (None,))[0]) == state:
+            if self.polled(lambda: self.task_states(run_id).get(task_id, (None,))[0]) == state:
                 return
             time.sleep(0.5)
         raise AssertionError(f"{task_id} of run {run_id} not {state} after {timeout} s: {self.task_states(run_id)}")

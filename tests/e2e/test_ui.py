@@ -53,7 +53,8 @@ def test_run_note_summarizes_the_outcome(world, finished) -> None:
     deadline = time.monotonic() + 300
     note = None
     while not note and time.monotonic() < deadline:
-        note = cluster.get(f"/api/v2/dags/privacy_request/dagRuns/{finished['access']}").get("note")
+        note = cluster.polled(lambda: cluster.get(f"/api/v2/dags/privacy_request/dagRuns/{finished['access']}")
+                              .get("note"))
         if not note:
             time.sleep(1)
     assert note == "Complete: 12 row(s) found, 0 masked, 0 vendor email(s) sent."
