@@ -61,6 +61,9 @@ class AirflowCluster:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
             # Airflow's default, less the run id "." its execution API cannot serve (see the Dockerfile).
             "AIRFLOW__SCHEDULER__ALLOWED_RUN_ID_PATTERN": RUN_ID_PATTERN,
+            # A task's calls to the execution API: 5 s (the default) was not enough while this 2-core machine
+            # ran other tiers beside the cluster (the task failed before it started: httpx ReadTimeout).
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             **env,  # the caller's settings win (metadata DB, idle sleep ...)
         }
         self.processes: list[subprocess.Popen] = []
