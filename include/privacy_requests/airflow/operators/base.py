@@ -29,7 +29,7 @@ from ...request.lifecycle import record_failure, record_result
 from ...request.request import PrivacyRequest, RunEnded, check_owner, conf_identity, hold_subject, open_request
 from ...store import layout
 from ..hooks import store_key
-from ..runs import run_ended
+from ..run_states import run_ended
 from ..storage import storage_root
 
 _PASS_THROUGH = (AirflowSkipException, AirflowFailException, AirflowRescheduleException, DownstreamTasksSkipped,

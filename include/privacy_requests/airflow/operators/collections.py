@@ -19,7 +19,7 @@ from ...steps.collection_steps import access_collection, erase_collection
 from ...store import layout
 from ..hitl import asker
 from ..hooks import connectors
-from ..runs import WAIT_POKE_SECONDS
+from ..run_states import WAIT_POKE_SECONDS
 from .base import PrivacyRequestOperator
 
 
