@@ -17,5 +17,8 @@ COPY --chown=airflow:root include/ /opt/airflow/include/
 COPY --chown=airflow:root plugins/ /opt/airflow/plugins/
 
 # The DAGs import the engine as `include.privacy_requests`: the project root must be importable.
+# Airflow's default run id pattern admits the run id ".", which its own execution API cannot serve (a task of
+# such a run fails in Airflow's code, after the request has claimed its subject): refused at the trigger.
 ENV PYTHONPATH=/opt/airflow \
-    PRIVACY_REQUESTS_CONFIG_DIR=/opt/airflow/include/privacy
+    PRIVACY_REQUESTS_CONFIG_DIR=/opt/airflow/include/privacy \
+    AIRFLOW__SCHEDULER__ALLOWED_RUN_ID_PATTERN='^(?!\.$)[A-Za-z0-9_.~:+-]+$'

@@ -60,7 +60,7 @@ class CeleryCluster(AirflowCluster):
         self.workers: dict[str, subprocess.Popen] = {}
         self._worker_logs: dict[str, IO[bytes]] = {}
 
-    def start(self, timeout: float = 90) -> None:
+    def start(self, timeout: float = 600) -> None:
         super().start(timeout)
         for name in self.worker_names:
             self.start_worker(name)

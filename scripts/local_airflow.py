@@ -35,6 +35,8 @@ class AirflowCluster:
     """Starts the four components as child processes (own process groups) and stops every one of them."""
 
     def __init__(self, home: Path, port: int, env: dict[str, str], password: str | None = None) -> None:
+        from include.privacy_requests.airflow.constants import RUN_ID_PATTERN  # the project root is importable
+
         self.home = home
         self.password = password or secrets.token_urlsafe(12)
         self.base = f"http://127.0.0.1:{port}"
@@ -57,13 +59,18 @@ class AirflowCluster:
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "passwords.json"),
+            # Airflow's default, less the run id "." its execution API cannot serve (see the Dockerfile).
+            "AIRFLOW__SCHEDULER__ALLOWED_RUN_ID_PATTERN": RUN_ID_PATTERN,
+            # A task's calls to the execution API: 5 s (the default) was not enough while this 2-core machine
+            # ran other tiers beside the cluster (the task failed before it started: httpx ReadTimeout).
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
             **env,  # the caller's settings win (metadata DB, idle sleep ...)
         }
         self.processes: list[subprocess.Popen] = []
         self.logs: list[IO[bytes]] = []
         self.session = requests.Session()
 
-    def start(self, timeout: float = 90) -> None:
+    def start(self, timeout: float = 600) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "passwords.json").write_text(json.dumps({"admin": self.password}))
         airflow = [sys.executable, "-m", "airflow"]
@@ -126,19 +133,28 @@ class AirflowCluster:
     def trigger(self, run_id: str, conf: dict) -> None:
         self.post("/api/v2/dags/privacy_request/dagRuns", {"logical_date": None, "dag_run_id": run_id, "conf": conf})
 
-    def wait_for_run(self, run_id: str, timeout: float = 180) -> str:
+    def wait_for_run(self, run_id: str, timeout: float = 600) -> str:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            state = self.get(f"/api/v2/dags/privacy_request/dagRuns/{run_id}").get("state")
+            state = self.polled(lambda: self.get(f"/api/v2/dags/privacy_request/dagRuns/{run_id}").get("state"))
             if state in ("success", "failed"):
                 return state
             time.sleep(1)
         raise AssertionError(f"run {run_id} not finished after {timeout} s")
 
-    def wait_for_task(self, run_id: str, task_id: str, state: str, timeout: float = 120) -> None:
+    @staticmethod
+    def polled(ask: Any) -> Any:
+        """One look while waiting for a condition: an API server too busy to answer within the request's
+        timeout (a loaded machine) is a look without an answer, not a failure; the wait's deadline decides."""
+        try:
+            return ask()
+        except (requests.Timeout, requests.ConnectionError):
+            return None
+
+    def wait_for_task(self, run_id: str, task_id: str, state: str, timeout: float = 600) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.task_states(run_id).get(task_id, (None,))[0] == state:
+            if self.polled(lambda: self.task_states(run_id).get(task_id, (None,))[0]) == state:
                 return
             time.sleep(0.5)
         raise AssertionError(f"{task_id} of run {run_id} not {state} after {timeout} s: {self.task_states(run_id)}")

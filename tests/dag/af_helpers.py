@@ -51,3 +51,54 @@ def resume(dag, run_id: str, timeout: float = 120) -> str:
                 if ti.state == TaskInstanceState.SCHEDULED:
                     _run_task(ti=ti, task=dag.task_dict[ti.task_id])
         return str(dag_run.state)
+
+
+def start(dag, run_conf: dict, first_tasks: list[str]) -> str:
+    """A run of ``dag`` that has run only ``first_tasks`` and is still running, as a run the scheduler has
+    just begun looks; returns its run id. (dag.test of a subset, then the run made whole and running again.)"""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+
+    subset = dag.partial_subset(task_ids=first_tasks, include_downstream=False, include_upstream=False)
+    run_id = subset.test(run_conf=run_conf).run_id
+    with create_session() as session:
+        session.query(DagRun).filter_by(dag_id=dag.dag_id, run_id=run_id).update({"state": DagRunState.RUNNING})
+    return run_id
+
+
+def drive(dag, run_id: str, *, until=None, timeout: float = 120) -> str:
+    """Run the tasks of an existing run as the scheduler would, creating those it has no instance of yet,
+    until the run ends or ``until()`` holds; waits (not busy) while tasks are rescheduled. Returns its state."""
+    from airflow.models.dagrun import DagRun
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.serialization.serialized_objects import DagSerialization
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    serialized = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    deadline = time.monotonic() + timeout
+    with create_session() as session:
+        dag_run = session.query(DagRun).filter_by(dag_id=dag.dag_id, run_id=run_id).one()
+        dag_run.dag = serialized
+        version = next(ti.dag_version_id for ti in dag_run.get_task_instances(session=session))
+        dag_run.verify_integrity(session=session, dag_version_id=version)
+        session.commit()
+        while dag_run.state == DagRunState.RUNNING and time.monotonic() < deadline:
+            if until is not None and until():
+                break
+            session.expire_all()
+            schedulable, _ = dag_run.update_state(session=session)
+            for ti in schedulable:
+                if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+                    ti.try_number += 1
+                ti.state = TaskInstanceState.SCHEDULED
+            session.commit()
+            ran = False
+            for ti in dag_run.get_task_instances(session=session):
+                if ti.state == TaskInstanceState.SCHEDULED:
+                    _run_task(ti=ti, task=dag.task_dict[ti.task_id])
+                    ran = True
+            if not ran:
+                time.sleep(0.2)  # only rescheduled tasks left: their time comes
+        return str(dag_run.state)

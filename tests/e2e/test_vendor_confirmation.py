@@ -68,7 +68,7 @@ def reminders(smtp: SmtpServer, request_id: str) -> list[Received]:
 
 
 def wait_for_mails(smtp: SmtpServer, request_id: str, count: int, to: str = VENDOR_ADDRESS,
-                   timeout: float = 90) -> list[Received]:
+                   timeout: float = 600) -> list[Received]:
     deadline = time.monotonic() + timeout
     while len(mails(smtp, request_id, to)) < count:
         assert time.monotonic() < deadline, f"{count} email(s) to {to} for {request_id} not received"
@@ -158,7 +158,7 @@ def test_an_unanswered_vendor_is_reminded_then_overdue_and_a_clear_reminds_and_w
     assert row["due"][:10] == (received + timedelta(days=90)).date().isoformat()
     assert row["extended"] == "+45 day(s): many systems to search" and row["acknowledge_by"] is not None
 
-    assert cluster.wait_for_run("confirm-2", timeout=120) == "failed"
+    assert cluster.wait_for_run("confirm-2") == "failed"
     [reminder] = reminders(smtp, "confirm-2")  # at 25 s; overdue at 35 s
     assert reminder.message["In-Reply-To"] == mails(smtp, "confirm-2")[0].message["Message-ID"]
     [dpo] = wait_for_mails(smtp, "confirm-2", 1, to="dpo@example.com")

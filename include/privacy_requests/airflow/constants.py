@@ -16,6 +16,9 @@ DEADLINES_DAG_ID = "privacy_request_deadlines"
 RETENTION_DAG_ID = "privacy_request_retention"
 VENDOR_DIGEST_DAG_ID = "privacy_vendor_digest"
 STORE_KEY_VARIABLE = "privacy_requests_store_key"
+# [scheduler] allowed_run_id_pattern for deployments (Dockerfile, scripts/local_airflow.py): Airflow's default
+# less the run id ".", which its execution API cannot serve ('..' and '/' Airflow refuses itself).
+RUN_ID_PATTERN = r"^(?!\.$)[A-Za-z0-9_.~:+-]+$"
 
 VALIDATE, APPROVE, UPLOAD, FINALIZE = "validate_request", "approve_request", "upload_access_package", "finalize"
 ACCESS_GROUP, ERASURE_GROUP, EMAIL_GROUP = "access", "erasure", "erasure_email_send"

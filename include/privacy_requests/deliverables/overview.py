@@ -104,6 +104,8 @@ def request_row(config: PrivacyConfig, run: RunInfo, report: dict[str, Any] | No
         status = AWAITING_VENDOR
     elif any(t.state == "awaiting_input" for t in run.tasks):
         status = "awaiting input"
+    elif report.get("status") == layout.WAITING and any(t.state == "up_for_reschedule" for t in run.tasks):
+        status = f"waiting for access request {report.get('waiting_for')}"  # an erasure, for an earlier copy
     elif run.state == "success" and report.get("status") in ("rejected", layout.AWAITING_DIGEST):
         status = report["status"]
     return RequestRow(

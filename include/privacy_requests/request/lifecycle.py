@@ -6,6 +6,7 @@ in, so the rules are tested without Airflow.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -14,34 +15,48 @@ from typing import Any
 from ..errors import ConfigError, DataSourceError, RequestError, StepSkipped, TransientError
 from ..model.graph import CollectionAddress
 from ..model.masking import new_request_secrets
-from ..store import layout
+from ..store import in_flight, layout, subject_order
 from .asking import APPROVE, REJECT, Answer, Question, duration
-from .report import Report, write_report
+from .report import Report, build_report, write_report
 from .request import (
     PrivacyRequest,
+    RunEnded,
     check_dry_run_followed,
     check_request,
     check_vendors,
     claim_request_id,
     claim_subject,
     release_subject,
+    request_ended,
+    run_id_problem,
+    start_reading,
+    stop_reading,
 )
 from .statutory_clock import request_due
 
 log = logging.getLogger(__name__)
 
 def start_request(request: PrivacyRequest, run_id: str, received: str,
-                  deployment_problems: Callable[[], list[str]] = list) -> dict[str, Any]:
+                  deployment_problems: Callable[[], list[str]] = list,
+                  run_ended: RunEnded | None = None) -> dict[str, Any]:
     """Everything that must hold before any data is touched, in the order that keeps other requests safe.
 
+    0. A run id Airflow cannot serve (``.``) is refused before anything is claimed: such a run would fail in
+       Airflow's own code after the claim, where the engine cannot record it.
     1. The run claims the request id (a run given another request's id fails here, writing nothing there).
     2. The conf, policy, reachability and, for erasures, vendor settings and ``deployment_problems`` (the
        SMTP connection, the erasure targets' real column types) are checked.
     3. The subject is claimed: a second open request for the same subject and policy is refused. A dry run
        changes nothing, so it claims nobody (the real run it prepares may start while it is still open).
-    4. The per-request masking secrets are made once (a cleared validate_request keeps them).
+       A holder whose run has ended in the orchestrator (``run_ended``) holds nothing.
+    4. An access request marks itself as reading the person's data (subject_order.py): a later erasure of
+       that person waits until its package is written.
+    5. The per-request masking secrets are made once (a cleared validate_request keeps them).
     Returns the request record (id, policy, identity types, run id, received time).
     """
+    refused = run_id_problem(run_id)
+    if refused:
+        raise RequestError(f"request rejected: {refused}")
     record = claim_request_id(request, run_id, received)
     config = request.config
     problems = check_request(config, request.conf) + check_dry_run_followed(request)
@@ -54,7 +69,8 @@ def start_request(request: PrivacyRequest, run_id: str, received: str,
     if problems:
         raise RequestError("request rejected: " + "; ".join(problems))
     if not request.conf.dry_run:
-        claim_subject(request)
+        claim_subject(request, run_ended)
+    start_reading(request, record["received"])
     if not request.store.exists(layout.SECRETS):
         request.store.put(layout.SECRETS, new_request_secrets())
     request.store.add_event("request_validated", policy=request.conf.policy,
@@ -81,6 +97,8 @@ def record_failure(request: PrivacyRequest, checkpoint: str, try_number: int, ex
                                       error=type(exc).__name__, message=str(exc) if known else "see the task log",
                                       final=final)
     write_report(request, failure=failure)
+    if final:
+        stop_reading(request)
 
 
 def finish_request(request: PrivacyRequest) -> tuple[Report, int]:
@@ -89,6 +107,7 @@ def finish_request(request: PrivacyRequest) -> tuple[Report, int]:
     report = write_report(request)  # and the certificate (none for a dry run, which erased nothing)
     removed = request.store.delete_intermediate()
     release_subject(request)
+    stop_reading(request)
     return report, removed
 
 
@@ -145,3 +164,33 @@ def reject_request(request: PrivacyRequest, *, by: str | None, reason: str, **fi
     request.store.add_event("request_rejected", by=by, reason=reason, **fields)
     write_report(request)
     release_subject(request)
+    stop_reading(request)
+
+
+def wait_for_earlier_readers(request: PrivacyRequest, run_ended: RunEnded | None = None) -> str | None:
+    """Before an erasure step changes anything: the earliest access request for the same person, received
+    before this one, that has not written its package yet, or None when the erasure may go on.
+
+    While it waits, the request's report says ``waiting`` and names that request (the overview shows it), and
+    an event records the wait once; when the wait is over, the event says so and the waiting report goes.
+    """
+    if request.conf.dry_run:  # a dry run changes nothing: nobody's copy can lose anything
+        return None
+    received = (request.store.get(layout.REQUEST) or {}).get("received")
+    readers = subject_order.earlier_readers(request.store.root, request.persons, request.request_id,
+                                            received, request_ended(request, run_ended)) if received else []
+    waiting = request.store.get(layout.WAITING_FOR)
+    if readers:
+        first = readers[0]
+        if (waiting or {}).get("request_id") != first:
+            request.store.put(layout.WAITING_FOR, {"request_id": first, "since": datetime.now(UTC).isoformat()})
+            request.store.add_event("waiting_for_access_request", request=first)
+            body = build_report(request).body | {"status": layout.WAITING, "waiting_for": first}
+            request.store.write_public(layout.REPORT, [json.dumps(body, indent=2) + "\n"])
+        return first
+    if waiting:
+        request.store.add_event("wait_over", request=waiting["request_id"], since=waiting["since"])
+        request.store.delete(layout.WAITING_FOR)
+        if in_flight.report_status(request.store.root, request.request_id) == layout.WAITING:
+            request.store.delete(layout.REPORT)
+    return None

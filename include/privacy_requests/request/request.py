@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
-from collections.abc import Collection
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from email.utils import parseaddr
 from typing import Any
 
@@ -17,7 +17,7 @@ from ..model.graph import CollectionAddress
 from ..model.policy import Policy
 from ..model.settings import PrivacyConfig
 from ..model.values import cast, distinct
-from ..store import in_flight, layout
+from ..store import in_flight, layout, subject_order
 from ..store.store import REQUEST_ID_PATTERN, RequestStore, StoragePath, is_request_folder
 
 POLICY_KEY_PATTERN = r"^[A-Za-z0-9_.<>-]{1,200}$"  # a fides key, bounded
@@ -197,6 +197,7 @@ class PrivacyRequest:
     request_id: str
     store: RequestStore
     subject: str  # the keyed fingerprint of policy and identity (in_flight), never the values
+    persons: list[str] = field(default_factory=list)  # one keyed fingerprint per identity value (subject_order)
 
     @property
     def policy(self) -> Policy:
@@ -233,7 +234,40 @@ def open_request(config: PrivacyConfig, raw_conf: dict[str, Any], run_id: str, r
     conf = parse_conf(raw_conf, config.graph.identity_keys)
     request_id = request_id_for(conf.request_id, run_id)
     return PrivacyRequest(config, conf, request_id, RequestStore(root, request_id, key),
-                          in_flight.fingerprint(key, conf.policy, conf.identity))
+                          in_flight.fingerprint(key, conf.policy, conf.identity),
+                          subject_order.persons(key, conf.identity))
+
+
+# Given a run id: whether that run of the request DAG has ended (success or failed) in the orchestrator. The
+# Airflow wing hands it in; the engine never asks Airflow itself.
+RunEnded = Callable[[str], bool]
+
+
+def run_id_problem(run_id: str) -> str | None:
+    """Why Airflow itself cannot serve this run id, None when it can: its execution API carries the run id in
+    URL paths, where ``.`` and ``..`` are path segments that the client resolves away (a task of such a run
+    fails in Airflow's own code, e.g. its XCom push, after the engine's work), and ``/`` splits the path."""
+    if run_id in (".", "..") or "/" in run_id:
+        return (f"run id {run_id[:40]!r} cannot be served by Airflow's execution API (a path segment '.' or '..', "
+                "or a '/'): trigger the request again with another run id, or none")
+    return None
+
+
+def request_ended(request: PrivacyRequest, run_ended: RunEnded | None) -> in_flight.Ended | None:
+    """``run_ended`` as in_flight and subject_order ask it: by request id, through the run that owns the id
+    (its record in that request's store). A request without a record, or without an answer, is not ended."""
+    if run_ended is None:
+        return None
+
+    def ended(other: str) -> bool:
+        try:
+            record = request.store.other(other).get(layout.REQUEST)
+        except RequestError:  # not a request's folder: nobody to ask about
+            return False
+        run_id = record.get("run_id") if isinstance(record, dict) else None
+        return isinstance(run_id, str) and run_ended(run_id)
+
+    return ended
 
 
 def claim_request_id(request: PrivacyRequest, run_id: str, received: str) -> dict[str, Any]:
@@ -261,13 +295,46 @@ def check_owner(request: PrivacyRequest, run_id: str) -> None:
                                   "give each request its own id (nothing was written to that request)")
 
 
-def claim_subject(request: PrivacyRequest) -> None:
-    """Refuse this request while an earlier request for the same subject and policy is still open."""
-    holder = in_flight.claim(request.store.root, request.subject, request.request_id)
+def claim_subject(request: PrivacyRequest, run_ended: RunEnded | None = None) -> None:
+    """Refuse this request while an earlier request for the same subject and policy is still open (a holder
+    whose run has ended in the orchestrator, ``run_ended``, no longer holds it)."""
+    holder = in_flight.claim(request.store.root, request.subject, request.request_id,
+                             request_ended(request, run_ended))
     if holder:
         raise RequestError(f"request '{holder}' for the same subject and policy is still in progress: this "
                            "request is refused so that the subject is not processed twice at once; trigger it "
                            f"again once '{holder}' has finished")
+
+
+def hold_subject(request: PrivacyRequest, run_ended: RunEnded | None = None) -> None:
+    """Before a step of an open request: it still holds its subject, or takes it again when the holder since
+    finished. A run resumed after it had ended (its claim then released to a newer request) is refused while
+    that newer request is at work, so two live runs never work on one subject."""
+    if request.conf.dry_run or in_flight.report_status(request.store.root, request.request_id) in (
+            *layout.CLOSED, layout.AWAITING_DIGEST):
+        return  # a dry run claims nothing; a request done (a clear after it finished repeats nothing) needs none
+    holder = in_flight.claim(request.store.root, request.subject, request.request_id,
+                             request_ended(request, run_ended))
+    if holder:
+        raise RequestError(f"request '{holder}' for the same subject and policy took the subject over after this "
+                           f"run had ended, and is still in progress: this run may not resume while it is; "
+                           f"trigger a new request once '{holder}' has finished")
+
+
+def is_reader(request: PrivacyRequest) -> bool:
+    """Whether the request reads data for an access package, so that a later erasure waits for it."""
+    return not request.conf.dry_run and bool(request.policy.access_rules)
+
+
+def start_reading(request: PrivacyRequest, received: str) -> None:
+    if is_reader(request):
+        subject_order.start_reading(request.store.root, request.persons, request.request_id, received)
+
+
+def stop_reading(request: PrivacyRequest) -> None:
+    """The access package is written, or the request will read no more: later erasures may go on."""
+    if request.persons:
+        subject_order.stop_reading(request.store.root, request.persons, request.request_id)
 
 
 def release_subject(request: PrivacyRequest) -> None:

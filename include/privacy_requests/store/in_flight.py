@@ -10,6 +10,11 @@ newcomer takes over only from a holder that has finished (its report says comple
 request whose failed try will be retried says "retrying" and keeps its subject) by
 creating the next generation with a create-only-if-absent write, so of two newcomers racing for the same
 subject exactly one wins, on a local disk as on object storage, without a lock server.
+
+A holder whose run has ended in Airflow without the engine recording it (a worker killed for good, a heartbeat
+timeout, a failure in Airflow's own code after the claim) would otherwise hold its subject forever: the
+caller hands in ``ended``, which asks the orchestrator whether the holder's run is over, and such a holder
+counts as finished. Nothing Airflow-specific lives here; an unknown answer counts as "still at work".
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from . import layout
@@ -31,10 +37,15 @@ def fingerprint(key: str | bytes, policy: str, identity: dict[str, str]) -> str:
     return hmac.new(secret, b"subject-in-flight\0" + material.encode(), hashlib.sha256).hexdigest()
 
 
-def claim(root: StoragePath, subject: str, request_id: str) -> str | None:
+# Given a request id: whether its run has ended outside the engine's knowledge (the orchestrator says so).
+Ended = Callable[[str], bool]
+
+
+def claim(root: StoragePath, subject: str, request_id: str, ended: Ended | None = None) -> str | None:
     """Hold ``subject`` for ``request_id``; returns the id of the open request that holds it instead, else None.
 
-    Claiming again for the request that holds the subject (a cleared validate_request) succeeds.
+    Claiming again for the request that holds the subject (a cleared validate_request) succeeds. A holder
+    whose report says it finished, or whose run ``ended`` says is over, holds nothing.
     """
     folder = root / layout.SUBJECTS / subject
     folder.mkdir(parents=True, exist_ok=True)
@@ -46,7 +57,7 @@ def claim(root: StoragePath, subject: str, request_id: str) -> str | None:
                 holder = _holder_when_written(folder, generation)
             if holder == request_id:
                 return None
-            if holder is not None and not _finished(root, holder):
+            if holder is not None and not finished(root, holder) and not (ended is not None and ended(holder)):
                 return holder
         else:
             generation = -1
@@ -101,9 +112,11 @@ def _read_holder(path: StoragePath) -> str | None:
         return None
 
 
-def _holder_when_written(folder: StoragePath, generation: int, wait: float = 2.0) -> str | None:
+def _holder_when_written(folder: StoragePath, generation: int, wait: float = 30.0) -> str | None:
     """The holder of a claim being written, once written; None if it stays empty (its writer died between
-    creating and writing it, so the claim holds nobody and the next generation may be claimed)."""
+    creating and writing it, so the claim holds nobody and the next generation may be claimed). The wait is
+    long: a writer descheduled on a loaded machine must not be taken for dead (two holders would follow);
+    it ends as soon as the claim is written."""
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         time.sleep(0.01)
@@ -113,13 +126,20 @@ def _holder_when_written(folder: StoragePath, generation: int, wait: float = 2.0
     return None
 
 
-def _finished(root: StoragePath, request_id: str) -> bool:
+def finished(root: StoragePath, request_id: str) -> bool:
+    """Whether the request's report says it is no longer at work (complete, rejected, failed...)."""
+    return report_status(root, request_id) in layout.FINISHED
+
+
+def report_status(root: StoragePath, request_id: str) -> str | None:
+    """The status its report.json gives, None when it has none (yet) or it is being rewritten."""
     report = root / request_id / layout.REPORT
     if not report.exists():
-        return False
+        return None
     try:
         with report.open("rb") as fh:
             body: dict[str, Any] = json.loads(fh.read())
-    except (FileNotFoundError, ValueError):  # being rewritten right now: the holder is still at work
-        return False
-    return body.get("status") in layout.FINISHED
+    except (OSError, ValueError):  # being rewritten right now, or unreadable: the holder is still at work
+        return None
+    status = body.get("status") if isinstance(body, dict) else None
+    return status if isinstance(status, str) else None

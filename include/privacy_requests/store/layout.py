@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 # -- shared by all requests, at the storage root ----------------------------------------------------------
 SUBJECTS = "_subjects"  # subjects in flight (in_flight.py); not a valid request id, so never a request's folder
+READERS = "_readers"  # access requests still reading a person's data (subject_order.py); an erasure waits for them
 BATCHES = "batches"  # {storage}/batches/{batch_id}/: a batch's own store (batch/); reserved, never a request id
 # Vendor digests (vendor_digest.py): one store per digest vendor under DIGESTS/<dataset>/, holding the pending
 # requests' instructions (encrypted), each digest's fixed list, and its email ledger.
@@ -30,6 +31,9 @@ ACCESS_PACKAGE_ZIP = "access_package.zip"  # one CSV per collection
 PACKAGE_FILES = {"json": ACCESS_PACKAGE, "html": ACCESS_PACKAGE_HTML, "csv": ACCESS_PACKAGE_ZIP}  # by format
 # report.json's "status": retrying = a failed try with a retry to come, the request still open.
 COMPLETE, REJECTED, FAILED, RETRYING = "complete", "rejected", "failed", "retrying"
+# waiting = an erasure step waits for an earlier access request for the same person (subject_order.py); the
+# report then names it in "waiting_for". Open, like retrying.
+WAITING = "waiting"
 # awaiting vendor digest = done here, but a vendor learns of the erasure only with its next digest email.
 AWAITING_DIGEST = "awaiting vendor digest"
 CLOSED = (COMPLETE, REJECTED)  # nothing more will happen: no deadline alert
@@ -41,6 +45,7 @@ EMAIL_SENT = "sent"
 REQUEST = "request.json"  # who owns the request id (the run), its policy and when it was received
 SECRETS = "secrets.json"  # per-request masking secrets
 DERIVED_IDENTITY = "derived_identity.json"  # identities added by two-way pre-execution webhooks
+WAITING_FOR = "waiting.json"  # the earlier access request an erasure step waits for, and since when
 HALTED = "halted.json"  # which pre-execution webhook halted the request, until it is resumed
 EVENTS = "events"  # the audit trail, one document per event
 

@@ -15,6 +15,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import (
     AirflowException,
     AirflowFailException,
+    AirflowRescheduleException,
     AirflowSkipException,
     DownstreamTasksSkipped,
     TaskAwaitingInput,
@@ -25,12 +26,14 @@ from ...errors import ConfigError, DataSourceError, ForeignRequestError, Request
 from ...model.graph import CollectionAddress
 from ...model.settings import PrivacyConfig
 from ...request.lifecycle import record_failure, record_result
-from ...request.request import PrivacyRequest, check_owner, conf_identity, open_request
+from ...request.request import PrivacyRequest, RunEnded, check_owner, conf_identity, hold_subject, open_request
 from ...store import layout
 from ..hooks import store_key
+from ..run_states import run_ended
 from ..storage import storage_root
 
-_PASS_THROUGH = (AirflowSkipException, AirflowFailException, DownstreamTasksSkipped, TaskAwaitingInput)
+_PASS_THROUGH = (AirflowSkipException, AirflowFailException, AirflowRescheduleException, DownstreamTasksSkipped,
+                 TaskAwaitingInput)
 
 
 class PrivacyRequestOperator(BaseOperator):
@@ -39,6 +42,7 @@ class PrivacyRequestOperator(BaseOperator):
     template_fields: Sequence[str] = ()
     ui_color = "#e8f4fa"
     claims_request = False  # only validate_request makes a run the owner of its request id
+    holds_subject = True  # every later step of a single request checks that it still holds its subject
     step: str = ""  # the engine's name of the step, for its results
 
     def __init__(self, *, privacy_config: PrivacyConfig, **kwargs: Any) -> None:
@@ -63,6 +67,8 @@ class PrivacyRequestOperator(BaseOperator):
         try:
             if not self.claims_request:
                 check_owner(request, context["run_id"])
+                if self.holds_subject:
+                    hold_subject(request, self.run_ended(context))
             return step(request)
         except _PASS_THROUGH:
             raise
@@ -95,6 +101,10 @@ class PrivacyRequestOperator(BaseOperator):
         for value in derived.values():
             mask_secret(value)
         return request
+
+    def run_ended(self, context: Context) -> RunEnded:
+        """Whether a run of this DAG has ended, asked of Airflow (for claims and waits held by dead runs)."""
+        return run_ended(context["dag"].dag_id)
 
     def _last_try(self, context: Context) -> bool:
         """Whether Airflow will not retry this task after this try (try numbers start at 1)."""

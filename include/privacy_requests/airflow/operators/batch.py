@@ -25,6 +25,8 @@ class BatchOperator(PrivacyRequestOperator):
     """A checkpoint of a batch: ``run`` gets the Batch. Identity values are not registered with the secret
     masker (thousands of them would slow every log line); nothing here logs one."""
 
+    holds_subject = False  # a batch claims no single subject (its subjects are checked when it is validated)
+
     def _open(self, context: Context) -> Batch:  # type: ignore[override]
         try:
             return open_batch(self.privacy_config, context["dag_run"].conf or {}, context["run_id"],

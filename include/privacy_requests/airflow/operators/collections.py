@@ -4,18 +4,22 @@ connector (a database, a vendor, a person) is the engine's business; a person's 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Context
+from airflow.sdk.exceptions import AirflowRescheduleException
 
 from ...connectors.manual import timed_out
 from ...model.graph import CollectionAddress
 from ...request.asking import Answer
+from ...request.lifecycle import wait_for_earlier_readers
 from ...request.request import PrivacyRequest
 from ...steps.collection_steps import access_collection, erase_collection
 from ...store import layout
 from ..hitl import asker
 from ..hooks import connectors
+from ..run_states import WAIT_POKE_SECONDS
 from .base import PrivacyRequestOperator
 
 
@@ -54,6 +58,15 @@ class ErasureCollectionOperator(CollectionOperator):
     person's confirmation."""
 
     step = layout.ERASURE
+
+    def run(self, request: PrivacyRequest, context: Context) -> Any:
+        waiting_for = wait_for_earlier_readers(request, self.run_ended(context))
+        if waiting_for:
+            self.log.info("Waiting for access request %s, received earlier for the same person, to write its "
+                          "package; looking again in %.0f s (no worker slot is held meanwhile)", waiting_for,
+                          WAIT_POKE_SECONDS)
+            raise AirflowRescheduleException(datetime.now(UTC) + timedelta(seconds=WAIT_POKE_SECONDS))
+        return super().run(request, context)
 
     def _step(self, request: PrivacyRequest, context: Context, answer: Answer | None) -> dict[str, Any]:
         outcome = erase_collection(request, self.address, connectors(self.privacy_config, asker(context), answer),

@@ -9,7 +9,7 @@ from airflow.sdk import Context, SkipMixin
 from ...deliverables.access_package import write_access_package
 from ...deliverables.package.delivery import deliver_package
 from ...request.lifecycle import approval_question, finish_request, record_review, start_request
-from ...request.request import PrivacyRequest
+from ...request.request import PrivacyRequest, stop_reading
 from ...store import layout
 from ..hitl import asker
 from ..hooks import erasure_problems, smtp_send, smtp_sender
@@ -23,7 +23,8 @@ class ValidateRequestOperator(PrivacyRequestOperator):
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
         record = start_request(request, context["run_id"], context["dag_run"].run_after.isoformat(),
-                               lambda: erasure_problems(self.privacy_config, request.policy))
+                               lambda: erasure_problems(self.privacy_config, request.policy),
+                               run_ended=self.run_ended(context))
         self.log.info("Request %s valid: policy %s, identity types %s", request.request_id, request.conf.policy,
                       record["identity_types"])
         return {"request_id": request.request_id, "policy": request.conf.policy}
@@ -71,6 +72,7 @@ class UploadAccessPackageOperator(PrivacyRequestOperator):
                           sum(counts.values()))
             self._record_result(request, context, collections=counts, location=location)
             result = {"collections": len(counts), "rows": sum(counts.values())}
+        stop_reading(request)  # the package holds what was read: a later erasure of this person may go on
         config = self.privacy_config
         emailed = deliver_package(request, sender=lambda: smtp_sender(config),
                                   send=smtp_send(config.settings.smtp_conn_id), try_number=context["ti"].try_number)
