@@ -1,9 +1,39 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: set-up (venv, packages), database servers, then pytest. Extra arguments go
-# to pytest (for example: ./scripts/test.sh tests/unit -q).
+# The tests. Set-up first (venv, pinned packages, database servers), then pytest.
+#
+#   ./scripts/test.sh          the fast loop: every tier except the tests that start Airflow clusters
+#                              (-m "not cluster": unit, dag, integration)
+#   ./scripts/test.sh --all    everything, what CI runs: the cluster tests too, in parallel processes
+#                              (pytest-xdist, one process per cluster module, see tests/conftest.py)
+#
+# Other arguments go to pytest: ./scripts/test.sh tests/unit -q, ./scripts/test.sh -k pools.
+# Naming a file or folder of tests/e2e runs it even without --all: ./scripts/test.sh tests/e2e/test_ui.py
+# PYTEST_WORKERS sets the number of processes of --all (default 4).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$ROOT/scripts/setup.sh" --with-browser
+
+all=0
+args=()
+for arg in "$@"; do
+  case "$arg" in
+    --all) all=1 ;;
+    *) args+=("$arg") ;;
+  esac
+done
+
+if [ "$all" = 1 ]; then
+  bash "$ROOT/scripts/setup.sh" --with-browser
+  select=(-n "${PYTEST_WORKERS:-4}" --dist loadgroup --no-loadscope-reorder)
+else
+  bash "$ROOT/scripts/setup.sh"
+  select=(-m "not cluster")
+  for arg in "${args[@]+"${args[@]}"}"; do
+    case "$arg" in
+      -m|-m*|tests/e2e*|*/tests/e2e*) select=() ;;  # the caller chose: run what they named
+    esac
+  done
+fi
 bash "$ROOT/scripts/services.sh"
 cd "$ROOT"
-exec env -u AIRFLOW_HOME -u PYTHONPATH "$ROOT/.venv/bin/python" -m pytest "$@"
+exec env -u AIRFLOW_HOME -u PYTHONPATH "$ROOT/.venv/bin/python" -m pytest "${select[@]+"${select[@]}"}" \
+  "${args[@]+"${args[@]}"}"

@@ -1,4 +1,20 @@
-"""Test set-up shared by every test: a throw-away Airflow home and metadata DB, set before Airflow loads."""
+"""Test set-up shared by every test: a throw-away Airflow home and metadata DB, set before Airflow loads; the
+shared fixtures (tests/support/fixtures.py); and the tiers.
+
+Tiers are set here, and only here, from the folder a test lives in:
+
+  unit         tests/unit: the engine, no Airflow, no server (seconds)
+  dag          tests/dag: the DAGs run in-process with dag.test() on a SQLite metadata DB
+  integration  tests/integration: real PostgreSQL, MariaDB, SMTP and S3 servers
+  e2e          tests/e2e: real Airflow components driven through REST and a browser
+  cluster      every test that starts an Airflow cluster (today: all of tests/e2e)
+
+``./scripts/test.sh`` runs ``-m "not cluster"``; ``./scripts/test.sh --all`` (CI) runs everything, in parallel
+processes (pytest-xdist ``--dist loadgroup``): each module stays in one process, and the modules that share the
+demo cluster (the ``world`` fixture of tests/e2e/conftest.py) stay together in one group, so no cluster starts
+twice. Every process has its own Airflow home and SQLite metadata DB (below), random database names and free
+ports, so nothing collides.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +25,12 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-ROOT = Path(__file__).resolve().parents[1]
-DEMO_CONFIG = ROOT / "include" / "privacy"
+from tests.support.paths import DEMO_CONFIG, ROOT
+
+__all__ = ["DEMO_CONFIG", "ROOT"]  # kept importable for branches not yet moved to tests.support.paths
+
+pytest_plugins = ["tests.support.fixtures"]
+
 _HOME = tempfile.mkdtemp(prefix="af-test-home-")
 
 os.environ.update({
@@ -23,6 +43,53 @@ os.environ.update({
 })
 os.environ.pop("PRIVACY_REQUESTS_CONFIG_DIR", None)
 os.environ.pop("PRIVACY_REQUESTS_STORAGE", None)
+
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "dag", "integration", "e2e")
+# Seconds per test (fixture set-up included: a module's cluster starts in its first test), per tier; a test or
+# module that needs more says so with its own @pytest.mark.timeout. The global default is in pytest.ini.
+TIER_TIMEOUTS = {"unit": 60, "dag": 300, "integration": 300, "e2e": 900}
+# The cluster modules, longest first (measured, see CONTRIBUTING.md): parallel processes start them first, so
+# the longest does not start last. A module not listed goes after these, in collection order.
+CLUSTER_ORDER = ("test_leaks_and_concurrency", "test_celery", "test_faults", "test_vendor_confirmation",
+                 "test_human_steps", "demo")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.path)).resolve().relative_to(TESTS).parts
+        tier = parts[0] if len(parts) > 1 and parts[0] in TIERS else None
+        if tier is None:
+            continue
+        item.add_marker(getattr(pytest.mark, tier))
+        if item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(TIER_TIMEOUTS[tier]))
+        if tier == "e2e":
+            item.add_marker(pytest.mark.cluster)
+        item.add_marker(pytest.mark.xdist_group(_group(item, tier)))
+    # Longest cluster first, then everything else in collection order (the sort is stable; a module's tests
+    # stay together, so module-scoped fixtures start once).
+    items.sort(key=_start_order)
+
+
+def _group(item: pytest.Item, tier: str) -> str:
+    """The xdist group: the cluster a test runs on (the demo cluster is shared), else its module."""
+    module = Path(str(item.path)).stem
+    if tier == "e2e":
+        definitions = getattr(item, "_fixtureinfo", None) and item._fixtureinfo.name2fixturedefs.get("world")
+        if definitions and not definitions[-1].baseid.endswith(".py"):  # the conftest's `world`: the demo cluster
+            return "cluster:demo"
+        return f"cluster:{module}"
+    return f"{tier}:{module}"
+
+
+def _start_order(item: pytest.Item) -> int:
+    marker = item.get_closest_marker("xdist_group")
+    group = marker.args[0] if marker else ""
+    if not group.startswith("cluster:"):
+        return len(CLUSTER_ORDER) + 1
+    name = group.removeprefix("cluster:")
+    return CLUSTER_ORDER.index(name) if name in CLUSTER_ORDER else len(CLUSTER_ORDER)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dag.conftest import table
+from tests.support.dag_runs import table
 
 JANE = {"email": "jane@example.com"}
 JOHN = {"email": "john@example.com"}

@@ -21,7 +21,7 @@ from include.privacy_requests.errors import RequestError
 from include.privacy_requests.lifecycle import start_request
 from include.privacy_requests.request import open_request
 from include.privacy_requests.store import REQUEST_ID_PATTERN, is_request_folder
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 VALID = {"policy": "default_erasure_policy", "identity": {"email": "jane@example.com"}}
 KEY = Fernet.generate_key().decode()

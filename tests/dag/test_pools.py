@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import DEMO_CONFIG
-from tests.dag.test_dag_integrity import dagbag
-from tests.unit.test_config import edit, find, problems_of
+from tests.support.config_files import edit, find, problems_of
+from tests.support.dag_runs import dagbag
+from tests.support.paths import DEMO_CONFIG
 
 SHOP_TABLES = ("customer", "address", "orders", "order_item", "login", "payment_card", "sms_subscription")
 

@@ -36,12 +36,13 @@ from cryptography.fernet import Fernet, InvalidToken
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from scripts.local_airflow import AirflowCluster
-from tests.conftest import DEMO_CONFIG
-from tests.dag.conftest import SmtpServer
-from tests.e2e.conftest import airflow_world
-from tests.integration.conftest import postgresql_engine
+from tests.support.cluster import airflow_world
+from tests.support.databases import postgresql_engine
+from tests.support.paths import DEMO_CONFIG
+from tests.support.smtp import SmtpServer
 
-pytestmark = pytest.mark.e2e
+# The module fixture waits for 24 runs (up to 900 s) before the first test: more than the e2e tier's 900 s.
+pytestmark = pytest.mark.timeout(1500)
 
 ERASURE, ACCESS = "default_erasure_policy", "default_access_policy"
 DAG_RUNS = "/api/v2/dags/privacy_request/dagRuns"

@@ -20,7 +20,7 @@ from include.privacy_requests.connectors.sql import SqlConnector
 from include.privacy_requests.errors import DataSourceError, TransientError
 from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets
 from include.privacy_requests.preflight import Target, erasure_preflight, erasure_targets
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 HASH = {"strategy": "hash"}
 NULL = {"strategy": "null_rewrite"}

@@ -25,7 +25,7 @@ from include.privacy_requests.connectors.sql import SqlConnector
 from include.privacy_requests.connectors.vendor import VendorConnector
 from include.privacy_requests.errors import RequestError
 from include.privacy_requests.graph import CollectionAddress
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()
 SUBJECTS = [{"request_id": "r-jane", "identity": {"email": "jane@example.com"}},

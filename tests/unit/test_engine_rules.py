@@ -25,8 +25,8 @@ from include.privacy_requests.lifecycle import approval_question, record_review,
 from include.privacy_requests.request import PrivacyRequest, open_request
 from include.privacy_requests.vendor_email import send_vendor_email
 from include.privacy_requests.webhooks import Caller, Reply, call_webhooks, resume_webhooks
-from tests.conftest import DEMO_CONFIG
-from tests.outbox import Outbox
+from tests.support.outbox import Outbox
+from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()
 JANE = {"email": "jane@example.com"}

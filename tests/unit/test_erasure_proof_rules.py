@@ -23,7 +23,7 @@ from include.privacy_requests.overview import run_note
 from include.privacy_requests.request import open_request, parse_conf
 from include.privacy_requests.verification import holds_masked_value
 from include.privacy_requests.webhooks import Caller, Reply, call_webhooks
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 SECRETS = new_request_secrets()
 

@@ -12,7 +12,7 @@ from include.privacy_requests.graph import Collection, CollectionAddress, FieldS
 from include.privacy_requests.masking import new_request_secrets
 from include.privacy_requests.policy import Policy
 from include.privacy_requests.preflight import erasure_preflight, masked_fields
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 EVERY_KIND = Collection(CollectionAddress("ds", "people"), [
     FieldSpec("id", ("user.unique_id",), primary_key=True, data_type="integer"),

@@ -13,7 +13,7 @@ from include.privacy_requests.email.render import RenderedEmail
 from include.privacy_requests.errors import RequestError, TransientError
 from include.privacy_requests.store import RequestStore
 from include.privacy_requests.vendor_email import Composed, send_once
-from tests.outbox import Outbox
+from tests.support.outbox import Outbox
 
 KEY = "vendor_x"
 

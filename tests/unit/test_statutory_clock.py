@@ -13,7 +13,7 @@ from include.privacy_requests.config import PrivacyConfig, load_config
 from include.privacy_requests.errors import RequestError
 from include.privacy_requests.statutory_clock import acknowledge_by, add_months, due_date, extend, extensions
 from include.privacy_requests.store import RequestStore
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()
 RECEIVED = datetime(2026, 1, 31, 10, 0, tzinfo=UTC)

@@ -34,8 +34,8 @@ from include.privacy_requests.vendor_confirmation import (
     signing_key,
     vendor_responses,
 )
-from tests.conftest import DEMO_CONFIG
-from tests.outbox import Outbox
+from tests.support.outbox import Outbox
+from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()
 VENDOR = "daycare_vendor"

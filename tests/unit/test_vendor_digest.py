@@ -26,8 +26,8 @@ from include.privacy_requests.report import build_report
 from include.privacy_requests.request import PrivacyRequest, claim_request_id, open_request
 from include.privacy_requests.vendor_digest import digest_due, send_digest
 from include.privacy_requests.vendor_email import send_vendor_email
-from tests.conftest import DEMO_CONFIG
-from tests.outbox import Outbox
+from tests.support.outbox import Outbox
+from tests.support.paths import DEMO_CONFIG
 
 VENDOR = "daycare_vendor"
 KEY = Fernet.generate_key().decode()
