@@ -1,6 +1,6 @@
 """Benchmark: how fast, how lean and how far Airflow Privacy Requests scales on one machine.
 
-    ./scripts/bench.sh            # the full benchmark (PostgreSQL on 127.0.0.1; about 20 minutes)
+    ./scripts/bench.sh            # the full benchmark (PostgreSQL on 127.0.0.1; see docs/performance.md for how long)
     ./scripts/bench.sh --quick    # a smoke run on small data (about 1 minute)
     ./scripts/bench.sh --only batch [--quick]   # a batch of 10,000 (1,000) erasure subjects, a real scheduler
     ./scripts/bench.sh --only executors   # LocalExecutor vs CeleryExecutor with 1 and 2 workers, 50 in flight
@@ -54,11 +54,11 @@ def engine_run(config_dir: Path, url: str) -> tuple[float, int]:
     from cryptography.fernet import Fernet
     from sqlalchemy import create_engine
 
-    from include.privacy_requests.collection_steps import access_collection, erase_collection
-    from include.privacy_requests.config import load_config
     from include.privacy_requests.connectors.sql import SqlConnector
-    from include.privacy_requests.lifecycle import start_request
-    from include.privacy_requests.request import open_request
+    from include.privacy_requests.model.loading import load_config
+    from include.privacy_requests.request.lifecycle import start_request
+    from include.privacy_requests.request.request import open_request
+    from include.privacy_requests.steps.collection_steps import access_collection, erase_collection
 
     config = load_config(config_dir)
     engine = create_engine(url)
@@ -141,8 +141,8 @@ def erasure_strategy(rows: int) -> list[Figure]:
     from sqlalchemy import create_engine, text
 
     from include.privacy_requests.connectors.sql import SqlConnector
-    from include.privacy_requests.graph import Collection, CollectionAddress, FieldSpec
-    from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets
+    from include.privacy_requests.model.graph import Collection, CollectionAddress, FieldSpec
+    from include.privacy_requests.model.masking import FieldMask, Masker, new_request_secrets
 
     url = data.recreate_database(f"{BENCH_DB}_erasure")
     engine = create_engine(url)
@@ -204,10 +204,10 @@ def probe_memory(config_dir: str, url: str, baseline: bool) -> None:
     from cryptography.fernet import Fernet
     from sqlalchemy import create_engine
 
-    from include.privacy_requests.collection_steps import access_collection
-    from include.privacy_requests.config import load_config
     from include.privacy_requests.connectors.sql import SqlConnector
-    from include.privacy_requests.request import open_request
+    from include.privacy_requests.model.loading import load_config
+    from include.privacy_requests.request.request import open_request
+    from include.privacy_requests.steps.collection_steps import access_collection
 
     config = load_config(config_dir)
     rows = 0

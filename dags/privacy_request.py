@@ -7,6 +7,6 @@ configuration shows here as this file's import error, naming every file and fiel
 from __future__ import annotations
 
 from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
-from include.privacy_requests.config import load_config
+from include.privacy_requests.model.loading import load_config
 
 dag = build_privacy_request_dag(load_config())

@@ -8,6 +8,6 @@ shows here as this file's import error.
 from __future__ import annotations
 
 from include.privacy_requests.airflow.dag_factory import build_batch_dag
-from include.privacy_requests.config import load_config
+from include.privacy_requests.model.loading import load_config
 
 dag = build_batch_dag(load_config())

@@ -4,6 +4,6 @@ requests are finished and older than the retention period (see include/privacy_r
 from __future__ import annotations
 
 from include.privacy_requests.airflow.retention import build_retention_dag
-from include.privacy_requests.config import load_config
+from include.privacy_requests.model.loading import load_config
 
 dag = build_retention_dag(load_config())

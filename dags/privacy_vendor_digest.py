@@ -7,6 +7,6 @@ It exists when some vendor has a digest schedule.
 from __future__ import annotations
 
 from include.privacy_requests.airflow.dag_factory import build_vendor_digest_dag
-from include.privacy_requests.config import load_config
+from include.privacy_requests.model.loading import load_config
 
 dag = build_vendor_digest_dag(load_config())

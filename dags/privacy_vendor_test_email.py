@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from include.privacy_requests.airflow.dag_factory import build_vendor_test_email_dag
-from include.privacy_requests.config import load_config
+from include.privacy_requests.model.loading import load_config
 
 dag = build_vendor_test_email_dag(load_config())

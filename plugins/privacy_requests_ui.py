@@ -27,9 +27,9 @@ from fastapi import Depends, FastAPI, HTTPException
 from fastapi.responses import HTMLResponse, StreamingResponse
 from jinja2 import Environment, FileSystemLoader
 
-from include.privacy_requests import layout  # these two cost nothing: no Airflow import, no I/O
 from include.privacy_requests.airflow.constants import BATCH_DAG_ID, DAG_ID, STORE_KEY_VARIABLE, checkpoint_order
 from include.privacy_requests.airflow.storage import storage_root
+from include.privacy_requests.store import layout  # these two cost nothing: no Airflow import, no I/O
 
 if TYPE_CHECKING:
     from airflow.api_fastapi.auth.managers.base_auth_manager import ResourceMethod
@@ -48,7 +48,7 @@ _pages = Environment(loader=FileSystemLoader(Path(__file__).parent / "privacy_re
 
 
 def _config():
-    from include.privacy_requests.config import current_config
+    from include.privacy_requests.model.loading import current_config
 
     return current_config()
 
@@ -59,7 +59,7 @@ def _runs(run_id: str | None = None, limit: int = 500, dag_id: str = DAG_ID):
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
 
-    from include.privacy_requests.overview import RunInfo, TaskState
+    from include.privacy_requests.deliverables.overview import RunInfo, TaskState
 
     with create_session() as session:
         query = session.query(DagRun).filter(DagRun.dag_id == dag_id)
@@ -122,7 +122,7 @@ def require_conf_access(allowed: MaySeeConf) -> None:
 
 def _identity(run, full: bool) -> str:
     """The identity as given (``email: jane@example.com``), or only its types when it may not be seen."""
-    from include.privacy_requests.request import conf_identity
+    from include.privacy_requests.request.request import conf_identity
 
     identity = conf_identity(run.conf, _config().graph.identity_keys)
     if full:
@@ -132,7 +132,7 @@ def _identity(run, full: bool) -> str:
 
 def _rows(runs, personal: bool) -> list:
     """Overview rows; the identity masked (``j***@example.com``) for those who may see it, else hidden."""
-    from include.privacy_requests.overview import request_id_of, request_row
+    from include.privacy_requests.deliverables.overview import request_id_of, request_row
 
     config = _config()
     order = checkpoint_order(config)
@@ -164,7 +164,7 @@ def _batch_runs(run_id: str | None = None):
 
 
 def _batch_rows(runs) -> list:
-    from include.privacy_requests.overview import batch_id_of, batch_row
+    from include.privacy_requests.deliverables.overview import batch_id_of, batch_row
 
     config = _config()
     order = checkpoint_order(config)
@@ -187,7 +187,7 @@ def _one_batch(run_id: str):
 @app.get("/batches/{run_id}", response_class=HTMLResponse, dependencies=_BATCH_ACCESS)
 def batch_page(run_id: str, offset: int = 0, limit: int = 500) -> str:
     """One batch: its counts and its subjects (``limit`` at a time), each linking to its request page."""
-    from include.privacy_requests.overview import batch_id_of, batch_subjects
+    from include.privacy_requests.deliverables.overview import batch_id_of, batch_subjects
 
     run = _one_batch(run_id)
     report = _batch_report(_config(), batch_id_of(run)) or {}
@@ -201,8 +201,8 @@ def batch_page(run_id: str, offset: int = 0, limit: int = 500) -> str:
 @app.get("/batches/{run_id}/requests/{request_id}", response_class=HTMLResponse, dependencies=_BATCH_ACCESS)
 def batch_subject_page(run_id: str, request_id: str, personal: MaySeeConf) -> str:
     """A batch subject's request page: its report, and the batch run's checkpoints (the same tasks)."""
-    from include.privacy_requests.overview import batch_id_of, belongs_to_batch, request_row, subject_run
-    from include.privacy_requests.store import is_request_folder
+    from include.privacy_requests.deliverables.overview import batch_id_of, belongs_to_batch, request_row, subject_run
+    from include.privacy_requests.store.store import is_request_folder
 
     batch = _one_batch(run_id)
     config = _config()
@@ -223,7 +223,7 @@ def batch_subject_page(run_id: str, request_id: str, personal: MaySeeConf) -> st
 def request_page(run_id: str, personal: MaySeeConf) -> str:
     """One request: the full identity and the vendor emails as sent only for those who may see them; a dry
     run's plan, or for a run that follows one, what changed between plan and execution."""
-    from include.privacy_requests.erasure_plan import compare
+    from include.privacy_requests.steps.erasure_plan import compare
 
     runs = _runs(run_id=run_id)
     if not runs:
@@ -262,7 +262,7 @@ def _owner(config, request_id: str) -> str | None:
 def _own_request_id(config, run) -> str | None:
     """The run's request id when the run owns it; None for a run refused for reusing another's id, so no
     route serves that other request's files for it."""
-    from include.privacy_requests.overview import request_id_of
+    from include.privacy_requests.deliverables.overview import request_id_of
 
     request_id = request_id_of(run)
     owner = _owner(config, request_id)
@@ -350,7 +350,7 @@ def _store(config, request_id: str):
     """The request's store, or None where the store key is not set (the pages still show what Airflow holds)."""
     from airflow.models.variable import Variable
 
-    from include.privacy_requests.store import RequestStore
+    from include.privacy_requests.store.store import RequestStore
 
     key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
     return RequestStore(storage_root(config), request_id, key) if key else None
@@ -358,8 +358,8 @@ def _store(config, request_id: str):
 
 def _clock_and_vendors(config, request_id: str) -> dict[str, Any]:
     """The deadline extensions and the vendors' confirmations, from the request's store (no personal data)."""
-    from include.privacy_requests.statutory_clock import extensions
-    from include.privacy_requests.vendor_confirmation import vendor_responses
+    from include.privacy_requests.outbound.vendor_confirmation import vendor_responses
+    from include.privacy_requests.request.statutory_clock import extensions
 
     store = _store(config, request_id)
     if store is None:
@@ -376,7 +376,7 @@ def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
     with its HTML if ``bodies``."""
     from airflow.models.variable import Variable
 
-    from include.privacy_requests.store import RequestStore
+    from include.privacy_requests.store.store import RequestStore
 
     key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
     if not key:
@@ -425,7 +425,7 @@ def _write_note(run_id: str, conf: dict[str, Any]) -> None:
     from airflow.models.dagrun import DagRun
     from airflow.utils.session import create_session
 
-    from include.privacy_requests.overview import RunInfo, request_id_of, run_note
+    from include.privacy_requests.deliverables.overview import RunInfo, request_id_of, run_note
 
     config = _config()
     request_id = request_id_of(RunInfo(run_id, conf, "", datetime.now(UTC)))

@@ -30,11 +30,11 @@ def extend_deadline(run_id: str, user: GetUserDep, body: Annotated[dict[str, Any
     from airflow.models.variable import Variable
     from airflow.utils.session import create_session
 
-    from include.privacy_requests.config import current_config
     from include.privacy_requests.errors import RequestError
-    from include.privacy_requests.request import request_id_for
-    from include.privacy_requests.statutory_clock import extend
-    from include.privacy_requests.store import RequestStore
+    from include.privacy_requests.model.loading import current_config
+    from include.privacy_requests.request.request import request_id_for
+    from include.privacy_requests.request.statutory_clock import extend
+    from include.privacy_requests.store.store import RequestStore
 
     unknown = sorted(set(body) - {"reason", "months", "days"})
     if unknown:

@@ -19,9 +19,9 @@ from fastapi import FastAPI, Form, HTTPException
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader
 
-from include.privacy_requests import layout  # costs nothing: no Airflow import, no I/O
 from include.privacy_requests.airflow.constants import CONFIRM_GROUP, CONFIRM_PAGE, DAG_ID, STORE_KEY_VARIABLE
 from include.privacy_requests.airflow.storage import storage_root
+from include.privacy_requests.store import layout  # costs nothing: no Airflow import, no I/O
 
 log = logging.getLogger(__name__)
 PREFIX, _, PAGE = CONFIRM_PAGE.rpartition("/")
@@ -51,10 +51,10 @@ def _open(token: str) -> tuple[Any, Any, dict[str, Any], Any]:
     """(config, claims, email sent, store) for a token that may answer; else 403, saying only that it may not."""
     from airflow.models.variable import Variable
 
-    from include.privacy_requests.config import current_config
     from include.privacy_requests.errors import RequestError
-    from include.privacy_requests.store import RequestStore
-    from include.privacy_requests.vendor_confirmation import TokenRefused, answerable, read_token, signing_key
+    from include.privacy_requests.model.loading import current_config
+    from include.privacy_requests.outbound.vendor_confirmation import TokenRefused, answerable, read_token, signing_key
+    from include.privacy_requests.store.store import RequestStore
 
     key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
     if not key:
@@ -75,7 +75,7 @@ def _open(token: str) -> tuple[Any, Any, dict[str, Any], Any]:
 
 @app.get(f"/{PAGE}", response_class=HTMLResponse)
 def confirmation_page(token: str = "") -> HTMLResponse:
-    from include.privacy_requests.vendor_confirmation import MAX_NOTE_LENGTH, OPTIONS
+    from include.privacy_requests.outbound.vendor_confirmation import MAX_NOTE_LENGTH, OPTIONS
 
     config, claims, sent, _ = _open(token)
     target = config.mapping(claims.dataset).email
@@ -95,7 +95,7 @@ def confirm(token: str = Form(""), answer: str = Form(""), note: str = Form(""))
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
 
-    from include.privacy_requests.vendor_confirmation import MAX_NOTE_LENGTH, OPTIONS
+    from include.privacy_requests.outbound.vendor_confirmation import MAX_NOTE_LENGTH, OPTIONS
 
     config, claims, _, store = _open(token)
     if answer not in OPTIONS:

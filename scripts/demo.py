@@ -88,7 +88,7 @@ def main() -> int:
 
         db.upgradedb()
         from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
-        from include.privacy_requests.config import load_config
+        from include.privacy_requests.model.loading import load_config
 
         dag = build_privacy_request_dag(load_config())
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -104,7 +104,7 @@ def main() -> int:
 
 
 def summarize(runs: dict, stamp: str, shop_db: Path, mailbox: Path) -> int:
-    from include.privacy_requests import layout
+    from include.privacy_requests.store import layout
 
     storage = DEMO / "privacy-requests"
     print("\n=== Airflow Privacy Requests demo ===")

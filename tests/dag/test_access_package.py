@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from include.privacy_requests import layout
-from include.privacy_requests.config import load_config
+from include.privacy_requests.deliverables.package.delivery import deliver_package
 from include.privacy_requests.errors import RequestError
-from include.privacy_requests.package.delivery import deliver_package
-from include.privacy_requests.request import open_request
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.request.request import open_request
+from include.privacy_requests.store import layout
 
 JANE = {"email": "jane@example.com"}
 # Stored in the demo database by the test, never in the shipped seed.

@@ -25,7 +25,7 @@ SUBJECTS = [
 @pytest.fixture
 def run_batch(airflow_db: None, config_folder, storage: Path):
     from include.privacy_requests.airflow.dag_factory import build_batch_dag
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
 
     def run(conf: dict):
         dag = build_batch_dag(load_config(config_folder.path))

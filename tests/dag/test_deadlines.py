@@ -14,7 +14,7 @@ JANE = {"email": "jane@example.com"}
 def test_open_requests_near_their_due_date_are_alerted_once(run_request, config_folder, shop_db: Path,
                                                             storage: Path, smtp) -> None:
     from include.privacy_requests.airflow.dag_factory import build_deadlines_dag
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
 
     config_folder.write("policies/urgent.yml", {"policy": [
         {"key": "urgent_access", "due_days": 3,
@@ -49,7 +49,7 @@ def rejected_request(storage: Path, request_id: str) -> None:
     """What approve_request leaves when a reviewer rejects an urgent request (dag.test cannot ask a person)."""
     from airflow.sdk import ObjectStoragePath
 
-    from include.privacy_requests.store import RequestStore
+    from include.privacy_requests.store.store import RequestStore
 
     store = RequestStore(ObjectStoragePath(f"file://{storage}"), request_id,
                          os.environ["AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY"])

@@ -15,9 +15,9 @@ from urllib.parse import quote
 
 import pytest
 
-from include.privacy_requests import layout
-from include.privacy_requests.erasure_plan import compare
-from include.privacy_requests.store import RequestStore
+from include.privacy_requests.steps.erasure_plan import compare
+from include.privacy_requests.store import layout
+from include.privacy_requests.store.store import RequestStore
 
 JANE = {"email": "jane@example.com"}
 ERASURE = "default_erasure_policy"
@@ -27,7 +27,7 @@ ERASURE = "default_erasure_policy"
 def run(airflow_db: None, config_folder, storage: Path):
     """Run one request with any conf; returns the run and its report (None when none was written)."""
     from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
 
     def run(request_id: str, **conf: Any):
         dag = build_privacy_request_dag(load_config(config_folder.path))

@@ -142,7 +142,7 @@ def _customer_row(db: Path) -> tuple:
 
 def test_vendor_test_email_goes_to_the_test_recipient(airflow_db, config_folder, smtp) -> None:
     from include.privacy_requests.airflow.dag_factory import build_vendor_test_email_dag
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
 
     dag = build_vendor_test_email_dag(load_config(config_folder.path))
     dag_run = dag.test(run_conf={"dataset": "daycare_vendor"})
@@ -180,7 +180,7 @@ def _failure_message(storage: Path) -> str:
     """The recorded checkpoint_failed event (the store is encrypted with the test key)."""
     import os
 
-    from include.privacy_requests.store import RequestStore
+    from include.privacy_requests.store.store import RequestStore
 
     store = RequestStore(storage, "req-1", os.environ["AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY"])
     failures = [e for e in store.events() if e["event"] == "checkpoint_failed"]

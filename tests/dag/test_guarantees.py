@@ -25,7 +25,7 @@ def read_json(path: Path) -> dict:
 @pytest.fixture
 def build_dag(airflow_db: None, config_folder, storage: Path):
     from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
 
     return lambda: build_privacy_request_dag(load_config(config_folder.path))
 

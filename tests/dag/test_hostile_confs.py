@@ -16,11 +16,12 @@ from cryptography.fernet import Fernet
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from include.privacy_requests.config import PrivacyConfig, load_config
 from include.privacy_requests.errors import RequestError
-from include.privacy_requests.lifecycle import start_request
-from include.privacy_requests.request import open_request
-from include.privacy_requests.store import REQUEST_ID_PATTERN, is_request_folder
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import PrivacyConfig
+from include.privacy_requests.request.lifecycle import start_request
+from include.privacy_requests.request.request import open_request
+from include.privacy_requests.store.store import REQUEST_ID_PATTERN, is_request_folder
 from tests.support.paths import DEMO_CONFIG
 
 VALID = {"policy": "default_erasure_policy", "identity": {"email": "jane@example.com"}}

@@ -57,7 +57,7 @@ def test_an_empty_pool_name_is_refused(folder: Path) -> None:
 
 
 def test_the_storage_connection_is_read_from_privacy_yml(folder: Path) -> None:
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
 
     settings = yaml.safe_load((folder / "privacy.yml").read_text())
     assert load_config(folder).settings.storage_conn_id is None  # the demo: file://, no connection

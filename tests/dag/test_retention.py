@@ -159,8 +159,8 @@ def test_identities_of_old_finished_requests_leave_the_metadata_database(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
     from include.privacy_requests.airflow.retention import airflow_tables, build_retention_dag, metadata_engine
-    from include.privacy_requests.config import load_config
-    from include.privacy_requests.retention import (
+    from include.privacy_requests.model.loading import load_config
+    from include.privacy_requests.request.retention import (
         remove_identities,
     )
 
@@ -234,7 +234,7 @@ def test_identities_of_old_finished_requests_leave_the_metadata_database(
 def test_the_retention_dag_refuses_a_connection_to_another_database(airflow_db, config_folder, shop_db,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from include.privacy_requests.airflow.retention import build_retention_dag
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
 
     monkeypatch.setenv("AIRFLOW_CONN_PRIVACY_METADATA_DB", f"sqlite:///{shop_db}")
     dag = build_retention_dag(load_config(config_folder.path))
@@ -242,7 +242,7 @@ def test_the_retention_dag_refuses_a_connection_to_another_database(airflow_db, 
 
 
 def test_a_batch_conf_loses_every_subjects_identity_and_keeps_what_the_run_was() -> None:
-    from include.privacy_requests.retention import identity_values, is_removed, marker, scrub
+    from include.privacy_requests.request.retention import identity_values, is_removed, marker, scrub
 
     batch = {"batch_id": "drop-2026-11", "policy": POLICY, "dry_run": False, "subjects": [
         {"request_id": "r-1", "identity": {"email": "a@example.com"}},

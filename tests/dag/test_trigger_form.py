@@ -17,7 +17,7 @@ FORM = {"policy": "default_access_policy", "email": "jane@example.com", "phone_n
 @pytest.fixture
 def dag(airflow_db: None, config_folder, storage: Path):
     from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
 
     return build_privacy_request_dag(load_config(config_folder.path))
 

@@ -7,7 +7,7 @@ import pytest
 
 from include.privacy_requests.airflow.constants import checkpoint_order
 from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
-from include.privacy_requests.config import load_config
+from include.privacy_requests.model.loading import load_config
 from tests.support.dag_runs import ConfigFolder
 from tests.support.paths import DEMO_CONFIG
 

@@ -30,7 +30,7 @@ def report(storage: Path, request_id: str) -> dict[str, Any]:
 
 def digest_dag(config_folder):
     from include.privacy_requests.airflow.dag_factory import build_vendor_digest_dag
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
 
     return build_vendor_digest_dag(load_config(config_folder.path))
 

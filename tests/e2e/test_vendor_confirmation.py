@@ -18,7 +18,7 @@ import requests
 import yaml
 from cryptography.fernet import Fernet
 
-from include.privacy_requests.vendor_confirmation import Claims, make_token, signing_key
+from include.privacy_requests.outbound.vendor_confirmation import Claims, make_token, signing_key
 from scripts.local_airflow import AirflowCluster
 from tests.support.cluster import HITL, airflow_world, token
 from tests.support.paths import DEMO_CONFIG

@@ -13,14 +13,14 @@ import yaml
 from cryptography.fernet import Fernet
 from sqlalchemy import Engine, text
 
-from include.privacy_requests import layout
-from include.privacy_requests.collection_steps import access_collection, erase_collection
-from include.privacy_requests.config import load_config
 from include.privacy_requests.connectors.sql import SqlConnector
 from include.privacy_requests.errors import DataSourceError
-from include.privacy_requests.graph import CollectionAddress
-from include.privacy_requests.lifecycle import start_request
-from include.privacy_requests.request import PrivacyRequest, open_request
+from include.privacy_requests.model.graph import CollectionAddress
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.request.lifecycle import start_request
+from include.privacy_requests.request.request import PrivacyRequest, open_request
+from include.privacy_requests.steps.collection_steps import access_collection, erase_collection
+from include.privacy_requests.store import layout
 from tests.support.databases import airflow_uri, load_seed, postgresql_engine, rows
 
 CUSTOMER = CollectionAddress("shop", "customer")

@@ -15,11 +15,12 @@ import pytest
 import yaml
 from sqlalchemy import Engine, create_engine, text
 
-from include.privacy_requests.config import PrivacyConfig, load_config
+from include.privacy_requests.connectors.preflight import Target, erasure_preflight, erasure_targets
 from include.privacy_requests.connectors.sql import SqlConnector
 from include.privacy_requests.errors import DataSourceError, TransientError
-from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets
-from include.privacy_requests.preflight import Target, erasure_preflight, erasure_targets
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.masking import FieldMask, Masker, new_request_secrets
+from include.privacy_requests.model.settings import PrivacyConfig
 from tests.support.paths import DEMO_CONFIG
 
 HASH = {"strategy": "hash"}
@@ -113,7 +114,7 @@ def fields_of(problems: list[str]) -> set[str]:
     return {p.split(":", 2)[1].split(".")[1] for p in problems}
 
 
-# --- the case: a hash into a TIMESTAMP and its neighbours ----------------------------------------------
+# --- a hash into a TIMESTAMP and its neighbours -------------------------------------------------------------
 
 
 MISMATCHED = {"created_at": HASH, "points": HASH, "code": HASH, "name": NULL, "notes": HASH}

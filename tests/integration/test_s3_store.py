@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import in_flight, layout
-from include.privacy_requests.store import RequestStore
+from include.privacy_requests.store import in_flight, layout
+from include.privacy_requests.store.store import RequestStore
 from tests.support.s3_server import S3Server
 
 CONN_ID = "privacy_store_s3"
@@ -68,7 +68,7 @@ def test_the_store_round_trips_on_s3_through_the_named_connection(s3: S3Server) 
 
 
 def _address() -> Any:
-    from include.privacy_requests.graph import CollectionAddress
+    from include.privacy_requests.model.graph import CollectionAddress
 
     return CollectionAddress("demo_shop", "customer")
 

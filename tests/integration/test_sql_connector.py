@@ -17,8 +17,8 @@ from sqlalchemy import Engine, create_engine, text
 from include.privacy_requests.connectors import sql as sql_module
 from include.privacy_requests.connectors.sql import SqlConnector
 from include.privacy_requests.errors import DataSourceError, TransientError
-from include.privacy_requests.graph import Collection, CollectionAddress, FieldSpec
-from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets
+from include.privacy_requests.model.graph import Collection, CollectionAddress, FieldSpec
+from include.privacy_requests.model.masking import FieldMask, Masker, new_request_secrets
 
 CUSTOMERS = [
     {"id": 1, "email": "a@x.org", "name": "Ann"},

@@ -20,8 +20,8 @@ def edit(folder: Path, name: str, change: Callable[[Any], None]) -> None:
 
 def problems_of(folder: Path) -> list:
     """The problems load_config reports for the folder (fails the test if it loads)."""
-    from include.privacy_requests.config import load_config
     from include.privacy_requests.errors import ConfigError
+    from include.privacy_requests.model.loading import load_config
 
     with pytest.raises(ConfigError) as info:
         load_config(folder)

@@ -91,7 +91,7 @@ def digest_instructions(text_part: str) -> dict[str, str]:
 def run_single_dag(config_dir: Path, policy: str, identity: dict[str, str], request_id: str):
     """One privacy_request run in-process (dag.test); returns the run and its task states."""
     from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
     from tests.support.dag_runs import task_states
 
     dag = build_privacy_request_dag(load_config(config_dir))
@@ -102,7 +102,7 @@ def run_single_dag(config_dir: Path, policy: str, identity: dict[str, str], requ
 def run_batch_dag(config_dir: Path, policy: str, subjects: list[dict[str, Any]], batch_id: str):
     """One privacy_request_batch run in-process (dag.test); returns the run and its task states."""
     from include.privacy_requests.airflow.dag_factory import build_batch_dag
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
     from tests.support.dag_runs import task_states
 
     dag = build_batch_dag(load_config(config_dir))

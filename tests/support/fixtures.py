@@ -56,7 +56,7 @@ def config_folder(tmp_path: Path) -> ConfigFolder:
 def run_request(airflow_db: None, config_folder: ConfigFolder, storage: Path):
     """Run one privacy request in-process; returns the dag, the run and its task states."""
     from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
-    from include.privacy_requests.config import load_config
+    from include.privacy_requests.model.loading import load_config
 
     def run(policy: str, identity: dict[str, str], request_id: str = "req-1"):
         dag = build_privacy_request_dag(load_config(config_folder.path))

@@ -14,10 +14,10 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from include.privacy_requests.config import load_config
+from include.privacy_requests.deliverables.package.csv_zip import safe_cell
+from include.privacy_requests.deliverables.package.labels import category, readable
 from include.privacy_requests.errors import ConfigError
-from include.privacy_requests.package.csv_zip import safe_cell
-from include.privacy_requests.package.labels import category, readable
+from include.privacy_requests.model.loading import load_config
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "privacy"
 ROOT = DEMO.parents[1]
@@ -79,11 +79,11 @@ def test_values_read_as_words() -> None:
 BOUNDED = textwrap.dedent("""
     import json, resource, sys
     from pathlib import Path
-    from include.privacy_requests import layout
-    from include.privacy_requests.access_package import write_access_package
-    from include.privacy_requests.config import load_config
-    from include.privacy_requests.graph import CollectionAddress
-    from include.privacy_requests.request import open_request
+    from include.privacy_requests.store import layout
+    from include.privacy_requests.deliverables.access_package import write_access_package
+    from include.privacy_requests.model.loading import load_config
+    from include.privacy_requests.model.graph import CollectionAddress
+    from include.privacy_requests.request.request import open_request
 
     step, folder, key, rows = sys.argv[1], Path(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     conf = {"policy": "default_access_policy", "identity": {"email": "jane@example.com"}, "request_id": "big"}

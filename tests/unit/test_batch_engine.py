@@ -15,16 +15,17 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import create_engine
 
-from include.privacy_requests import layout
 from include.privacy_requests.batch.collections import access_batch_collection, chunks, erase_batch_collection
 from include.privacy_requests.batch.outputs import record_batch_failure
 from include.privacy_requests.batch.provenance import Provenance
 from include.privacy_requests.batch.subjects import Batch, open_batch, start_batch
-from include.privacy_requests.config import BatchSettings, PrivacyConfig, load_config
 from include.privacy_requests.connectors.sql import SqlConnector
 from include.privacy_requests.connectors.vendor import VendorConnector
 from include.privacy_requests.errors import RequestError
-from include.privacy_requests.graph import CollectionAddress
+from include.privacy_requests.model.graph import CollectionAddress
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import BatchSettings, PrivacyConfig
+from include.privacy_requests.store import layout
 from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from include.privacy_requests.config import load_config
+from include.privacy_requests.model.loading import load_config
 from scripts.celery_airflow import celery_settings, worker_command
 from scripts.local_airflow import component_commands
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from include.privacy_requests.config import load_config
-from include.privacy_requests.graph import CollectionAddress
+from include.privacy_requests.model.graph import CollectionAddress
+from include.privacy_requests.model.loading import load_config
 from tests.support.config_files import edit, find, problems_of
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "privacy"

@@ -9,17 +9,18 @@ from typing import Any
 
 import pytest
 
-from include.privacy_requests.config import PrivacyConfig, load_config
 from include.privacy_requests.connectors.vendor import build_instruction
-from include.privacy_requests.email.message import build_message
-from include.privacy_requests.email.render import (
+from include.privacy_requests.model.graph import CollectionAddress
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import PrivacyConfig
+from include.privacy_requests.outbound.email.message import build_message
+from include.privacy_requests.outbound.email.render import (
     DIGEST_INLINE_LIMIT,
     DigestEntry,
     RenderedEmail,
     render_digest_email,
     render_erasure_email,
 )
-from include.privacy_requests.graph import CollectionAddress
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "privacy"
 ORG = "Example Corp"
@@ -182,7 +183,7 @@ def test_collections_the_vendor_cannot_locate_ask_for_nothing() -> None:
                                      "Evil\rSubject: other"])
 def test_header_injection_through_the_vendor_name_or_request_id_adds_no_header(hostile: str) -> None:
     """What reaches a header (subject) is folded or refused, never a header of its own."""
-    from include.privacy_requests.email.message import build_message
+    from include.privacy_requests.outbound.email.message import build_message
 
     found = instruction("customer", {"email": ["a@x.org"]}, {"name": "null_rewrite"})
     rendered = render_erasure_email(organization=hostile, request_id="r-1", vendor_name=hostile, instructions=[found])

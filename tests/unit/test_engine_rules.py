@@ -14,17 +14,18 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import layout
-from include.privacy_requests.asking import APPROVE, REJECT, RESUME, Question
-from include.privacy_requests.config import PrivacyConfig, load_config
 from include.privacy_requests.connectors.base import ErasureWork
 from include.privacy_requests.connectors.vendor import VendorConnector
 from include.privacy_requests.errors import RequestError, StepSkipped, TransientError
-from include.privacy_requests.graph import CollectionAddress
-from include.privacy_requests.lifecycle import approval_question, record_review, start_request
-from include.privacy_requests.request import PrivacyRequest, open_request
-from include.privacy_requests.vendor_email import send_vendor_email
-from include.privacy_requests.webhooks import Caller, Reply, call_webhooks, resume_webhooks
+from include.privacy_requests.model.graph import CollectionAddress
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import PrivacyConfig
+from include.privacy_requests.outbound.vendor_email import send_vendor_email
+from include.privacy_requests.outbound.webhooks import Caller, Reply, call_webhooks, resume_webhooks
+from include.privacy_requests.request.asking import APPROVE, REJECT, RESUME, Question
+from include.privacy_requests.request.lifecycle import approval_question, record_review, start_request
+from include.privacy_requests.request.request import PrivacyRequest, open_request
+from include.privacy_requests.store import layout
 from tests.support.outbox import Outbox
 from tests.support.paths import DEMO_CONFIG
 

@@ -13,16 +13,16 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from include.privacy_requests.certificate import render_certificate
-from include.privacy_requests.config import load_config
-from include.privacy_requests.erasure_plan import compare, would_change
+from include.privacy_requests.connectors.verification import holds_masked_value
+from include.privacy_requests.deliverables.overview import run_note
 from include.privacy_requests.errors import RequestError, StepSkipped
-from include.privacy_requests.lifecycle import start_request
-from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets
-from include.privacy_requests.overview import run_note
-from include.privacy_requests.request import open_request, parse_conf
-from include.privacy_requests.verification import holds_masked_value
-from include.privacy_requests.webhooks import Caller, Reply, call_webhooks
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.masking import FieldMask, Masker, new_request_secrets
+from include.privacy_requests.outbound.webhooks import Caller, Reply, call_webhooks
+from include.privacy_requests.request.certificate import render_certificate
+from include.privacy_requests.request.lifecycle import start_request
+from include.privacy_requests.request.request import open_request, parse_conf
+from include.privacy_requests.steps.erasure_plan import compare, would_change
 from tests.support.paths import DEMO_CONFIG
 
 SECRETS = new_request_secrets()

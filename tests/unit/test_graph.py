@@ -8,14 +8,14 @@ from typing import Any
 import pytest
 from fideslang.models import Dataset
 
-from include.privacy_requests.config import load_config
-from include.privacy_requests.graph import (
+from include.privacy_requests.model.graph import (
     CollectionAddress,
     DatasetGraph,
     Input,
     TraversalPlan,
     build_graph,
 )
+from include.privacy_requests.model.loading import load_config
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "privacy"
 DS = "shop"

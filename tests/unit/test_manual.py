@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from include.privacy_requests.config import load_config
 from include.privacy_requests.connectors.manual import (
     access_question,
     check_rows,
@@ -14,8 +13,9 @@ from include.privacy_requests.connectors.manual import (
     erasure_question,
 )
 from include.privacy_requests.errors import RequestError
-from include.privacy_requests.graph import Collection, CollectionAddress
-from include.privacy_requests.policy import MaskingStrategySpec
+from include.privacy_requests.model.graph import Collection, CollectionAddress
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.policy import MaskingStrategySpec
 
 HUMAN = Path(__file__).resolve().parents[1] / "e2e" / "human_steps" / "datasets"
 

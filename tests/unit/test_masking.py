@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from include.privacy_requests.masking import FieldMask, Masker, new_request_secrets, writes_text
+from include.privacy_requests.model.masking import FieldMask, Masker, new_request_secrets, writes_text
 
 EMAIL = "jane@example.com"
 

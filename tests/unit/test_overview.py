@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from include.privacy_requests.config import PrivacyConfig, load_config
-from include.privacy_requests.overview import RunInfo, TaskState, mask_identity, request_row, run_note
+from include.privacy_requests.deliverables.overview import RunInfo, TaskState, mask_identity, request_row, run_note
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import PrivacyConfig
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "privacy"
 ORDER = ["validate_request", "access.demo_shop.customer", "finalize"]

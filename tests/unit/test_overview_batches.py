@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from include.privacy_requests.config import PrivacyConfig, load_config
-from include.privacy_requests.overview import (
+from include.privacy_requests.deliverables.overview import (
     RunInfo,
     TaskState,
     batch_row,
@@ -17,6 +16,8 @@ from include.privacy_requests.overview import (
     request_row,
     subject_run,
 )
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import PrivacyConfig
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "privacy"
 ORDER = ["validate_request", "access.demo_shop.customer", "finalize"]

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from include.privacy_requests.graph import Collection, CollectionAddress, FieldSpec
-from include.privacy_requests.policy import Policy, category_matches
+from include.privacy_requests.model.graph import Collection, CollectionAddress, FieldSpec
+from include.privacy_requests.model.policy import Policy, category_matches
 
 
 @pytest.mark.parametrize(

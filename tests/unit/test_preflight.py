@@ -5,13 +5,13 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
-from include.privacy_requests.config import load_config
 from include.privacy_requests.connectors.base import ErasureWork
+from include.privacy_requests.connectors.preflight import erasure_preflight, masked_fields
 from include.privacy_requests.connectors.sql import field_masks
-from include.privacy_requests.graph import Collection, CollectionAddress, FieldSpec
-from include.privacy_requests.masking import new_request_secrets
-from include.privacy_requests.policy import Policy
-from include.privacy_requests.preflight import erasure_preflight, masked_fields
+from include.privacy_requests.model.graph import Collection, CollectionAddress, FieldSpec
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.masking import new_request_secrets
+from include.privacy_requests.model.policy import Policy
 from tests.support.paths import DEMO_CONFIG
 
 EVERY_KIND = Collection(CollectionAddress("ds", "people"), [

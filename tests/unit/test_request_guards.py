@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import in_flight, layout
 from include.privacy_requests.errors import RequestError
-from include.privacy_requests.policy import Webhook
-from include.privacy_requests.request import MAX_IDENTITY_LENGTH, parse_conf, request_id_for
-from include.privacy_requests.store import RequestStore
-from include.privacy_requests.webhooks import Reply, classify
+from include.privacy_requests.model.policy import Webhook
+from include.privacy_requests.outbound.webhooks import Reply, classify
+from include.privacy_requests.request.request import MAX_IDENTITY_LENGTH, parse_conf, request_id_for
+from include.privacy_requests.store import in_flight, layout
+from include.privacy_requests.store.store import RequestStore
 
 
 @pytest.mark.parametrize("run_id", [".", "..", "../x", "/", ".hidden", "-x", "a/../../b", "", "x" * 300])

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import layout
-from include.privacy_requests.email.render import RenderedEmail
 from include.privacy_requests.errors import RequestError, TransientError
-from include.privacy_requests.store import RequestStore
-from include.privacy_requests.vendor_email import Composed, send_once
+from include.privacy_requests.outbound.email.render import RenderedEmail
+from include.privacy_requests.outbound.vendor_email import Composed, send_once
+from include.privacy_requests.store import layout
+from include.privacy_requests.store.store import RequestStore
 from tests.support.outbox import Outbox
 
 KEY = "vendor_x"

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import layout
-from include.privacy_requests.config import PrivacyConfig, load_config
 from include.privacy_requests.errors import RequestError
-from include.privacy_requests.statutory_clock import acknowledge_by, add_months, due_date, extend, extensions
-from include.privacy_requests.store import RequestStore
+from include.privacy_requests.model.dates import add_months
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import PrivacyConfig
+from include.privacy_requests.request.statutory_clock import acknowledge_by, due_date, extend, extensions
+from include.privacy_requests.store import layout
+from include.privacy_requests.store.store import RequestStore
 from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()
@@ -97,7 +99,7 @@ def test_no_extension_after_the_due_date_nor_of_a_closed_or_unknown_request(
 
 
 def test_deadline_alerts_follow_the_extended_due_date(config: PrivacyConfig, tmp_path: Path) -> None:
-    from include.privacy_requests.deadlines import due_soon
+    from include.privacy_requests.deliverables.deadlines import due_soon
 
     store = store_for(tmp_path)
     store.put(layout.REQUEST, {"request_id": "r-1", "run_id": "run-1", "received": RECEIVED.isoformat(),

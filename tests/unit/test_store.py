@@ -9,7 +9,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from include.privacy_requests.errors import RequestError
-from include.privacy_requests.store import CHUNK_ROWS, RequestStore
+from include.privacy_requests.store.store import CHUNK_ROWS, RequestStore
 
 EMAIL = "jane.doe@example.com"
 REQUEST = "req-1"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from include.privacy_requests.config import load_config
 from include.privacy_requests.errors import ConfigError, RequestError
-from include.privacy_requests.request import conf_identity, parse_conf
-from include.privacy_requests.retention import identity_values, scrub
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.request.request import conf_identity, parse_conf
+from include.privacy_requests.request.retention import identity_values, scrub
 
 TYPES = {"email", "phone_number"}
 # What Airflow's form sends when a person picks a policy and types an email: empty fields as null.

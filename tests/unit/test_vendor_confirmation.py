@@ -10,13 +10,11 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import layout
-from include.privacy_requests.asking import Answer
-from include.privacy_requests.config import PrivacyConfig, load_config
+from include.privacy_requests.deliverables.overview import CONFIRMATION_TASK_PREFIX
 from include.privacy_requests.errors import RequestError, TransientError
-from include.privacy_requests.overview import CONFIRMATION_TASK_PREFIX
-from include.privacy_requests.request import PrivacyRequest, open_request
-from include.privacy_requests.vendor_confirmation import (
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import PrivacyConfig
+from include.privacy_requests.outbound.vendor_confirmation import (
     ERASED,
     NOT_FOUND,
     REFUSED,
@@ -34,6 +32,9 @@ from include.privacy_requests.vendor_confirmation import (
     signing_key,
     vendor_responses,
 )
+from include.privacy_requests.request.asking import Answer
+from include.privacy_requests.request.request import PrivacyRequest, open_request
+from include.privacy_requests.store import layout
 from tests.support.outbox import Outbox
 from tests.support.paths import DEMO_CONFIG
 

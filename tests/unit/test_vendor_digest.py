@@ -14,18 +14,19 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from include.privacy_requests import in_flight, layout
-from include.privacy_requests.config import PrivacyConfig, load_config
 from include.privacy_requests.connectors.vendor import sample_instructions
-from include.privacy_requests.deadlines import due_soon
-from include.privacy_requests.digest_queue import digest_store
+from include.privacy_requests.deliverables.deadlines import due_soon
+from include.privacy_requests.deliverables.overview import RunInfo, request_row, run_note
 from include.privacy_requests.errors import ConfigError, StepSkipped, TransientError
-from include.privacy_requests.lifecycle import finish_request
-from include.privacy_requests.overview import RunInfo, request_row, run_note
-from include.privacy_requests.report import build_report
-from include.privacy_requests.request import PrivacyRequest, claim_request_id, open_request
-from include.privacy_requests.vendor_digest import digest_due, send_digest
-from include.privacy_requests.vendor_email import send_vendor_email
+from include.privacy_requests.model.loading import load_config
+from include.privacy_requests.model.settings import PrivacyConfig
+from include.privacy_requests.outbound.digest_queue import digest_store
+from include.privacy_requests.outbound.vendor_digest import digest_due, send_digest
+from include.privacy_requests.outbound.vendor_email import send_vendor_email
+from include.privacy_requests.request.lifecycle import finish_request
+from include.privacy_requests.request.report import build_report
+from include.privacy_requests.request.request import PrivacyRequest, claim_request_id, open_request
+from include.privacy_requests.store import in_flight, layout
 from tests.support.outbox import Outbox
 from tests.support.paths import DEMO_CONFIG
 

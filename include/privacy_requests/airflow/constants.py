@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..config import PrivacyConfig
-    from ..graph import CollectionAddress
+    from ..model.graph import CollectionAddress
+    from ..model.settings import PrivacyConfig
 
 DAG_ID = "privacy_request"
 BATCH_DAG_ID = "privacy_request_batch"

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import DAG, BaseOperator, MultipleCronTriggerTimetable, Param, TaskGroup
 from airflow.sdk.definitions.param import ParamsDict
 
-from ..config import PrivacyConfig
-from ..graph import CollectionAddress
-from ..package.labels import words
-from ..request import IDENTITY_VALUE_PATTERN, MAX_IDENTITY_LENGTH, REQUEST_ID_PATTERN
+from ..deliverables.package.labels import words
+from ..model.graph import CollectionAddress
+from ..model.settings import PrivacyConfig
+from ..request.request import IDENTITY_VALUE_PATTERN, MAX_IDENTITY_LENGTH, REQUEST_ID_PATTERN
 from .constants import (
     ACCESS_GROUP,
     APPROVE,

@@ -14,7 +14,7 @@ from airflow.sdk import Context, Param, conf
 from airflow.sdk.exceptions import TaskAwaitingInput
 from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 
-from ..asking import Ask, Question
+from ..request.asking import Ask, Question
 
 RESUME_PATH = "/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
 

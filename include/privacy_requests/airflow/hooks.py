@@ -15,18 +15,18 @@ from airflow.sdk import BaseHook, Connection, Variable, conf
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 from sqlalchemy import Engine
 
-from ..asking import Answer, Ask
-from ..config import PrivacyConfig
 from ..connectors.base import Connector, ConnectorFor
 from ..connectors.manual import ManualConnector
+from ..connectors.preflight import erasure_preflight
 from ..connectors.sql import SqlConnector
 from ..connectors.vendor import VendorConnector
 from ..errors import RequestError, TransientError
-from ..policy import Policy, Webhook
-from ..preflight import erasure_preflight
-from ..vendor_confirmation import Links, signing_key
-from ..vendor_email import Send
-from ..webhooks import Reply
+from ..model.policy import Policy, Webhook
+from ..model.settings import PrivacyConfig
+from ..outbound.vendor_confirmation import Links, signing_key
+from ..outbound.vendor_email import Send
+from ..outbound.webhooks import Reply
+from ..request.asking import Answer, Ask
 from .constants import CONFIRM_PAGE, STORE_KEY_VARIABLE, confirming_vendors
 
 log = logging.getLogger(__name__)

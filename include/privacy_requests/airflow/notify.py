@@ -8,7 +8,7 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from ..config import PrivacyConfig
+from ..model.settings import PrivacyConfig
 
 
 def dpo_notifier(config: PrivacyConfig, message: dict[str, str]) -> Any | None:

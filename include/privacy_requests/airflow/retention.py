@@ -26,8 +26,9 @@ from airflow.sdk import DAG, BaseHook, Param, task
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from sqlalchemy.engine import Engine
 
-from ..config import PrivacyConfig, RetentionSettings, load_config
-from ..retention import REQUEST_DAG_IDS, MetadataTables, remove_identities
+from ..model.loading import load_config
+from ..model.settings import PrivacyConfig, RetentionSettings
+from ..request.retention import REQUEST_DAG_IDS, MetadataTables, remove_identities
 from .constants import RETENTION_DAG_ID
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from airflow.sdk import ObjectStoragePath
 
-    from ..config import PrivacyConfig
+    from ..model.settings import PrivacyConfig
 
 
 def storage_root(config: PrivacyConfig) -> ObjectStoragePath:

@@ -14,14 +14,14 @@ from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from .. import layout
-from ..collection_steps import Outcome, erase_collection, erasure_began
 from ..connectors.base import ConnectorFor
 from ..connectors.vendor import build_instruction
 from ..errors import RequestError, StepSkipped
-from ..graph import CollectionAddress
-from ..lifecycle import record_result
-from ..values import cast, values_at
+from ..model.graph import CollectionAddress
+from ..model.values import cast, values_at
+from ..request.lifecycle import record_result
+from ..steps.collection_steps import Outcome, erase_collection, erasure_began
+from ..store import layout
 from .provenance import Provenance
 from .subjects import Batch
 

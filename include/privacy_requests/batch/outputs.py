@@ -10,15 +10,15 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from .. import layout
-from ..access_package import write_access_package
-from ..collection_steps import erasure_began
 from ..connectors.vendor import locatable
-from ..email.render import DigestEntry, render_digest_email
+from ..deliverables.access_package import write_access_package
 from ..errors import ConfigError, DataSourceError, RequestError, StepSkipped, TransientError
-from ..report import assemble_report, collection_entry
-from ..request import release_subject
-from ..vendor_email import Composed, Send, send_once
+from ..outbound.email.render import DigestEntry, render_digest_email
+from ..outbound.vendor_email import Composed, Send, send_once
+from ..request.report import assemble_report, collection_entry
+from ..request.request import release_subject
+from ..steps.collection_steps import erasure_began
+from ..store import layout
 from .subjects import Batch, Subject
 
 log = logging.getLogger(__name__)

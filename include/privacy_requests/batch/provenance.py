@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from ..values import values_at
+from ..model.values import values_at
 
 
 def exact_key(value: Any) -> str:

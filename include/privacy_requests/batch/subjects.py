@@ -15,13 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from .. import in_flight, layout
-from ..config import PrivacyConfig
 from ..errors import ForeignRequestError, RequestError
-from ..lifecycle import reject_request
-from ..masking import new_request_secrets
-from ..policy import Policy
-from ..request import (
+from ..model.masking import new_request_secrets
+from ..model.policy import Policy
+from ..model.settings import PrivacyConfig
+from ..request.lifecycle import reject_request
+from ..request.request import (
     POLICY_KEY_PATTERN,
     PrivacyRequest,
     RequestConf,
@@ -32,7 +31,8 @@ from ..request import (
     parse_conf,
     request_id_for,
 )
-from ..store import REQUEST_ID_PATTERN, RequestStore, StoragePath, is_request_folder
+from ..store import in_flight, layout
+from ..store.store import REQUEST_ID_PATTERN, RequestStore, StoragePath, is_request_folder
 
 log = logging.getLogger(__name__)
 

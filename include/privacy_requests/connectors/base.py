@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from ..graph import Collection
-    from ..policy import MaskingStrategySpec
-    from ..request import PrivacyRequest
+    from ..model.graph import Collection
+    from ..model.policy import MaskingStrategySpec
+    from ..request.request import PrivacyRequest
 
 
 @dataclass

@@ -13,12 +13,12 @@ import json
 import logging
 from typing import Any
 
-from ..asking import CONFIRM, Answer, Ask, Question, duration
 from ..errors import RequestError
-from ..graph import Collection
-from ..policy import MaskingStrategySpec
-from ..request import PrivacyRequest
-from ..values import cast
+from ..model.graph import Collection
+from ..model.policy import MaskingStrategySpec
+from ..model.values import cast
+from ..request.asking import CONFIRM, Answer, Ask, Question, duration
+from ..request.request import PrivacyRequest
 from .base import Erased, ErasureWork, Found
 
 log = logging.getLogger(__name__)

@@ -14,13 +14,14 @@ from typing import Any
 from sqlalchemy import Engine, column, or_, select, table, tuple_, update
 from sqlalchemy.exc import DBAPIError
 
-from .. import layout, verification
 from ..errors import DataSourceError, RequestError, TransientError
-from ..graph import Collection
-from ..masking import FieldMask, Masker, writes_text
-from ..policy import MaskingStrategySpec
-from ..request import PrivacyRequest
-from ..values import in_chunks, rows_per_statement
+from ..model.graph import Collection
+from ..model.masking import FieldMask, Masker, writes_text
+from ..model.policy import MaskingStrategySpec
+from ..model.values import in_chunks, rows_per_statement
+from ..request.request import PrivacyRequest
+from ..store import layout
+from . import verification
 from .base import Erased, ErasureWork, Found
 from .pair_update import pair_update
 
@@ -75,7 +76,7 @@ class SqlConnector:
         try:
             before = verification.verify(self.engine, collection, work.rows(), masks)
         except DBAPIError as exc:
-            raise _classify(exc, collection) from exc
+            raise classify_error(exc, collection) from exc
         self.statements += before.statements
         masked = sum(self.mask(collection, iter(rows), {f: masks[f] for f in fields})
                      for fields, rows in verification.by_fields_left(before).items())
@@ -89,7 +90,7 @@ class SqlConnector:
         try:
             proof = verification.verify(self.engine, collection, work.rows(), masks)
         except DBAPIError as exc:
-            raise _classify(exc, collection) from exc
+            raise classify_error(exc, collection) from exc
         self.statements += proof.statements
         if proof.unverified or proof.present != masked:
             store.put(layout.unverified(collection.address), {"rows": proof.unverified, "missing": proof.missing})
@@ -133,7 +134,7 @@ class SqlConnector:
                             seen.add(key)
                         yield record
         except DBAPIError as exc:
-            raise _classify(exc, collection) from exc
+            raise classify_error(exc, collection) from exc
 
     def mask(self, collection: Collection, rows: Iterator[dict[str, Any]], masks: dict[str, FieldMask]) -> int:
         """Mask found rows by primary key, one UPDATE per batch, all in one transaction.
@@ -171,7 +172,7 @@ class SqlConnector:
                                               "nothing was masked")
                     total += changed
         except DBAPIError as exc:
-            raise _classify(exc, collection) from exc
+            raise classify_error(exc, collection) from exc
         return total
 
 
@@ -223,7 +224,7 @@ def _slices(inputs: dict[str, list[Any]]) -> Iterator[dict[str, list[Any]]]:
             yield {name: values[start : start + QUERY_VALUES_LIMIT]}
 
 
-def _classify(exc: DBAPIError, collection: Collection) -> Exception:
+def classify_error(exc: DBAPIError, collection: Collection) -> Exception:
     """Connection trouble is transient (retry); anything else (missing table, bad column) is not.
 
     The database's message can quote values (``invalid input syntax for type integer: "jane@…"``), so

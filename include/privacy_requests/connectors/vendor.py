@@ -7,10 +7,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .. import layout
-from ..graph import Collection, Input
-from ..policy import MaskingStrategySpec
-from ..request import PrivacyRequest
+from ..model.graph import Collection, Input
+from ..model.policy import MaskingStrategySpec
+from ..request.request import PrivacyRequest
+from ..store import layout
 from .base import Erased, ErasureWork, Found
 
 log = logging.getLogger(__name__)

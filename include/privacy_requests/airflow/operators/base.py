@@ -21,12 +21,12 @@ from airflow.sdk.exceptions import (
 )
 from airflow.sdk.log import mask_secret
 
-from ... import layout
-from ...config import PrivacyConfig
 from ...errors import ConfigError, DataSourceError, ForeignRequestError, RequestError, StepSkipped, TransientError
-from ...graph import CollectionAddress
-from ...lifecycle import record_failure, record_result
-from ...request import PrivacyRequest, check_owner, conf_identity, open_request
+from ...model.graph import CollectionAddress
+from ...model.settings import PrivacyConfig
+from ...request.lifecycle import record_failure, record_result
+from ...request.request import PrivacyRequest, check_owner, conf_identity, open_request
+from ...store import layout
 from ..hooks import store_key
 from ..storage import storage_root
 

@@ -14,7 +14,7 @@ from ...batch.collections import access_batch_collection, erase_batch_collection
 from ...batch.outputs import finish_batch, record_batch_failure, send_batch_email, write_access_packages
 from ...batch.subjects import Batch, open_batch, start_batch, subject_lines
 from ...errors import RequestError, StepSkipped
-from ...graph import CollectionAddress
+from ...model.graph import CollectionAddress
 from ..hitl import asker
 from ..hooks import connectors, erasure_problems, smtp_send, smtp_sender, store_key
 from ..storage import storage_root

@@ -8,12 +8,12 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from ... import layout
-from ...asking import Answer
-from ...collection_steps import access_collection, erase_collection
 from ...connectors.manual import timed_out
-from ...graph import CollectionAddress
-from ...request import PrivacyRequest
+from ...model.graph import CollectionAddress
+from ...request.asking import Answer
+from ...request.request import PrivacyRequest
+from ...steps.collection_steps import access_collection, erase_collection
+from ...store import layout
 from ..hitl import asker
 from ..hooks import connectors
 from .base import PrivacyRequestOperator

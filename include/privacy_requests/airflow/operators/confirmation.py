@@ -9,11 +9,8 @@ from typing import Any
 
 from airflow.sdk import Context
 
-from ... import layout
-from ...asking import Answer
 from ...errors import RequestError, StepSkipped
-from ...request import PrivacyRequest
-from ...vendor_confirmation import (
+from ...outbound.vendor_confirmation import (
     Wait,
     close_overdue,
     confirmation_question,
@@ -24,6 +21,9 @@ from ...vendor_confirmation import (
     record_answer,
     send_reminder,
 )
+from ...request.asking import Answer
+from ...request.request import PrivacyRequest
+from ...store import layout
 from ..hitl import asker
 from ..hooks import confirmation_links, smtp_send, smtp_sender
 from ..notify import dpo_notifier

@@ -6,11 +6,11 @@ from typing import Any
 
 from airflow.sdk import Context, SkipMixin
 
-from ... import layout
-from ...access_package import write_access_package
-from ...lifecycle import approval_question, finish_request, record_review, start_request
-from ...package.delivery import deliver_package
-from ...request import PrivacyRequest
+from ...deliverables.access_package import write_access_package
+from ...deliverables.package.delivery import deliver_package
+from ...request.lifecycle import approval_question, finish_request, record_review, start_request
+from ...request.request import PrivacyRequest
+from ...store import layout
 from ..hitl import asker
 from ..hooks import erasure_problems, smtp_send, smtp_sender
 from .base import PrivacyRequestOperator

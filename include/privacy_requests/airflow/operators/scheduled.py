@@ -8,10 +8,10 @@ from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 
-from ... import layout
-from ...config import PrivacyConfig
-from ...deadlines import default_alert_message, due_soon
-from ...store import RequestStore
+from ...deliverables.deadlines import default_alert_message, due_soon
+from ...model.settings import PrivacyConfig
+from ...store import layout
+from ...store.store import RequestStore
 from ..hooks import store_key
 from ..notify import dpo_notifier
 from ..storage import storage_root

@@ -9,14 +9,14 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowSkipException
 
-from ...config import PrivacyConfig
 from ...connectors.vendor import sample_instructions
-from ...email.message import build_message
-from ...email.render import render_erasure_email
 from ...errors import RequestError, StepSkipped, TransientError
-from ...request import PrivacyRequest, check_vendors, request_id_for
-from ...vendor_digest import digest_due, send_digest
-from ...vendor_email import send_vendor_email
+from ...model.settings import PrivacyConfig
+from ...outbound.email.message import build_message
+from ...outbound.email.render import render_erasure_email
+from ...outbound.vendor_digest import digest_due, send_digest
+from ...outbound.vendor_email import send_vendor_email
+from ...request.request import PrivacyRequest, check_vendors, request_id_for
 from ..hooks import confirmation_links, smtp_problems, smtp_send, smtp_sender, store_key
 from ..storage import storage_root
 from .base import PrivacyRequestOperator

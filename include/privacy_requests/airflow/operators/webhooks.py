@@ -7,8 +7,8 @@ from typing import Any
 from airflow.sdk import Context
 from airflow.sdk.log import mask_secret
 
-from ...request import PrivacyRequest
-from ...webhooks import Caller, call_webhooks, resume_webhooks
+from ...outbound.webhooks import Caller, call_webhooks, resume_webhooks
+from ...request.request import PrivacyRequest
 from ..hitl import asker, resume_url
 from ..hooks import http_post
 from .base import PrivacyRequestOperator

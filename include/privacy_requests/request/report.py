@@ -1,0 +1,98 @@
+"""``report.json``: per collection and step, what happened; who approved or rejected the request; every audit
+event (webhook calls, halts, manual entries...); nothing personal beyond the request's own identity types."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from ..model.graph import CollectionAddress
+from ..store import layout
+from .request import PrivacyRequest
+
+
+@dataclass
+class Report:
+    body: dict[str, Any]
+
+    def to_json(self) -> str:
+        return json.dumps(self.body, indent=2, sort_keys=False) + "\n"
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """Counts for XCom and the task log."""
+        return {k: self.body[k] for k in ("rows_found", "rows_masked", "emails_sent")}
+
+
+def build_report(request: PrivacyRequest, failure: dict[str, Any] | None = None) -> Report:
+    """The request's report; ``failure`` (a checkpoint_failed event) makes it a report of a failed request,
+    or of one retrying when the event says a retry is to come (``final`` False)."""
+    config, store = request.config, request.store
+    collections = [
+        collection_entry(config.mapping(address.dataset).kind, address,
+                         store.get(layout.result(layout.ACCESS, address)) or {},
+                         store.get(layout.result(layout.ERASURE, address)) or {},
+                         store.get(layout.erasure_ledger(address)) or {})
+        for address in config.plan.order
+    ]
+    return assemble_report(request, collections, store.events(), failure)
+
+
+def collection_entry(kind: str, address: CollectionAddress, access: dict[str, Any], erasure: dict[str, Any],
+                     ledger: dict[str, Any]) -> dict[str, Any]:
+    """One collection of a report, from its access and erasure results and its erasure ledger entry."""
+    return {
+        "collection": str(address),
+        "kind": kind,
+        "access": {k: access[k] for k in ("status", "rows", "seconds", "statements") if k in access},
+        "erasure": {k: v for k, v in erasure.items() if k not in ("step", "time")} | (
+            {"masked": ledger["masked"], "masked_at_try": ledger["try_number"]} if ledger else {}),
+    }
+
+
+def assemble_report(request: PrivacyRequest, collections: list[dict[str, Any]], events: list[dict[str, Any]],
+                    failure: dict[str, Any] | None = None) -> Report:
+    """The report of one request from its collections and events: a single request's, or a batch subject's
+    (whose results the batch holds), in one format."""
+    emails = [e for e in events if e["event"] == "email_sent"]
+    review = next((e for e in reversed(events) if e["event"] in ("request_approved", "request_rejected")), None)
+    rejected = review is not None and review["event"] == "request_rejected"
+    vendor_emails = _vendor_emails(request)
+    awaiting = any(v["status"] == layout.AWAITING_DIGEST for v in vendor_emails)
+    return Report({
+        "request_id": request.request_id,
+        "policy": request.conf.policy,
+        "identity_types": sorted(request.conf.identity),
+        "dry_run": request.conf.dry_run,
+        "after_dry_run": request.conf.after_dry_run,
+        "status": (layout.FAILED if failure.get("final", True) else layout.RETRYING) if failure
+                  else layout.REJECTED if rejected else layout.AWAITING_DIGEST if awaiting else layout.COMPLETE,
+        "failed_checkpoint": failure,
+        "review": review,
+        "updated_at": datetime.now(UTC).isoformat(),
+        "rows_found": sum(c["access"].get("rows", 0) for c in collections),
+        "rows_masked": sum(c["erasure"].get("masked", 0) for c in collections),
+        "emails_sent": len(emails),
+        **({"rows_planned": sum((c["erasure"].get("plan") or {}).get("rows") or 0 for c in collections),
+            "emails_rendered": sum(e["event"] == "email_rendered" for e in events)} if request.conf.dry_run else {}),
+        "vendor_emails": vendor_emails,
+        "collections": collections,
+        "events": events,
+    })
+
+
+def _vendor_emails(request: PrivacyRequest) -> list[dict[str, Any]]:
+    """Per vendor email sent or handed to the vendor's digest: its status, and the Message-ID once sent."""
+    store, result = request.store, []
+    for dataset in request.config.email_datasets:
+        sent = store.get(layout.email_sent(dataset))
+        if sent:
+            result.append({"dataset": dataset, "status": layout.EMAIL_SENT, "message_id": sent["message_id"],
+                           "time": sent["time"], **({"digest": sent["digest"]} if "digest" in sent else {})})
+        elif store.exists(layout.email_awaiting_digest(dataset)):
+            queued = store.get(layout.email_awaiting_digest(dataset))
+            result.append({"dataset": dataset, "status": layout.AWAITING_DIGEST, "since": queued["time"],
+                           "schedule": queued["schedule"]})
+    return result
