@@ -1,4 +1,5 @@
-"""Issue 11's guarantees under a real scheduler, on one Airflow for the whole module.
+"""The request guarantees (no cross-talk between concurrent requests, no personal data where it is not
+documented) under a real scheduler, on one Airflow for the whole module.
 
 A suite of requests goes in through the REST API at once, on a demo shop kept in PostgreSQL whose subjects
 share rows (a household's address, gifts shipped to another subject's address, a card billed at another's
