@@ -23,7 +23,7 @@ done
 
 if [ "$all" = 1 ]; then
   bash "$ROOT/scripts/setup.sh" --with-browser
-  select=(-n "${PYTEST_WORKERS:-4}" --dist loadgroup --no-loadscope-reorder)
+  select=(-n "${PYTEST_WORKERS:-4}" --dist loadscope --no-loadscope-reorder)
 else
   bash "$ROOT/scripts/setup.sh"
   select=(-m "not cluster")

@@ -10,14 +10,16 @@ Tiers are set here, and only here, from the folder a test lives in:
   cluster      every test that starts an Airflow cluster (today: all of tests/e2e)
 
 ``./scripts/test.sh`` runs ``-m "not cluster"``; ``./scripts/test.sh --all`` (CI) runs everything, in parallel
-processes (pytest-xdist ``--dist loadgroup``): each module stays in one process, and the modules that share the
-demo cluster (the ``world`` fixture of tests/e2e/conftest.py) stay together in one group, so no cluster starts
-twice. Every process has its own Airflow home and SQLite metadata DB (below), random database names and free
-ports, so nothing collides.
+processes (pytest-xdist ``--dist loadscope`` with the scheduler below): each module stays in one process, and the
+modules that share the demo cluster (the ``world`` fixture of tests/e2e/conftest.py) stay together in one work
+unit, so no cluster starts twice. Every process has its own Airflow home and SQLite metadata DB (below),
+random database names and free ports, so nothing collides.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -57,6 +59,7 @@ CLUSTER_ORDER = ("test_leaks_and_concurrency", "test_celery", "test_faults", "te
                  "test_human_steps", "demo")
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.path)).resolve().relative_to(TESTS).parts
@@ -68,30 +71,55 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(TIER_TIMEOUTS[tier]))
         if tier == "e2e":
             item.add_marker(pytest.mark.cluster)
-        item.add_marker(pytest.mark.xdist_group(_group(item, tier)))
     # Longest cluster first, then everything else in collection order (the sort is stable; a module's tests
     # stay together, so module-scoped fixtures start once).
-    items.sort(key=_start_order)
+    items.sort(key=lambda item: _start_order(work_unit(item.nodeid)))
 
 
-def _group(item: pytest.Item, tier: str) -> str:
-    """The xdist group: the cluster a test runs on (the demo cluster is shared), else its module."""
-    module = Path(str(item.path)).stem
-    if tier == "e2e":
-        definitions = getattr(item, "_fixtureinfo", None) and item._fixtureinfo.name2fixturedefs.get("world")
-        if definitions and not definitions[-1].baseid.endswith(".py"):  # the conftest's `world`: the demo cluster
-            return "cluster:demo"
-        return f"cluster:{module}"
-    return f"{tier}:{module}"
+def work_unit(nodeid: str) -> str:
+    """What one parallel process runs as a whole: a module, or every module on the shared demo cluster."""
+    module = nodeid.split("::")[0]
+    path = Path(module)
+    if path.parts[:2] == ("tests", "e2e") and path.stem in demo_cluster_modules():
+        return "cluster:demo"
+    return module
 
 
-def _start_order(item: pytest.Item) -> int:
-    marker = item.get_closest_marker("xdist_group")
-    group = marker.args[0] if marker else ""
-    if not group.startswith("cluster:"):
+@functools.cache
+def demo_cluster_modules() -> frozenset[str]:
+    """The e2e modules whose tests use the demo cluster (the `world` or `finished` fixture of
+    tests/e2e/conftest.py) and that start no `world` of their own. Read from the source: the xdist controller
+    schedules by test id and never collects the tests itself."""
+    found = set()
+    for path in (TESTS / "e2e").glob("test_*.py"):
+        functions = [n for n in ast.parse(path.read_text()).body if isinstance(n, ast.FunctionDef)]
+        own_world = any(f.name == "world" for f in functions)
+        uses_world = any({"world", "finished"} & {a.arg for a in f.args.args} for f in functions)
+        if uses_world and not own_world:
+            found.add(path.stem)
+    return frozenset(found)
+
+
+def _start_order(unit: str) -> int:
+    name = "demo" if unit == "cluster:demo" else Path(unit).stem
+    if not unit.startswith(("cluster:", "tests/e2e/")):
         return len(CLUSTER_ORDER) + 1
-    name = group.removeprefix("cluster:")
     return CLUSTER_ORDER.index(name) if name in CLUSTER_ORDER else len(CLUSTER_ORDER)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """``--dist loadscope`` with the demo cluster's modules as one work unit (pytest-xdist 3.8's loadgroup does
+    not group under pytest 9: it renames test ids through an attribute pytest 9 no longer reads)."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ClusterScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ClusterScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

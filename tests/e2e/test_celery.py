@@ -27,7 +27,7 @@ from sqlalchemy import text
 from upath import UPath
 
 from scripts.celery_airflow import CeleryCluster
-from tests.support.cluster import answer
+from tests.support.cluster import START_TIMEOUT, answer
 from tests.support.databases import PG_HOST, PG_PORT, postgresql_engine
 from tests.support.faults import (
     ERASE_CUSTOMER,
@@ -108,7 +108,7 @@ def celery_world(base: Path, shop_url: str, s3: S3Server, bucket: str,
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         }, broker_url=BROKER, workers=len(WORKERS))
         try:
-            cluster.start()
+            cluster.start(timeout=START_TIMEOUT)
             yield cluster, smtp
         finally:
             cluster.stop()

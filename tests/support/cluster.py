@@ -22,6 +22,9 @@ from tests.support.paths import DEMO_CONFIG, DEMO_SEED
 from tests.support.ports import free_port
 from tests.support.smtp import SmtpServer, smtp_connection_uri
 
+# Seconds for a cluster to answer REST with the DAG parsed. A wait, not a delay: an idle machine takes about
+# 15 s; --all starts four clusters at once on 2 cores, and other work may load the machine.
+START_TIMEOUT = 300
 HITL = "/api/v2/dags/privacy_request/dagRuns/{run}/taskInstances/{task}/-1/hitlDetails"
 
 
@@ -63,7 +66,7 @@ def airflow_world(base: Path, overlay: Path | None = None, env: dict[str, str] |
             **(env or {}),
         })
         try:
-            cluster.start()
+            cluster.start(timeout=START_TIMEOUT)
             yield cluster, smtp, shop, storage
         finally:
             cluster.stop()
