@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import yaml
 
 from bench import data
 
@@ -91,6 +92,13 @@ class PeakSampler:
         return 0.0, "-"
 
 
+def allow_subjects_from(config_dir: Path, inbox: Path) -> None:
+    """subjects_url is read only from an inbox privacy.yml names: the bench's work folder."""
+    settings = yaml.safe_load((config_dir / "privacy.yml").read_text())
+    settings.setdefault("batch", {})["subjects_from"] = [str(inbox)]
+    (config_dir / "privacy.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
+
+
 def run_batch(work: Path, subjects: int, metadata_url: str, db_url: str, db_conn_uri: str) -> Batch:
     """Load the population, start Airflow, trigger one batch of ``subjects`` erasure subjects, measure."""
     from cryptography.fernet import Fernet
@@ -103,6 +111,7 @@ def run_batch(work: Path, subjects: int, metadata_url: str, db_url: str, db_conn
     data.load_population(dbname, subjects)
     load_seconds = time.monotonic() - started
     config_dir = data.population_config(work / "config")
+    allow_subjects_from(config_dir, work)
     subjects_file = work / "subjects.jsonl"
     subjects_file.write_text("".join(json.dumps(s) + "\n" for s in data.subjects(subjects)))
     storage = work / "storage"

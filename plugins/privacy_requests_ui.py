@@ -9,7 +9,6 @@ the DAG's runs (``PUT``: the people who handle requests); others see statuses, c
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -54,36 +53,29 @@ def _config():
 
 
 def _runs(run_id: str | None = None, limit: int = 500, dag_id: str = DAG_ID):
-    """privacy_request (or ``dag_id``) runs with their task states, newest first."""
-    from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
+    """privacy_request (or ``dag_id``) runs with their task states, newest first; of each conf only the fields
+    the pages show (a batch's subjects are never loaded)."""
+    from include.privacy_requests.airflow.runs import BATCH_FIELDS, REQUEST_FIELDS, read_runs
 
-    from include.privacy_requests.deliverables.overview import RunInfo, TaskState
-
-    with create_session() as session:
-        query = session.query(DagRun).filter(DagRun.dag_id == dag_id)
-        if run_id is not None:
-            query = query.filter(DagRun.run_id == run_id)
-        runs = query.order_by(DagRun.id.desc()).limit(limit).all()
-        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id,
-                                                 TaskInstance.run_id.in_([r.run_id for r in runs])).all()
-        tasks: dict[str, list[TaskState]] = {}
-        for ti in tis:
-            tasks.setdefault(ti.run_id, []).append(
-                TaskState(ti.task_id, ti.state, ti.try_number, ti.start_date, ti.end_date))
-        return [RunInfo(r.run_id, dict(r.conf or {}), str(r.state),
-                        r.queued_at or r.start_date or r.run_after, tasks.get(r.run_id, [])) for r in runs]
+    fields = BATCH_FIELDS if dag_id == BATCH_DAG_ID else (*REQUEST_FIELDS, *sorted(_config().graph.identity_keys))
+    return read_runs(dag_id, fields, run_id=run_id, limit=limit)
 
 
-def _report(config, request_id: str) -> dict[str, Any] | None:
-    path = _deliverable(config, request_id, layout.REPORT)
-    return json.loads(path.read_text()) if path.exists() else None
+def _reader():
+    """The pages' reads of storage (deliverables/pages.py), with the store key when one is set."""
+    from airflow.models.variable import Variable
+
+    from include.privacy_requests.deliverables.pages import StoreReader
+
+    global _cached_reader
+    config = _config()
+    key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
+    if _cached_reader is None or _cached_reader.config is not config or _cached_reader.key != key:
+        _cached_reader = StoreReader(config, storage_root(config), key)
+    return _cached_reader
 
 
-def _batch_report(config, batch_id: str) -> dict[str, Any] | None:
-    path = storage_root(config) / layout.batch_report(batch_id)
-    return json.loads(path.read_text()) if path.exists() else None
+_cached_reader = None
 
 
 def may_see_conf(user: GetUserDep) -> bool:
@@ -137,8 +129,9 @@ def _rows(runs, personal: bool) -> list:
     config = _config()
     order = checkpoint_order(config)
     now = datetime.now(UTC)
-    rows = [request_row(config, run, _report(config, request_id_of(run)), order, now,
-                        **_clock_and_vendors(config, request_id_of(run))) for run in runs]
+    reader = _reader()
+    rows = [request_row(config, run, reader.report(request_id_of(run)), order, now,
+                        **reader.clock_and_vendors(request_id_of(run))) for run in runs]
     if personal:
         return rows
     return [replace(row, identity=_identity(run, False)) for row, run in zip(rows, runs, strict=True)]
@@ -168,7 +161,8 @@ def _batch_rows(runs) -> list:
 
     config = _config()
     order = checkpoint_order(config)
-    return [batch_row(config, run, _batch_report(config, batch_id_of(run)), order) for run in runs]
+    reader = _reader()
+    return [batch_row(config, run, reader.batch_report(batch_id_of(run)), order) for run in runs]
 
 
 @app.get("/api/batches", dependencies=_BATCH_ACCESS)
@@ -190,7 +184,7 @@ def batch_page(run_id: str, offset: int = 0, limit: int = 500) -> str:
     from include.privacy_requests.deliverables.overview import batch_id_of, batch_subjects
 
     run = _one_batch(run_id)
-    report = _batch_report(_config(), batch_id_of(run)) or {}
+    report = _reader().batch_report(batch_id_of(run)) or {}
     subjects = batch_subjects(report)
     offset, limit = max(offset, 0), min(max(limit, 1), 5000)
     return _pages.get_template("batch.html.j2").render(
@@ -202,11 +196,10 @@ def batch_page(run_id: str, offset: int = 0, limit: int = 500) -> str:
 def batch_subject_page(run_id: str, request_id: str, personal: MaySeeConf) -> str:
     """A batch subject's request page: its report, and the batch run's checkpoints (the same tasks)."""
     from include.privacy_requests.deliverables.overview import batch_id_of, belongs_to_batch, request_row, subject_run
-    from include.privacy_requests.store.store import is_request_folder
 
     batch = _one_batch(run_id)
     config = _config()
-    report = _report(config, request_id) if is_request_folder(request_id) else None
+    report = _reader().report(request_id)
     if not belongs_to_batch(report, batch_id_of(batch)):
         raise HTTPException(status_code=404, detail=f"no report of a subject '{request_id}' of batch run '{run_id}'")
     run = subject_run(batch, request_id)
@@ -232,41 +225,29 @@ def request_page(run_id: str, personal: MaySeeConf) -> str:
     row = _rows(runs, personal)[0]
     order = {task_id: index for index, task_id in enumerate(checkpoint_order(config))}
     timeline = sorted(runs[0].tasks, key=lambda t: order.get(t.task_id, len(order)))
-    owner = _owner(config, row.request_id)
+    reader = _reader()
+    owner = reader.owner(row.request_id)
     if owner is not None and owner != run_id:  # a run refused for reusing a request id: nothing of the other's
         return _pages.get_template("request.html.j2").render(
             row=replace(row, status="failed"), report={}, timeline=timeline, personal=personal,
             identity=_identity(runs[0], personal), emails=[], packages=[], changes=None, certificate=False,
             owner=owner)
-    report = _report(config, row.request_id) or {}
+    report = reader.report(row.request_id) or {}
     followed = report.get("after_dry_run")
     return _pages.get_template("request.html.j2").render(
         row=row, report=report, timeline=timeline, personal=personal, identity=_identity(runs[0], personal),
-        emails=_emails(config, row.request_id, bodies=personal), packages=_packages(config, row.request_id),
-        changes=compare(_report(config, followed) or {}, report) if followed else None,
-        certificate=_deliverable(config, row.request_id, layout.CERTIFICATE).exists(), owner=None)
+        emails=reader.emails(row.request_id, bodies=personal), packages=reader.packages(row.request_id),
+        changes=compare(reader.report(followed) or {}, report) if isinstance(followed, str) else None,
+        certificate=reader.has_certificate(row.request_id), owner=None)
 
 
-def _owner(config, request_id: str) -> str | None:
-    """The run that owns a request id (``request.json``, claimed once), or None where nobody has claimed it
-    yet or the store key is not set."""
-    store = _store(config, request_id)
-    try:
-        record = store.get(layout.REQUEST) if store is not None else None
-    except Exception:  # a store written with another key: the page shows what Airflow holds
-        log.debug("No request record for %s", request_id, exc_info=True)
-        return None
-    return record.get("run_id") if record else None
-
-
-def _own_request_id(config, run) -> str | None:
-    """The run's request id when the run owns it; None for a run refused for reusing another's id, so no
-    route serves that other request's files for it."""
+def _own_request_id(run_id: str) -> str | None:
+    """The run's request id when the run owns it; None for no such run, or a run refused for reusing
+    another's id (so no route serves that other request's files for it)."""
     from include.privacy_requests.deliverables.overview import request_id_of
 
-    request_id = request_id_of(run)
-    owner = _owner(config, request_id)
-    return request_id if owner in (None, run.run_id) else None
+    runs = _runs(run_id=run_id)
+    return _reader().own_request_id(run_id, request_id_of(runs[0])) if runs else None
 
 
 @app.get("/requests/{run_id}/certificate", response_class=HTMLResponse)
@@ -274,19 +255,12 @@ def certificate(run_id: str) -> HTMLResponse:
     """The request's certificate as finalize wrote it (no personal data: the same readers as the page). It
     needs nothing from outside the page, so the policy forbids everything but its inline style."""
 
-    runs = _runs(run_id=run_id)
-    config = _config()
-    request_id = _own_request_id(config, runs[0]) if runs else None
-    path = _deliverable(config, request_id, layout.CERTIFICATE) if request_id else None
+    request_id = _own_request_id(run_id)
+    path = _reader().deliverable(request_id, layout.CERTIFICATE) if request_id else None
     if path is None or not path.exists():
         raise HTTPException(status_code=404, detail=f"no certificate for run '{run_id}' (written when it completes)")
     return HTMLResponse(path.read_text(), headers={
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
-
-
-def _deliverable(config, request_id: str, name: str):
-
-    return storage_root(config) / request_id / name
 
 
 @app.get("/requests/{run_id}/emails/{dataset}", response_class=HTMLResponse,
@@ -295,10 +269,8 @@ def email_as_sent(run_id: str, dataset: str) -> HTMLResponse:
     """The vendor email's HTML as sent, or as a dry run rendered it (it names the identity); shown in a sandboxed
     frame on the page."""
 
-    runs = _runs(run_id=run_id)
-    config = _config()
-    request_id = _own_request_id(config, runs[0]) if runs else None
-    emails = _emails(config, request_id, bodies=True) if request_id else []
+    request_id = _own_request_id(run_id)
+    emails = _reader().emails(request_id, bodies=True) if request_id else []
     sent = [m for m in emails if m["dataset"] == dataset]
     if not sent:
         raise HTTPException(status_code=404, detail=f"no email to '{dataset}' for run '{run_id}'")
@@ -315,12 +287,6 @@ PACKAGE_RESPONSES = {
 PACKAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; sandbox; base-uri 'none'; form-action 'none'"
 
 
-def _packages(config, request_id: str) -> list[dict[str, str]]:
-    """The access package's files that exist for a request, by format."""
-    return [{"format": fmt, "file": name} for fmt, name in layout.PACKAGE_FILES.items()
-            if _deliverable(config, request_id, name).exists()]
-
-
 @app.get("/requests/{run_id}/access-package/{fmt}", dependencies=[Depends(require_conf_access)])
 def access_package(run_id: str, fmt: str) -> StreamingResponse:
     """One file of the request's access package (it holds the subject's data), streamed from storage."""
@@ -328,10 +294,8 @@ def access_package(run_id: str, fmt: str) -> StreamingResponse:
     if fmt not in PACKAGE_RESPONSES:
         raise HTTPException(status_code=404, detail=f"no access package format '{fmt}'; formats: "
                                                     f"{', '.join(PACKAGE_RESPONSES)}")
-    runs = _runs(run_id=run_id)
-    config = _config()
-    request_id = _own_request_id(config, runs[0]) if runs else None
-    path = _deliverable(config, request_id, layout.PACKAGE_FILES[fmt]) if request_id else None
+    request_id = _own_request_id(run_id)
+    path = _reader().deliverable(request_id, layout.PACKAGE_FILES[fmt]) if request_id else None
     if path is None or not path.exists():
         raise HTTPException(status_code=404, detail=f"no {fmt} access package for run '{run_id}'")
     media_type, disposition = PACKAGE_RESPONSES[fmt]
@@ -344,56 +308,6 @@ def access_package(run_id: str, fmt: str) -> StreamingResponse:
     return StreamingResponse(chunks(), media_type=media_type, headers={
         "Content-Disposition": f'{disposition}; filename="{layout.PACKAGE_FILES[fmt]}"',
         "Content-Security-Policy": PACKAGE_CSP, "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"})
-
-
-def _store(config, request_id: str):
-    """The request's store, or None where the store key is not set (the pages still show what Airflow holds)."""
-    from airflow.models.variable import Variable
-
-    from include.privacy_requests.store.store import RequestStore
-
-    key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
-    return RequestStore(storage_root(config), request_id, key) if key else None
-
-
-def _clock_and_vendors(config, request_id: str) -> dict[str, Any]:
-    """The deadline extensions and the vendors' confirmations, from the request's store (no personal data)."""
-    from include.privacy_requests.outbound.vendor_confirmation import vendor_responses
-    from include.privacy_requests.request.statutory_clock import extensions
-
-    store = _store(config, request_id)
-    if store is None:
-        return {}
-    try:
-        return {"extensions": extensions(store), "vendors": vendor_responses(config, store)}
-    except Exception:  # a request id no store can hold, or a store written with another key: show the rest
-        log.debug("No clock or vendor answers for %s", request_id, exc_info=True)
-        return {}
-
-
-def _emails(config, request_id: str, bodies: bool) -> list[dict[str, str]]:
-    """Each vendor email sent (kept encrypted in the request's ledger), or rendered and not sent by a dry run;
-    with its HTML if ``bodies``."""
-    from airflow.models.variable import Variable
-
-    from include.privacy_requests.store.store import RequestStore
-
-    key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
-    if not key:
-        return []
-    store = RequestStore(storage_root(config), request_id, key)
-    emails = []
-    for dataset in config.email_datasets:
-        sent = store.get(layout.email_sent(dataset))
-        body = store.get(layout.email_message(dataset)) if bodies else {"html": ""}
-        rendered = None if sent else store.get(layout.dry_run_email(dataset))
-        if sent and body:
-            emails.append({"dataset": dataset, "subject": sent["subject"], "to": ", ".join(sent["recipients"]),
-                           "message_id": sent["message_id"], "time": sent["time"], "html": body["html"]})
-        elif rendered:
-            emails.append({"dataset": dataset, "subject": rendered["subject"], "to": ", ".join(rendered["recipients"]),
-                           "message_id": None, "time": rendered["time"], "html": rendered["html"] if bodies else ""})
-    return emails
 
 
 class RunNotes:
@@ -427,12 +341,11 @@ def _write_note(run_id: str, conf: dict[str, Any]) -> None:
 
     from include.privacy_requests.deliverables.overview import RunInfo, request_id_of, run_note
 
-    config = _config()
     request_id = request_id_of(RunInfo(run_id, conf, "", datetime.now(UTC)))
     for _ in range(30):
         time.sleep(1)
         try:
-            note = run_note(_report(config, request_id))
+            note = run_note(_reader().report(request_id))
             with create_session() as session:
                 dag_run = session.query(DagRun).filter_by(dag_id=DAG_ID, run_id=run_id).one()
                 dag_run.note = note

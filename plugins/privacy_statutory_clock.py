@@ -25,37 +25,38 @@ app = FastAPI(title="Privacy request deadlines", docs_url=None, redoc_url=None, 
 
 @app.put("/requests/{run_id}")
 def extend_deadline(run_id: str, user: GetUserDep, body: Annotated[dict[str, Any], Body()]) -> dict[str, Any]:
-    """The extension granted (amount, reason, who, the due date before and after)."""
-    from airflow.models.dagrun import DagRun
+    """The extension granted (amount, reason, who, the due date before and after). A run refused for reusing
+    another run's request id gets 409 and changes nothing: the id is that other request's."""
     from airflow.models.variable import Variable
-    from airflow.utils.session import create_session
 
-    from include.privacy_requests.errors import RequestError
+    from include.privacy_requests.airflow.runs import read_runs
+    from include.privacy_requests.deliverables.overview import request_id_of
+    from include.privacy_requests.deliverables.pages import NoStoreKey, StoreReader
+    from include.privacy_requests.errors import ForeignRequestError, RequestError
     from include.privacy_requests.model.loading import current_config
-    from include.privacy_requests.request.request import request_id_for
+    from include.privacy_requests.request.report import rewrite_report
     from include.privacy_requests.request.statutory_clock import extend
-    from include.privacy_requests.store.store import RequestStore
 
     unknown = sorted(set(body) - {"reason", "months", "days"})
     if unknown:
         raise HTTPException(status_code=400, detail=f"unknown field(s) {', '.join(unknown)}: give 'reason' and "
                                                     "'months' (GDPR) or 'days' (CCPA)")
-    with create_session() as session:
-        run = session.query(DagRun).filter_by(dag_id=DAG_ID, run_id=run_id).one_or_none()
-        conf = dict(run.conf or {}) if run else None
-    if conf is None:
+    runs = read_runs(DAG_ID, ("request_id", "policy"), run_id=run_id)
+    if not runs:
         raise HTTPException(status_code=404, detail=f"no privacy request run '{run_id}'")
     config = current_config()
-    policy = config.policies.get(str(conf.get("policy")))
+    policy = config.policies.get(str(runs[0].conf.get("policy")))
     key = Variable.get(STORE_KEY_VARIABLE, default_var=None)
     if policy is None or not key:
         raise HTTPException(status_code=409, detail=f"run '{run_id}' has no known policy, or no store key is set")
-    raw_id = conf.get("request_id")
     try:
-        store = RequestStore(storage_root(config),
-                             request_id_for(raw_id if isinstance(raw_id, str) else None, run_id), key)
+        store = StoreReader(config, storage_root(config), key).owned_store(run_id, request_id_of(runs[0]))
+    except (ForeignRequestError, NoStoreKey) as exc:
+        raise HTTPException(status_code=409, detail=str(exc)) from None
+    try:
         entry = extend(store, policy, reason=body.get("reason"), months=body.get("months"), days=body.get("days"),
                        by=str(user.get_name()))
+        rewrite_report(config, store)  # a report written already (and its certificate) shows the new due date
     except RequestError as exc:
         raise HTTPException(status_code=400, detail=str(exc)) from None
     log.info("Deadline of run %s extended by %s", run_id, user.get_name())

@@ -95,16 +95,19 @@ def confirm(token: str = Form(""), answer: str = Form(""), note: str = Form(""))
     from airflow.utils.state import TaskInstanceState
     from sqlalchemy import select
 
-    from include.privacy_requests.outbound.vendor_confirmation import MAX_NOTE_LENGTH, OPTIONS
+    from include.privacy_requests.errors import RequestError
+    from include.privacy_requests.outbound.vendor_confirmation import OPTIONS, check_note
 
     config, claims, _, store = _open(token)
     if answer not in OPTIONS:
         raise HTTPException(status_code=400, detail=f"answer must be one of: {', '.join(OPTIONS)}")
-    if len(note) > MAX_NOTE_LENGTH:
-        raise HTTPException(status_code=400, detail=f"the note is longer than {MAX_NOTE_LENGTH} characters")
+    try:
+        checked = check_note(note)
+    except RequestError as exc:  # a control character (a NUL would fail in PostgreSQL) or too long
+        raise HTTPException(status_code=400, detail=str(exc)) from None
     target = config.mapping(claims.dataset).email
     run_id = store.get(layout.REQUEST)["run_id"]
-    payload = UpdateHITLDetailPayload(chosen_options=[answer], params_input={"note": note.strip() or None})
+    payload = UpdateHITLDetailPayload(chosen_options=[answer], params_input={"note": checked})
     task_id = f"{CONFIRM_GROUP}.{claims.dataset}"
     try:
         with create_session() as session:

@@ -2,8 +2,10 @@
 configuration in include/privacy/.
 
 Sets up a fresh SQLite shop database from include/privacy/seed/, an SMTP sink on 127.0.0.1 that saves each
-email as a .eml file in .demo/mailbox/, and an Airflow home in .demo/airflow/, then runs both requests
-with dag.test() and prints where the results are.
+email as a .eml file in .demo/mailbox/, a fake Stripe API on 127.0.0.1 (tests/saas_servers/stripe.py) for a
+SaaS dataset (examples/saas/: docs/saas.md), and an Airflow home in .demo/airflow/, then runs the requests
+with dag.test() and prints where the results are. The demo's configuration is include/privacy/ plus the
+Stripe dataset, composed in .demo/config/.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import sys
@@ -61,6 +64,44 @@ def prepare_environment(smtp_port: int, fresh_shop: bool = True) -> Path:
     return shop_db
 
 
+def compose_config(stripe_host: str, stripe_key: str) -> Path:
+    """include/privacy/ plus the example Stripe dataset (SaaS config + fideslang dataset), mapped to a connection
+    whose host is the local fake Stripe and whose password is its key (the connection, never the YAML)."""
+    import yaml
+
+    folder = DEMO / "config"
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(ROOT / "include/privacy", folder, ignore=shutil.ignore_patterns("seed"))
+    (folder / "saas").mkdir()
+    shutil.copy(ROOT / "examples/saas/saas/stripe.yml", folder / "saas/stripe.yml")
+    shutil.copy(ROOT / "examples/saas/datasets/stripe.yml", folder / "datasets/stripe.yml")
+    settings = yaml.safe_load((folder / "privacy.yml").read_text())
+    settings["datasets"]["stripe"] = {"saas": {"config": "saas/stripe.yml", "conn_id": "demo_stripe_api",
+                                               "params": {"domain": "host", "api_key": "password"},
+                                               "protocol": "http"}, "pool": "demo_stripe_api"}
+    (folder / "privacy.yml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    host, port = stripe_host.split(":")
+    os.environ.update({
+        "PRIVACY_REQUESTS_CONFIG_DIR": str(folder),
+        "AIRFLOW_CONN_DEMO_STRIPE_API": json.dumps({"conn_type": "http", "host": host, "port": int(port),
+                                                    "password": stripe_key, "extra": {"page_size": 2}}),
+    })
+    return folder
+
+
+def fake_stripe():
+    """Jane has a customer and three charges at Stripe (two pages of 2); John has his own."""
+    from tests.saas_servers.stripe import StripeApi
+
+    api = StripeApi(key="sk_test_demo").start()
+    api.add_customer("cus_jane", "jane@example.com", "Jane Doe", "+15555550100")
+    api.add_customer("cus_john", "john@example.com", "John Roe", "+15555550199")
+    for i in range(3):
+        api.add_charge(f"ch_jane_{i}", "cus_jane", 1000 + i, "jane@example.com")
+    api.add_charge("ch_john_0", "cus_john", 500, "john@example.com")
+    return api
+
+
 def run_request(dag, policy: str, request_id: str, **conf) -> dict:
     run = dag.test(run_conf={"policy": policy, "identity": IDENTITY, "request_id": request_id, **conf})
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
@@ -83,6 +124,8 @@ def main() -> int:
     shop_db = prepare_environment(port)
     sink = Controller(EmlFolderHandler(mailbox), hostname="127.0.0.1", port=port)
     sink.start()
+    stripe = fake_stripe()
+    compose_config(stripe.host, stripe.key)
     try:
         from airflow.utils import db
 
@@ -100,7 +143,14 @@ def main() -> int:
         }
     finally:
         sink.stop()
-    return summarize(runs, stamp, shop_db, mailbox)
+        stripe.stop()
+    code = summarize(runs, stamp, shop_db, mailbox)
+    print(f"\nfake Stripe API: {len(stripe.writes)} write(s): "
+          + ", ".join(f"{w.method} {w.path}" for w in stripe.writes))
+    jane = stripe.customers["cus_jane"]
+    print(f"  Jane's Stripe customer after erasure: name={jane['name']!r}, phone hashed="
+          f"{jane['phone'] != '+15555550100'}, address={jane['address']}")
+    return code
 
 
 def summarize(runs: dict, stamp: str, shop_db: Path, mailbox: Path) -> int:

@@ -112,9 +112,13 @@ def test_batch_without_valid_subject_fails_validate(run_batch, shop_db: Path, st
 
 
 def test_failed_collection_task_cleared_resumes_the_whole_batch(run_batch, monkeypatch, shop_db: Path,
-                                                                storage: Path, smtp, tmp_path: Path) -> None:
-    subjects_file = tmp_path / "subjects.jsonl"
+                                                                storage: Path, smtp, tmp_path: Path,
+                                                                config_folder) -> None:
+    subjects_file = tmp_path / "inbox" / "subjects.jsonl"
+    subjects_file.parent.mkdir()
     subjects_file.write_text("".join(json.dumps(s) + "\n" for s in SUBJECTS[:2]))
+    inbox = [str(subjects_file.parent)]
+    config_folder.edit("privacy.yml", lambda d: d.setdefault("batch", {}).update(subjects_from=inbox))
     monkeypatch.setenv("AIRFLOW_CONN_DEMO_SHOP_DB", "sqlite:////nonexistent-dir/shop.db")
     dag, dag_run, states = run_batch({"batch_id": "b-3", "policy": POLICY,
                                       "subjects_url": f"file://{subjects_file}"})

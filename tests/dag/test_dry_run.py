@@ -135,3 +135,102 @@ def test_a_real_run_follows_its_dry_run_and_is_certified(run, pages, shop_db: Pa
     assert served.status_code == 200 and served.text == certificate
     assert served.headers["Content-Security-Policy"] == "default-src 'none'; style-src 'unsafe-inline'"
     assert f'href="./{quote(dag_run.run_id)}/certificate"' in page
+
+
+EVERYTHING = {
+    "key": "everything_policy",
+    "name": "Every feature at once",
+    "access_package": {"formats": ["json", "html", "csv"], "deliver": "email"},
+    "webhooks": {
+        "pre": [{"name": "notify", "conn_id": "crm_hook", "endpoint": "/pre"},
+                {"name": "enrich", "conn_id": "crm_hook", "endpoint": "/enrich", "direction": "two_way"}],
+        "post": [{"name": "done", "conn_id": "crm_hook", "endpoint": "/post", "direction": "two_way"}]},
+    "rules": [
+        {"key": "access_all", "action": "access", "targets": ["user"]},
+        {"key": "names", "action": "erasure", "targets": ["user.name", "user.childrens"],
+         "masking_strategy": {"strategy": "null_rewrite"}},
+        {"key": "phones", "action": "erasure", "targets": ["user.contact.phone_number"],
+         "masking_strategy": {"strategy": "hash", "configuration": {"algorithm": "SHA-256"}}},
+        {"key": "addresses", "action": "erasure", "targets": ["user.contact.address"],
+         "masking_strategy": {"strategy": "string_rewrite", "configuration": {"rewrite_value": "REDACTED"}}},
+        {"key": "cards", "action": "erasure", "targets": ["user.financial"],
+         "masking_strategy": {"strategy": "null_rewrite"}},
+    ],
+}
+
+
+@pytest.fixture
+def remote(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    from tests.support.http_remote import Remote
+
+    server = Remote()
+    server.answers["/enrich"] = [(200, {"derived_identity": {"phone_number": "+15555550100"}})] * 3
+    monkeypatch.setenv("AIRFLOW_CONN_CRM_HOOK", server.url)
+    yield server
+    server.stop()
+
+
+def every_feature(config_folder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three vendors (one emailed, one on a digest, one that confirms), webhooks, every masking strategy the
+    shop's columns take, and an access package delivered by email, in one policy."""
+    vendor = (config_folder.path / "datasets" / "daycare_vendor.yml").read_text()
+    for name in ("digest_vendor", "confirm_vendor"):
+        (config_folder.path / "datasets" / f"{name}.yml").write_text(vendor.replace("daycare_vendor", name))
+
+    def vendors(data: dict) -> None:
+        data["datasets"]["digest_vendor"] = {"email": {"to": "digest@vendor.example", "digest": "@weekly"},
+                                             "access": "write"}
+        data["datasets"]["confirm_vendor"] = {"email": {"to": "confirm@vendor.example", "confirm": True},
+                                              "access": "write"}
+
+    config_folder.edit("privacy.yml", vendors)
+    config_folder.write("policies/everything.yml", {"policy": [EVERYTHING]})
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "http://127.0.0.1:9/")  # confirm: true needs it; never called
+    monkeypatch.setenv("PRIVACY_REQUESTS_CONFIG_DIR", str(config_folder.path))
+
+
+def tree(path: Path) -> dict[str, str]:
+    """Every file under ``path`` with a digest of its bytes."""
+    return {str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_a_dry_run_of_every_feature_at_once_sends_nothing_calls_nothing_changes_nothing(
+        run, config_folder, monkeypatch: pytest.MonkeyPatch, shop_db: Path, storage: Path, smtp, remote,
+        pages) -> None:
+    every_feature(config_folder, monkeypatch)
+    storage.mkdir(parents=True)
+    (storage / "other-request").mkdir()
+    (storage / "other-request" / "report.json").write_text('{"status": "complete"}\n')
+    before, files_before = checksums(shop_db), tree(storage)
+
+    dag_run, report = run("dry-all", policy="everything_policy", dry_run=True)
+
+    assert dag_run.state == "success"
+    assert smtp.received == []  # not the subject, not a vendor, not a digest, not a reminder
+    assert remote.calls == []  # no webhook, before or after
+    assert checksums(shop_db) == before and len(before) >= 7
+    # Nothing outside the dry run's own folder: no subject claim, no digest queue, no other request touched.
+    assert {k: v for k, v in tree(storage).items() if not k.startswith("dry-all/")} == files_before
+    dry = store(storage, "dry-all")
+    assert not [n for n in dry.list(layout.LEDGER)]  # no ledger: no email, erasure or webhook recorded as done
+    assert not (storage / "dry-all" / layout.CERTIFICATE).exists()
+
+    # The plan shows what would happen: rows per strategy, each email rendered, each webhook.
+    assert report["dry_run"] is True and report["rows_masked"] == 0 and report["emails_sent"] == 0
+    assert report["rows_planned"] == 5 and report["status"] == "complete"
+    rendered = {e["dataset"] for e in report["events"] if e["event"] == "email_rendered"}
+    assert rendered == {"daycare_vendor", "digest_vendor", "confirm_vendor", layout.PACKAGE_EMAIL}
+    planned = [(e["step"], e["webhook"]) for e in report["events"] if e["event"] == "webhook_planned"]
+    assert planned == [("pre", "notify"), ("pre", "enrich"), ("post", "done")]
+    package = dry.get(layout.dry_run_email(layout.PACKAGE_EMAIL))
+    assert package["recipients"] == ["jane@example.com"] and "Example Corp" in package["subject"]
+    assert package["attachments"] == [layout.ACCESS_PACKAGE_HTML]
+    assert "jane@example.com" not in (storage / "dry-all" / "report.json").read_text()
+    confirm = dry.get(layout.dry_run_email("confirm_vendor"))
+    assert "/privacy-vendor/confirm" not in confirm["html"]  # no working link in a dry run's email
+    # The request page shows the letter the subject would get, marked not sent, without the address.
+    page = pages.get(f"/privacy/requests/{dag_run.run_id}").text
+    assert "the subject&#39;s email identity" in page and "not sent" in page
+    letter = pages.get(f"/privacy/requests/{dag_run.run_id}/emails/{layout.PACKAGE_EMAIL}")
+    assert letter.status_code == 200 and letter.text == package["html"]

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dag_runs import clear, resume
+from tests.support.dag_runs import clear, resume, task_states
 from tests.support.paths import ROOT
 
 DAG_ID = "privacy_request"
@@ -258,3 +258,66 @@ def test_a_batch_conf_loses_every_subjects_identity_and_keeps_what_the_run_was()
     # The CLI's audit row keeps the command line as one string: the values go from inside it.
     command = f"['airflow', 'dags', 'trigger', '-c', '{json.dumps(batch)}']"
     assert not values & set(scrub(command, values, mark).split('"'))
+
+
+def test_access_packages_are_deleted_after_their_keep_days_with_an_event_and_the_certificate_follows(
+        run_request, config_folder, storage, shop_db, metadata_db, smtp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package holds the subject's data in clear: the retention DAG deletes it once the policy's
+    keep_days have passed (a younger one stays); the report says so (no data) and names where a copy still
+    lives; the certificate is written again from the new report; a clear of the step does not write it again."""
+    import hashlib
+
+    from include.privacy_requests.airflow.retention import build_retention_dag
+    from include.privacy_requests.model.loading import load_config
+    from include.privacy_requests.store import layout
+    from include.privacy_requests.store.store import RequestStore
+
+    def deliver(data: dict) -> None:
+        policy = next(p for p in data["policy"] if p["key"] == "default_access_policy")
+        policy["access_package"] = {"formats": ["json", "html", "csv"], "deliver": "email", "keep_days": 30}
+
+    config_folder.edit("policies/demo_policies.yml", deliver)
+    monkeypatch.setenv("AIRFLOW_CONN_PRIVACY_METADATA_DB", f"sqlite:///{metadata_db}")
+    key = os.environ["AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY"]
+    jane = {"email": "jane@example.com"}
+    for request_id in ("old", "young"):
+        dag, dag_run, states = run_request("default_access_policy", jane, request_id)
+        assert dag_run.state == "success", states
+    assert len(smtp.received) == 2
+    old = RequestStore(storage, "old", key)
+    for name in old.list(layout.EVENTS):  # written 31 days ago
+        event = old.get(name)
+        if event["event"] == "access_package_uploaded":
+            old.put(name, {**event, "time": (datetime.fromisoformat(event["time"]) - timedelta(days=31)).isoformat()})
+    files = sorted(layout.PACKAGE_FILES.values())
+    assert sorted(p.name for p in (storage / "old").glob("access_package*")) == files
+
+    retention = build_retention_dag(load_config(config_folder.path))
+    run = retention.test()
+    assert task_states(retention, run.run_id)["expire_access_packages"][0] == "success"
+    assert list((storage / "old").glob("access_package*")) == []
+    assert sorted(p.name for p in (storage / "young").glob("access_package*")) == files
+    report_text = (storage / "old" / layout.REPORT).read_text()
+    report = json.loads(report_text)
+    [deleted] = [e for e in report["events"] if e["event"] == "access_package_deleted"]
+    assert sorted(deleted["files"]) == files and deleted["keep_days"] == 30
+    assert deleted["emailed_copy"] == "the subject's inbox"
+    assert report["status"] == "complete" and "jane@example.com" not in report_text
+    certificate = (storage / "old" / layout.CERTIFICATE).read_text()
+    assert hashlib.sha256(report_text.encode()).hexdigest() in certificate
+
+    # Cleared, the step does not write the package again (it would hold data past its term).
+    clear(dag, _run_id(storage, "old", key), ["upload_access_package"])
+    assert resume(dag, _run_id(storage, "old", key)) == "success"
+    assert list((storage / "old").glob("access_package*")) == []
+    assert len(smtp.received) == 2  # and the subject is not emailed again
+    # A second pass has nothing left to delete.
+    again = retention.test()
+    assert task_states(retention, again.run_id)["expire_access_packages"][0] == "success"
+
+
+def _run_id(storage: Path, request_id: str, key: str) -> str:
+    from include.privacy_requests.store import layout
+    from include.privacy_requests.store.store import RequestStore
+
+    return RequestStore(storage, request_id, key).get(layout.REQUEST)["run_id"]

@@ -89,3 +89,33 @@ def test_a_failed_digest_send_then_a_clear_sends_once(digest_vendor, run_request
     assert body["status"] == "complete"
     assert [e["message_id"] for e in body["events"] if e["event"] == "email_sent"] == [
         smtp.received[0].message["Message-ID"]]
+
+
+def test_an_extension_over_rest_rewrites_the_report_and_its_certificate(digest_vendor, run_request, shop_db: Path,
+                                                                         storage: Path, smtp,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request waiting for its vendor's digest has a report and a certificate; an extension granted through
+    the api-server's route writes both again: the new due date, and the SHA-256 of the report as it is now."""
+    import hashlib
+    import re
+    import secrets
+
+    from airflow.api_fastapi.app import create_app
+    from fastapi.testclient import TestClient
+
+    _, dag_run, _ = run_request("default_erasure_policy", {"email": "jane@example.com"}, "req-ext")
+    folder = storage / "req-ext"
+    due = re.search(r"<tr><th>Due</th><td>(.*?)</td>", (folder / "certificate.html").read_text())
+    assert due and report(storage, "req-ext")["status"] == "awaiting vendor digest"
+
+    monkeypatch.setenv("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS", "True")
+    monkeypatch.setenv("AIRFLOW__API_AUTH__JWT_SECRET", secrets.token_hex(32))
+    with TestClient(create_app()) as api:
+        answer = api.put(f"/privacy-deadlines/requests/{dag_run.run_id}", json={"reason": "busy", "months": 1})
+    assert answer.status_code == 200, answer.text
+
+    text = (folder / "report.json").read_text()
+    assert [e["event"] for e in json.loads(text)["events"]].count("deadline_extended") == 1
+    certificate = (folder / "certificate.html").read_text()
+    assert f'<code id="report-sha256">{hashlib.sha256(text.encode()).hexdigest()}</code>' in certificate
+    assert f"<tr><th>Due</th><td>{answer.json()['due']}</td>" in certificate and answer.json()["due"] != due[1]

@@ -5,11 +5,14 @@ taken once the page has rendered."""
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+import requests
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -151,3 +154,57 @@ def test_a_person_starts_a_request_from_the_trigger_form(world, browser: webdriv
     assert conf["policy"] == "default_access_policy" and conf["email"] == "ada@example.com"
     assert not conf.get("identity")
     cluster.wait_for_task(run_id, "validate_request", "success")  # the engine took the identity from the field
+
+
+def test_a_bidi_override_in_stored_data_reorders_nothing_in_the_access_package(world,
+                                                                               browser: webdriver.Chrome) -> None:
+    """A name stored as "Invoice\u202egnp.exe" would read "Invoiceexe.png" and flip the text after it: on the
+    page the value is isolated (<bdi>, unicode-bidi: isolate) and the override shows as [U+202E], so what the
+    browser draws left to right is what is stored, and the next field is where it belongs."""
+    cluster, smtp, shop = world[0], world[1], world[2]
+    smtp.start()
+    with sqlite3.connect(shop) as con:
+        con.execute("INSERT INTO customer VALUES (40, 'bidi@example.com', 'Invoice\u202egnp.exe', "
+                    "'+15555550140', 4, '\u202eredlof', '2024-05-01')")
+    conf = {"policy": "default_access_policy", "identity": {"email": "bidi@example.com"}, "request_id": "ui-bidi"}
+    cluster.session.post(f"{cluster.base}/api/v2/dags/privacy_request/dagRuns", timeout=300,
+                         json={"logical_date": None, "dag_run_id": "ui-bidi", "conf": conf}).raise_for_status()
+    assert _wait_for_run(cluster, "ui-bidi", timeout=900) == "success"
+    wait = log_in(browser, cluster)
+
+    browser.get(f"{cluster.base}/privacy/requests/ui-bidi/access-package/html")
+    customer = wait.until(ec.presence_of_element_located((By.ID, "demo_shop-customer")))
+    assert "Invoice[U+202E]gnp.exe" in customer.text and "\u202e" not in browser.page_source
+    values = customer.find_elements(By.CSS_SELECTOR, "dd > bdi")
+    assert values and all(v.value_of_css_property("unicode-bidi") == "isolate" for v in values)
+    # Drawn in stored order: "Invoice" left of "gnp.exe", and the loyalty tier's value starts at its column.
+    left = browser.execute_script("""
+        const out = {};
+        for (const bdi of document.querySelectorAll('#demo_shop-customer dd > bdi')) {
+          const text = bdi.firstChild; if (!text) continue;
+          for (const word of ['Invoice', 'gnp.exe', '[U+202E]redlof']) {
+            const at = text.data.indexOf(word); if (at < 0) continue;
+            const range = document.createRange(); range.setStart(text, at); range.setEnd(text, at + word.length);
+            out[word] = range.getBoundingClientRect().left;
+            out[word + ':dd'] = bdi.parentElement.getBoundingClientRect().left;
+          }
+        }
+        return out;""")
+    assert left["Invoice"] < left["gnp.exe"], left
+    assert abs(left["[U+202E]redlof"] - left["[U+202E]redlof:dd"]) < 2, left
+    shot(browser, "access-package-bidi")
+
+
+def _wait_for_run(cluster: AirflowCluster, run_id: str, timeout: float) -> str:
+    """The run's end state; an API call that times out on a loaded machine is asked again."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            response = cluster.session.get(f"{cluster.base}/api/v2/dags/privacy_request/dagRuns/{run_id}", timeout=60)
+            state = response.json().get("state") if response.ok else None
+        except requests.RequestException:
+            state = None
+        if state in ("success", "failed"):
+            return state
+        time.sleep(2)
+    raise AssertionError(f"run {run_id} not finished after {timeout} s")

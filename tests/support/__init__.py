@@ -15,6 +15,8 @@ fixtures       the pytest fixtures (smtp, shop_db, storage, config_folder, run_r
                by tests/conftest.py
 cluster        the Airflow cluster harness: airflow_world(), token(), answer() (human-in-the-loop), wait_until()
 faults         the fault harness shared by the fault and Celery e2e modules (subjects, shop, checks)
+drop_server    the regulator's DROP endpoint (a real HTTP server) and its first download
+saas_servers   fake SaaS vendors (Mailchimp, Shopify, Stripe, a token endpoint) on real HTTP servers
 
 tests/unit/test_test_layout.py enforces that no test module imports another test module or a conftest.
 """

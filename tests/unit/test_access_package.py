@@ -125,3 +125,25 @@ def test_100000_rows_of_one_subject_are_packaged_in_bounded_memory(tmp_path: Pat
     assert large["grew_kib"] < 16 * 1024, large  # holding the 100,000 rows would take about 35 MiB
     print(f"peak RSS growth while packaging: 10,000 rows {small['grew_kib'] / 1024:.1f} MiB, 100,000 rows "
           f"{large['grew_kib'] / 1024:.1f} MiB; files {large['sizes']}")
+
+
+def test_every_value_on_the_html_page_is_isolated_and_bidi_overrides_are_shown() -> None:
+    """A stored U+202E ("Invoice\u202egnp.exe" reads as "Invoiceexe.png") reorders nothing on the page: each
+    value is in its own <bdi>, and the directional formatting characters show as what they are."""
+    from include.privacy_requests.deliverables.package.html_page import FieldMeaning, Section, System, _pages, entries
+
+    row = {"file": "Invoice\u202egnp.exe", "tags": ["\u202eabc", "\u2067x\u2069"], "note": "plain",
+           "meta": {"k\u202e": "\u202dv"}}
+    html = _pages.get_template("access_package.html.j2").render(
+        organization="Example Corp", request_id="r-1", date="4 December 2026", total=1, shown_rows=500,
+        full_data_in=[], systems=[System("Shop", "", [Section("shop-files", "Files", "", 1,
+                                                               [FieldMeaning("File", [])], [entries(row)])])])
+
+    for code in (0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069):
+        assert chr(code) not in html
+    for value in ("Invoice[U+202E]gnp.exe", "[U+202E]abc", "[U+2067]x[U+2069]", "plain", "[U+202D]v"):
+        assert f"<bdi>{value}</bdi>" in html, value
+    assert "<dt><bdi>K[U+202E]</bdi></dt>" in html
+    assert "unicode-bidi: isolate" in html
+    body = html.split("<main>", 1)[1]
+    assert "<dd>plain" not in body and "<li>[U+202E]" not in body  # no bare value anywhere

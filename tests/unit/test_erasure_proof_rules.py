@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 
 from include.privacy_requests.connectors.verification import holds_masked_value
 from include.privacy_requests.deliverables.overview import run_note
-from include.privacy_requests.errors import RequestError, StepSkipped
+from include.privacy_requests.errors import RequestError
 from include.privacy_requests.model.loading import load_config
 from include.privacy_requests.model.masking import FieldMask, Masker, new_request_secrets
 from include.privacy_requests.outbound.webhooks import Caller, Reply, call_webhooks
@@ -136,16 +136,18 @@ def test_the_certificate_escapes_everything_and_carries_the_reports_digest() -> 
 def test_the_run_note_of_a_dry_run_says_nothing_was_changed() -> None:
     report = {"status": "complete", "dry_run": True, "rows_found": 12, "rows_masked": 0, "rows_planned": 5,
               "emails_sent": 0, "emails_rendered": 1}
-    assert run_note(report) == ("Dry run complete: 12 row(s) found, 5 would be masked, 1 vendor email(s) rendered; "
+    assert run_note(report) == ("Dry run complete: 12 row(s) found, 5 would be masked, 1 email(s) rendered; "
                                 "nothing was changed or sent.")
 
 
-def test_a_dry_run_tells_pre_webhooks_and_calls_no_post_webhook(tmp_path: Path) -> None:
+def test_a_dry_run_calls_no_webhook_and_plans_each_one(tmp_path: Path) -> None:
+    """The remote could act on any call (or derive identities and keep them): a dry run calls none."""
     folder = tmp_path / "privacy"
     shutil.copytree(DEMO_CONFIG, folder, ignore=shutil.ignore_patterns("seed"))
     (folder / "policies" / "hooked.yml").write_text(yaml.safe_dump({"policy": [
         {"key": "hooked", "rules": [{"key": "a", "action": "access", "targets": ["user"]}],
-         "webhooks": {"pre": [{"name": "before", "conn_id": "c"}], "post": [{"name": "after", "conn_id": "c"}]}}]}))
+         "webhooks": {"pre": [{"name": "before", "conn_id": "c", "direction": "two_way"}],
+                      "post": [{"name": "after", "conn_id": "c", "endpoint": "/done"}]}}]}))
     request = open_request(load_config(folder), {"policy": "hooked", "identity": {"email": "jane@example.com"},
                                                  "dry_run": True}, "run-1", tmp_path / "storage",
                            Fernet.generate_key().decode())
@@ -154,11 +156,14 @@ def test_a_dry_run_tells_pre_webhooks_and_calls_no_post_webhook(tmp_path: Path) 
 
     def post(webhook, payload, headers) -> Reply:
         calls.append(payload)
-        return Reply(200, b"", 0.01)
+        return Reply(200, b'{"derived_identity": {"phone_number": "+15555550100"}}', 0.01)
 
     caller = Caller(post=post, ask=lambda q: None, resume_url="", protect=lambda v: None, try_number=1)
-    assert call_webhooks(request, "pre", caller) == 1
-    assert calls[0]["dry_run"] is True and calls[0]["step"] == "pre"
-    with pytest.raises(StepSkipped, match="post-execution webhooks are not called"):
-        call_webhooks(request, "post", caller)
-    assert len(calls) == 1
+    for _ in range(2):  # a cleared task plans nothing twice
+        assert call_webhooks(request, "pre", caller) == 0
+        assert call_webhooks(request, "post", caller) == 0
+    assert calls == []
+    planned = [(e["step"], e["webhook"], e["endpoint"], e["direction"]) for e in request.store.events()
+               if e["event"] == "webhook_planned"]
+    assert planned == [("pre", "before", "", "two_way"), ("post", "after", "/done", "one_way")]
+    assert not request.store.exists("derived_identity.json")

@@ -94,12 +94,14 @@ def test_policy_rule_lists() -> None:
 def test_due_dates_follow_the_regulation() -> None:
     from datetime import UTC, datetime
 
+    from include.privacy_requests.request.statutory_clock import due_date  # the one due date (extensions: its tests)
+
     def policy(**extra: object) -> Policy:
         return Policy.model_validate({"key": "p", "rules": [{"key": "r", "action": "access", "targets": ["user"]}],
                                       **extra})
 
     received = datetime(2026, 1, 31, 9, 30, tzinfo=UTC)
-    assert policy().due_date(received) == datetime(2026, 2, 28, 9, 30, tzinfo=UTC)  # one calendar month
-    assert policy().due_date(datetime(2026, 12, 15, tzinfo=UTC)) == datetime(2027, 1, 15, tzinfo=UTC)
-    assert policy(regulation="ccpa").due_date(received) == datetime(2026, 3, 17, 9, 30, tzinfo=UTC)
-    assert policy(due_days=10).due_date(received) == datetime(2026, 2, 10, 9, 30, tzinfo=UTC)
+    assert due_date(policy(), received) == datetime(2026, 2, 28, 9, 30, tzinfo=UTC)  # one calendar month
+    assert due_date(policy(), datetime(2026, 12, 15, tzinfo=UTC)) == datetime(2027, 1, 15, tzinfo=UTC)
+    assert due_date(policy(regulation="ccpa"), received) == datetime(2026, 3, 17, 9, 30, tzinfo=UTC)
+    assert due_date(policy(due_days=10), received) == datetime(2026, 2, 10, 9, 30, tzinfo=UTC)

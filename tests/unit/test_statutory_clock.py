@@ -108,3 +108,14 @@ def test_deadline_alerts_follow_the_extended_due_date(config: PrivacyConfig, tmp
     assert [d["request_id"] for d in due_soon(config, tmp_path, KEY, now, 5)] == ["r-1"]
     extend(store, config.policies["default_erasure_policy"], reason="complex", months=1, by="dpo", now=now)
     assert due_soon(config, tmp_path, KEY, now, 5) == []
+
+
+def test_a_dry_run_has_no_legal_deadline_and_is_never_alerted(config: PrivacyConfig, tmp_path: Path) -> None:
+    """A dry run that failed or stalled is no request of the subject's: the DPO is not notified about it."""
+    from include.privacy_requests.deliverables.deadlines import due_soon
+
+    store = store_for(tmp_path)
+    store.put(layout.REQUEST, {"request_id": "r-1", "run_id": "run-1", "received": RECEIVED.isoformat(),
+                               "policy": "default_erasure_policy", "dry_run": True})
+    store.write_public(layout.REPORT, ['{"status": "failed"}\n'])
+    assert due_soon(config, tmp_path, KEY, datetime(2026, 3, 25, tzinfo=UTC), 5) == []

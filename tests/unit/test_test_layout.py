@@ -28,6 +28,9 @@ MOVED = {
     "tests.e2e.test_faults": "tests.support.faults",
     "tests.e2e.test_human_steps": "tests.support.cluster (answer)",
     "tests.e2e.test_access_control": "tests.support.cluster (token)",
+    "tests.drop_server": "tests.support.drop_server",
+    "tests.unit.test_drop_engine": "tests.support.drop_server (HEAD, email, first_download)",
+    "tests.saas_servers": "tests.support.saas_servers",
 }
 
 

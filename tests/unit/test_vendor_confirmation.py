@@ -22,6 +22,7 @@ from include.privacy_requests.outbound.vendor_confirmation import (
     Links,
     TokenRefused,
     answerable,
+    check_note,
     close_overdue,
     make_token,
     next_step,
@@ -79,6 +80,43 @@ def test_a_genuine_token_reads_back_and_every_tampering_is_refused() -> None:
         read_token(signing_key(Fernet.generate_key().decode()), token, SENT)
     with pytest.raises(TokenRefused, match="expired"):
         read_token(key, token, SENT + timedelta(days=30))
+
+
+def test_a_token_is_decoded_strictly_junk_appended_or_inserted_is_refused() -> None:
+    """Only the exact token the link carries answers: base64 decoded with validation, the signature exactly
+    32 bytes, each part in its canonical spelling, one separator."""
+    key = signing_key(KEY)
+    token = make_token(key, Claims("r-1", VENDOR, 1, SENT + timedelta(days=30)))
+    payload, signature = token.split(".")
+    middle = len(signature) // 2
+    junk = [token + "!", token + "==", token + "%00", token + " ", token + "\n", token + ".x", token + "AAAA",
+            payload + "!." + signature, payload[:5] + "*" + payload[5:] + "." + signature,
+            payload + "." + signature[:middle] + "$$" + signature[middle:], payload + ".." + signature,
+            payload + "=." + signature, payload + "." + signature + "=", " " + token,
+            payload + "." + signature[:-1], payload + "." + signature + "A",
+            payload.replace("-", "+").replace("_", "/") + "." + signature.replace("-", "+").replace("_", "/"),
+            "a" * 5000 + "." + signature]
+    last = signature[-1]  # the last character's unused low bits: another spelling of the same bytes
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    sibling = alphabet[alphabet.index(last) ^ 1]
+    junk.append(payload + "." + signature[:-1] + sibling)
+    for bad in junk:
+        if bad == token:
+            continue
+        with pytest.raises(TokenRefused):
+            read_token(key, bad, SENT)
+    assert read_token(key, token, SENT).request_id == "r-1"
+
+
+def test_a_note_is_checked_like_an_identity_no_control_character_and_bounded() -> None:
+    assert check_note("  phoned on Monday ") == "phoned on Monday"
+    assert check_note("") is None and check_note(None) is None
+    assert check_note("erased\nall records\tdone") == "erased\nall records\tdone"  # line breaks and tabs kept
+    for bad in ("nul\u0000byte", "bell\u0007", "esc\u001b[31m", "\u0085next line", "\ud800 lone surrogate",
+                "x" * 1001, "line\u2028separator"):
+        with pytest.raises(RequestError) as refused:
+            check_note(bad)
+        assert bad not in str(refused.value)  # the message says what is wrong, never echoes the note
 
 
 def test_the_link_is_the_page_with_a_token_for_the_round() -> None:

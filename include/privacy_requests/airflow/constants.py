@@ -48,3 +48,6 @@ def checkpoint_order(config: PrivacyConfig) -> list[str]:
 def confirming_vendors(config: PrivacyConfig) -> list[str]:
     """The vendor datasets that confirm their erasures (``confirm: true``)."""
     return [ds for ds in config.email_datasets if config.mapping(ds).email.confirm]  # type: ignore[union-attr]
+
+DROP_DAG_ID = "privacy_drop"  # California's DROP for data brokers (docs/drop.md)
+DROP_RECEIVE, DROP_MATCH, DROP_RESPOND = "drop_receive", "drop_match", "drop_respond"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from airflow.sdk import DAG, BaseOperator, MultipleCronTriggerTimetable, Param, TaskGroup
 from airflow.sdk.definitions.param import ParamsDict
@@ -142,14 +143,14 @@ BATCH = Checkpoints(BatchValidateOperator, BatchSkippedOperator, BatchSkippedOpe
 
 
 def build_privacy_request_dag(config: PrivacyConfig) -> DAG:
-    return _build_checkpoints_dag(config, DAG_ID, SINGLE, request_params(config), _doc(config))
+    return build_checkpoints_dag(config, DAG_ID, SINGLE, request_params(config), _doc(config))
 
 
 def build_batch_dag(config: PrivacyConfig) -> DAG:
     """``privacy_request_batch``: the same checkpoints and graph, each task set-based for every subject."""
     doc = _doc(config).replace("# Privacy request\nOne run is one privacy request",
                                "# Privacy request batch\nOne run is a batch of privacy requests (one per subject)")
-    return _build_checkpoints_dag(config, BATCH_DAG_ID, BATCH, batch_params(config), doc)
+    return build_checkpoints_dag(config, BATCH_DAG_ID, BATCH, batch_params(config), doc)
 
 
 def batch_params(config: PrivacyConfig) -> ParamsDict:
@@ -168,16 +169,16 @@ def batch_params(config: PrivacyConfig) -> ParamsDict:
                         "subjects_url instead."),
         "subjects_url": Param(
             None, type=["null", "string"], title="Subjects file",
-            description="Instead of subjects: an object storage URL (file://, s3:// ...) of a JSON Lines file, one "
-                        "{request_id, identity} a line."),
+            description="Instead of subjects: a JSON Lines file, one {request_id, identity} a line, inside a "
+                        "subjects inbox of privacy.yml (batch.subjects_from: a local folder or an s3:// ... prefix)."),
         "batch_id": Param(
             None, type=["null", "string"], pattern=REQUEST_ID_PATTERN, title="Batch id",
             description="Optional; defaults to the run id. Names the batch's folder under batches/ in storage."),
     })
 
 
-def _build_checkpoints_dag(config: PrivacyConfig, dag_id: str, ops: Checkpoints, params: ParamsDict,
-                           doc: str) -> DAG:
+def build_checkpoints_dag(config: PrivacyConfig, dag_id: str, ops: Checkpoints, params: ParamsDict,
+                          doc: str, schedule: Any = None, tags: tuple[str, ...] = ("privacy",)) -> DAG:
     retries = config.settings.retries
     default_args = {
         "owner": "privacy",
@@ -190,9 +191,9 @@ def _build_checkpoints_dag(config: PrivacyConfig, dag_id: str, ops: Checkpoints,
     }
     with DAG(
         dag_id=dag_id,
-        schedule=None,
+        schedule=schedule,
         catchup=False,
-        tags=["privacy"],
+        tags=list(tags),
         default_args=default_args,
         doc_md=doc,
         max_active_tasks=16,
@@ -276,7 +277,7 @@ def _doc(config: PrivacyConfig) -> str:
             f"identity `{i.source_field}`" if i.source is None else f"`{i.source}:{i.source_field}`"
             for i in config.plan.inputs[address]
         ]
-        kind = {"email": "vendor email", "manual": "manual (a person answers)"}.get(
+        kind = {"email": "vendor email", "manual": "manual (a person answers)", "saas": "SaaS API"}.get(
             config.mapping(address.dataset).kind, "SQL")
         lines.append(f"| `{address}` | {', '.join(sources) or 'nothing'} | {kind} |")
     lines += ["", "Policies: " + ", ".join(f"`{k}` ({p.display_name})" for k, p in sorted(config.policies.items()))]

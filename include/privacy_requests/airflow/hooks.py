@@ -20,7 +20,9 @@ from ..connectors.manual import ManualConnector
 from ..connectors.preflight import erasure_preflight
 from ..connectors.sql import SqlConnector
 from ..connectors.vendor import VendorConnector
-from ..errors import RequestError, TransientError
+from ..drop.api import DropApi
+from ..errors import DataSourceError, RequestError, TransientError
+from ..model.drop_settings import DropSettings
 from ..model.policy import Policy, Webhook
 from ..model.settings import PrivacyConfig
 from ..outbound.vendor_confirmation import Links, signing_key
@@ -67,6 +69,54 @@ def sql_engine(conn_id: str) -> Engine:
     return hook.get_sqlalchemy_engine()
 
 
+def saas_connector(config: PrivacyConfig, dataset: str) -> Connector:
+    """A SaaS dataset's connector: connector params from the Airflow connection (extras by name, and host,
+    login, password ... where privacy.yml's ``params`` says), an httpx client; both made at the first request.
+    Sensitive values are registered with the secret masker; none is ever logged by the connector."""
+    from ..connectors.saas import SaasConnector
+    from ..connectors.saas_http import resolve_params
+
+    target = config.mapping(dataset).saas
+    assert target is not None
+    saas = config.saas[dataset]
+
+    def params() -> dict[str, Any]:
+        connection = _connection(target.conn_id, f"privacy.yml maps dataset '{dataset}' to it")
+        given: dict[str, Any] = dict(connection.extra_dejson or {})
+        for name, attribute in target.params.items():
+            value = getattr(connection, attribute, None)
+            if attribute == "host" and value and connection.port:
+                value = f"{value}:{connection.port}"
+            if value not in (None, ""):
+                given[name] = value
+        resolved = resolve_params(saas, given, target.conn_id)
+        _mask([resolved[p.name] for p in saas.connector_params if p.sensitive and p.name in resolved]
+              + [connection.password or ""])
+        return resolved
+
+    def client() -> Any:
+        import httpx
+
+        # httpx logs every request's full URL at INFO: a query or a path can hold an email address (URL-encoded,
+        # so the secret masker would not recognise it). The connector logs path templates instead.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        return httpx.Client(timeout=target.timeout_seconds, follow_redirects=False)
+
+    return SaasConnector(config=saas, dataset=dataset, params=params, client=client,
+                         declared=config.saas_declared.get(dataset, {}), protocol=target.protocol,
+                         erase_by=target.erase_by, concurrency=target.concurrency)
+
+
+def _mask(values: list[Any]) -> None:
+    try:
+        from airflow.sdk.log import mask_secret
+    except ImportError:  # pragma: no cover - the masker moved
+        return
+    for value in values:
+        if value:
+            mask_secret(str(value))
+
+
 def connectors(config: PrivacyConfig, ask: Ask, answer: Answer | None = None) -> ConnectorFor:
     """Each dataset's connector, by its mapping in privacy.yml: the one place that tells the kinds apart."""
 
@@ -76,6 +126,8 @@ def connectors(config: PrivacyConfig, ask: Ask, answer: Answer | None = None) ->
             return ManualConnector(ask=ask, answer=answer)
         if mapping.kind == "email":
             return VendorConnector()
+        if mapping.kind == "saas":
+            return saas_connector(config, dataset)
         return sql_connector(mapping.conn_id or "")
 
     return connector_for
@@ -92,7 +144,7 @@ def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
         return engines[-1]
 
     emails = config.email_datasets or policy.access_package.deliver
-    problems = smtp_problems(config) if emails else []
+    problems = (smtp_problems(config) if emails else []) + saas_problems(config)
     if config.email_datasets:
         problems += confirmation_problems(config)
     try:
@@ -105,6 +157,21 @@ def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def saas_problems(config: PrivacyConfig) -> list[str]:
+    """Each SaaS dataset's connection exists, gives every connector param, and its credentials pass the config's
+    ``test_request``; an API that cannot be reached now is left to the access steps (they retry)."""
+    problems = []
+    for dataset in sorted(config.saas):
+        connector = saas_connector(config, dataset)
+        try:
+            connector.test_connection()  # type: ignore[attr-defined]
+        except TransientError as exc:
+            log.warning("SaaS dataset %s not checked before the request: %s", dataset, exc)
+        except (RequestError, DataSourceError) as exc:
+            problems.append(str(exc))
+    return problems
 
 
 def smtp_problems(config: PrivacyConfig) -> list[str]:
@@ -191,3 +258,12 @@ def confirmation_links() -> Links:
 
 def _public_base() -> str:
     return (conf.get("api", "base_url", fallback="") or "").rstrip("/")
+
+
+def drop_api(settings: DropSettings) -> DropApi:
+    """The DROP API client: the key is the connection's password; its extra ``base_url``, if set, overrides
+    ``drop.api_base_url`` (the sandbox, or a local server in tests)."""
+    connection = _connection(settings.api_conn_id or "", "drop.api_conn_id in privacy.yml")
+    if not connection.password:
+        raise RequestError(f"connection '{settings.api_conn_id}' has no password: put the DROP API key there")
+    return DropApi(connection.extra_dejson.get("base_url") or settings.api_base_url, connection.password)

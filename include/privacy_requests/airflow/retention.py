@@ -117,15 +117,36 @@ def build_retention_dag(config: PrivacyConfig) -> DAG:
                                                 "days ago from Airflow's metadata database.")},
         doc_md=f"Removes the subject's identity from Airflow's metadata database (`dag_run.conf`, `log.extra`, "
                f"`hitl_detail`) for privacy requests finished more than {settings.after_days} days ago, through "
-               f"the connection `{settings.conn_id}`. Reports and ledgers in the request store are kept.",
+               f"the connection `{settings.conn_id}`; deletes each access package (`access_package.*`, the "
+               "subject's data in clear) once its policy's `access_package.keep_days` have passed. Reports and "
+               "ledgers in the request store are kept.",
     ) as dag:
 
         @task(task_id="remove_identities")
         def remove(params: dict[str, Any] | None = None) -> dict[str, int]:
             return run_retention(settings.conn_id, (params or {}).get("after_days"), identity_types)
 
+        @task(task_id="expire_access_packages")
+        def expire() -> dict[str, int]:
+            return run_package_expiry(config)
+
         remove()
+        expire()
     return dag
+
+
+def run_package_expiry(config: PrivacyConfig) -> dict[str, int]:
+    """The DAG's second task: delete the access packages past their policy's ``keep_days`` (package/expiry.py)."""
+    from ..deliverables.package.expiry import expire_access_packages
+    from .hooks import store_key
+    from .storage import storage_root
+
+    result = expire_access_packages(config, storage_root(config), store_key())
+    if result.errors:  # the others were expired; this one must be looked at
+        raise AirflowException(f"{len(result.errors)} request folder(s) could not be read to expire their access "
+                               f"package (see the log); {result.files} file(s) of {result.requests} request(s) "
+                               "were deleted")
+    return result.as_dict()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,11 +7,10 @@ validate does, or rejects that subject alone, saying why in its report; the rest
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -33,6 +32,7 @@ from ..request.request import (
 )
 from ..store import in_flight, layout
 from ..store.store import REQUEST_ID_PATTERN, RequestStore, StoragePath, is_request_folder
+from .source import Limits, Unreadable, check_subjects_url, read_subjects
 
 log = logging.getLogger(__name__)
 
@@ -120,16 +120,21 @@ def open_batch(config: PrivacyConfig, raw_conf: Any, run_id: str, root: StorageP
     return Batch(config, conf, batch_id, root, key, RequestStore(root / layout.BATCHES, batch_id, key))
 
 
-def subject_lines(lines: Iterable[str | bytes]) -> Iterator[Any]:
-    """Subjects of a JSON Lines file, one at a time (blank lines skipped); a line that is no JSON is handed on
-    as None, so that subject is rejected alone."""
-    for line in lines:
-        text = line.decode() if isinstance(line, bytes) else line
-        if text.strip():
-            try:
-                yield json.loads(text)
-            except ValueError:
-                yield None
+def batch_subjects_source(batch: Batch, open_remote: Callable[[str], BinaryIO]) -> Iterator[Any]:
+    """The batch's subjects as given: the conf's list (at most ``batch.max_subjects``), or the subjects file,
+    whose URL is checked against ``batch.subjects_from`` before anything is opened, and which is then read
+    within the limits of privacy.yml's ``batch`` settings (source.py). Lazy: nothing is checked or opened
+    before start_batch has claimed the batch id."""
+    settings = batch.config.settings.batch
+    if batch.conf.subjects is not None:
+        if len(batch.conf.subjects) > settings.max_subjects:
+            raise RequestError(f"the batch has {len(batch.conf.subjects)} subjects, more than {settings.max_subjects} "
+                               "(privacy.yml batch.max_subjects): split it into several batches")
+        yield from batch.conf.subjects
+        return
+    source = check_subjects_url(batch.conf.subjects_url or "", settings.subjects_from)
+    limits = Limits(settings.max_line_bytes, settings.max_file_bytes, settings.max_subjects)
+    yield from read_subjects(source, limits, open_remote)
 
 
 def batch_problems(config: PrivacyConfig, policy_key: str) -> list[str]:
@@ -202,6 +207,8 @@ def start_batch(batch: Batch, run_id: str, received: str, subjects: Iterable[Any
 def _admit(batch: Batch, raw: Any, run_id: str, received: str,
            seen: set[str]) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """One subject: (its stored form, {}) when accepted, else (None, {request_id?, reason})."""
+    if isinstance(raw, Unreadable):
+        return None, {"reason": raw.reason}
     request_id = raw.get("request_id") if isinstance(raw, dict) else None
     if not isinstance(request_id, str) or not is_request_folder(request_id):
         return None, {"reason": "no request_id that can name a folder (1 to 128 letters, digits, '.', '_' or '-', "
@@ -211,10 +218,15 @@ def _admit(batch: Batch, raw: Any, run_id: str, received: str,
     seen.add(request_id)
     reason = None
     try:
-        unknown = sorted(set(raw) - {"request_id", "identity"})
+        # Names from the input are never echoed: a subjects file may be anything (a key file, an environment).
+        unknown = set(raw) - {"request_id", "identity"}
         if unknown:
-            raise RequestError(f"unknown field(s) {[str(k)[:40] for k in unknown[:5]]}: a subject has only "
-                               "request_id and identity")
+            raise RequestError(f"{len(unknown)} unknown field(s): a subject has only request_id and identity")
+        identity = raw.get("identity")
+        types = set(identity) - batch.config.graph.identity_keys if isinstance(identity, dict) else set()
+        if types:
+            raise RequestError(f"{len(types)} unknown identity type(s); datasets use "
+                               f"{sorted(batch.config.graph.identity_keys)}")
         conf = parse_conf({"request_id": request_id, "policy": batch.conf.policy, "identity": raw.get("identity")})
         problems = check_request(batch.config, conf)
         reason = "; ".join(problems) or None

@@ -58,6 +58,8 @@ def write_access_package(request: PrivacyRequest, rows_from: RowSource | None = 
     formats = policy.access_package.formats
     if erasure_began(store) and all(store.exists(layout.PACKAGE_FILES[f]) for f in formats):
         return None
+    if store.exists(layout.PACKAGE_DELETED):
+        return None  # it expired (package/expiry.py): a new one would show masked data, or data kept past its term
     collections = packaged_collections(request.config, policy)
     counts: dict[str, int] = {}
     if "json" in formats:

@@ -23,8 +23,8 @@ def due_soon(config: PrivacyConfig, root: StoragePath, key: str, now: datetime,
             continue
         store = RequestStore(root, folder.name, key)
         request = store.get(layout.REQUEST)
-        if not request or store.exists(layout.DEADLINE_ALERT):
-            continue
+        if not request or request.get("dry_run") or store.exists(layout.DEADLINE_ALERT):
+            continue  # a dry run is nobody's request: it has no legal deadline, and alerts nobody
         report = folder / layout.REPORT
         if report.exists() and json.loads(report.read_text())["status"] in layout.CLOSED:
             continue

@@ -203,7 +203,7 @@ def run_note(report: dict[str, Any] | None) -> str:
         return f"Rejected by {review['by']}: {review['reason']}. Nothing was read or changed."
     if report.get("dry_run"):
         return (f"Dry run complete: {report['rows_found']} row(s) found, {report['rows_planned']} would be masked, "
-                f"{report['emails_rendered']} vendor email(s) rendered; nothing was changed or sent.")
+                f"{report['emails_rendered']} email(s) rendered; nothing was changed or sent.")
     if report["status"] == layout.AWAITING_DIGEST:
         waiting = ", ".join(v["dataset"] for v in report["vendor_emails"] if v["status"] == layout.AWAITING_DIGEST)
         return (f"Done here: {report['rows_found']} row(s) found, {report['rows_masked']} masked; awaiting the "

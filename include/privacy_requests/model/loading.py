@@ -30,6 +30,7 @@ from .checks import (
 )
 from .graph import build_graph
 from .policy import Policy
+from .saas_loading import load_saas
 from .settings import STORAGE_ENV, PrivacyConfig, Settings, config_dir, expand_storage
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -51,6 +52,8 @@ def load_config(folder: Path | str | None = None) -> PrivacyConfig:
 
     known = {c.fides_key for c in DEFAULT_TAXONOMY.data_category} | set(settings.data_categories)
     check_mappings(settings, datasets, files, _rel(settings_file, folder), problems)
+    saas, datasets, saas_declared = load_saas(folder, {k: m.saas for k, m in settings.datasets.items() if m.saas},
+                                              datasets, files, problems)
     check_dataset_categories(datasets, files, known, problems)
     check_policies(policies, known, problems)
     graph, graph_problems = build_graph(datasets, files)
@@ -72,7 +75,8 @@ def load_config(folder: Path | str | None = None) -> PrivacyConfig:
         problems.append(Problem("datasets", "fides_meta.erase_after", f"cycle among: {names}"))
     if problems:
         raise ConfigError(problems)
-    return PrivacyConfig(folder, settings, datasets, {p.key: p for p, _, _ in policies}, graph, plan)
+    return PrivacyConfig(folder, settings, datasets, {p.key: p for p, _, _ in policies}, graph, plan, saas,
+                         saas_declared)
 
 
 def _rel(path: Path, folder: Path) -> str:

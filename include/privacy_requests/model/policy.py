@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from .dates import add_months
 from .graph import Collection, FieldSpec
 
 
@@ -67,6 +66,8 @@ class AccessPackageSettings(BaseModel):
 
     formats: list[PackageFormat] = Field(default_factory=lambda: ["json", "html"], min_length=1)
     deliver: Literal["email"] | None = None
+    # The files hold the subject's data in clear: the retention DAG deletes them this many days after writing.
+    keep_days: int = Field(default=30, ge=1, le=3660)
 
     @model_validator(mode="after")
     def _consistent(self) -> AccessPackageSettings:
@@ -89,14 +90,6 @@ class Policy(BaseModel):
     webhooks: Webhooks = Field(default_factory=Webhooks)
     manual_approval: bool = False  # a person approves or rejects each request before anything is touched
     access_package: AccessPackageSettings = Field(default_factory=AccessPackageSettings)
-
-    def due_date(self, received: datetime) -> datetime:
-        """When the answer is due: GDPR one calendar month (Art. 12(3)), CCPA 45 days, or ``due_days``."""
-        if self.due_days:
-            return received + timedelta(days=self.due_days)
-        if self.regulation == "ccpa":
-            return received + timedelta(days=45)
-        return add_months(received, 1)
 
     @property
     def display_name(self) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -15,8 +15,11 @@ from croniter import croniter
 from fideslang.models import Dataset
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .drop_settings import DropSettings
 from .graph import DatasetGraph, TraversalPlan
+from .locations import check_inbox
 from .policy import WEEK, Policy
+from .saas_format import SaasConfig, SaasTarget
 
 CONFIG_DIR_ENV = "PRIVACY_REQUESTS_CONFIG_DIR"
 STORAGE_ENV = "PRIVACY_REQUESTS_STORAGE"
@@ -78,12 +81,14 @@ class EmailTarget(_Strict):
 
 
 class DatasetMapping(_Strict):
-    """How a dataset is reached: an Airflow connection (SQL), a vendor's address (email), or a person who
-    looks it up and answers in the Airflow UI (manual: a paper archive, a system without an API)."""
+    """How a dataset is reached: an Airflow connection (SQL), a vendor's address (email), a person who
+    looks it up and answers in the Airflow UI (manual: a paper archive, a system without an API), or a
+    vendor's API described by a fides SaaS config (saas: saas_format.py)."""
 
     conn_id: str | None = None
     email: EmailTarget | None = None
     manual: bool = False
+    saas: SaasTarget | None = None
     access: Literal["read", "write"] = "write"
     # The Airflow pool the dataset's access and erasure tasks run in: its slots cap the queries against this
     # database at once, across all requests and all workers.
@@ -91,16 +96,17 @@ class DatasetMapping(_Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> DatasetMapping:
-        if [self.conn_id is not None, self.email is not None, self.manual].count(True) != 1:
-            raise ValueError("give exactly one of 'conn_id' (a SQL database), 'email' (a vendor) or "
-                             "'manual: true' (a person answers)")
-        if self.pool is not None and self.conn_id is None:
-            raise ValueError("'pool' caps the queries against a database: only a dataset with 'conn_id' takes one")
+        if [self.conn_id is not None, self.email is not None, self.manual, self.saas is not None].count(True) != 1:
+            raise ValueError("give exactly one of 'conn_id' (a SQL database), 'email' (a vendor), "
+                             "'manual: true' (a person answers) or 'saas' (a vendor's API)")
+        if self.pool is not None and self.conn_id is None and self.saas is None:
+            raise ValueError("'pool' caps the queries against a database or an API: only a dataset with 'conn_id' "
+                             "or 'saas' takes one")
         return self
 
     @property
-    def kind(self) -> Literal["sql", "email", "manual"]:
-        return "email" if self.email else "manual" if self.manual else "sql"
+    def kind(self) -> Literal["sql", "email", "manual", "saas"]:
+        return "email" if self.email else "manual" if self.manual else "saas" if self.saas else "sql"
 
 
 class RetrySettings(_Strict):
@@ -133,6 +139,23 @@ class BatchSettings(_Strict):
     chunks of this size, so 10,000 subjects take a handful of statements per collection)."""
 
     chunk_size: int = Field(default=5000, ge=1, le=50_000)
+    # Where subjects files (subjects_url) may be read from: local inbox folders and object-storage URL
+    # prefixes. None configured: subjects_url is refused (batch/source.py).
+    subjects_from: list[str] = Field(default_factory=list)
+    # How much of a batch is read: subjects in all (inline or from a file), and of a subjects file the bytes
+    # of one line (a longer line is rejected alone) and in all.
+    max_subjects: int = Field(default=1_000_000, ge=1)
+    max_line_bytes: int = Field(default=65_536, ge=256, le=16 * 1024 * 1024)
+    max_file_bytes: int = Field(default=1 << 30, ge=1024)
+
+    @field_validator("subjects_from")
+    @classmethod
+    def _inboxes(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            problem = check_inbox(entry)
+            if problem:
+                raise ValueError(f"{entry!r}: {problem}")
+        return entries
 
 
 class Settings(_Strict):
@@ -149,6 +172,7 @@ class Settings(_Strict):
     deadline_alert: DeadlineAlertSettings | None = None
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
     batch: BatchSettings = Field(default_factory=BatchSettings)
+    drop: DropSettings | None = None  # California's DROP for data brokers (docs/drop.md)
     # How long an approval or a manual collection waits for its person before the step fails.
     wait_timeout: timedelta = Field(default=WEEK, gt=timedelta(0))
 
@@ -163,6 +187,9 @@ class PrivacyConfig:
     policies: dict[str, Policy]
     graph: DatasetGraph
     plan: TraversalPlan
+    # SaaS datasets: their configs, and the fields each dataset file declares (before the configs' inputs).
+    saas: dict[str, SaasConfig] = field(default_factory=dict)
+    saas_declared: dict[str, dict[str, set[str]]] = field(default_factory=dict)
 
     def __deepcopy__(self, memo: dict) -> PrivacyConfig:
         # Airflow deep-copies tasks (partial_subset, dag.test); the config is shared, never mutated.

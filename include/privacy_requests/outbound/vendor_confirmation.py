@@ -21,6 +21,8 @@ import hashlib
 import hmac
 import json
 import logging
+import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -43,7 +45,14 @@ OPTIONS = [ERASED, NOT_FOUND, REFUSED]
 ANSWERS = {ERASED: "erased", NOT_FOUND: "not_found", REFUSED: "refused"}
 NOTE = "note"
 MAX_NOTE_LENGTH = 1000
+# What a note may not hold, as an identity value may not (request.py): control characters (but line breaks
+# and tabs, which a note may have), surrogates, line and paragraph separators.
+_NOTE_FORBIDDEN = {"Cc", "Cs", "Zl", "Zp"}
 Send = Callable[[EmailMessage], dict[str, Any]]
+
+
+MAX_TOKEN_LENGTH = 2048  # a genuine token is a few hundred characters
+_B64_PART = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class TokenRefused(Exception):
@@ -74,16 +83,24 @@ def make_token(key: bytes, claims: Claims) -> str:
 
 
 def read_token(key: bytes, token: str, now: datetime) -> Claims:
-    """The claims of a genuine, unexpired token; else TokenRefused (saying why, for the log)."""
+    """The claims of a genuine, unexpired token; else TokenRefused (saying why, for the log).
+
+    Decoded strictly: exactly two parts, each in the URL-safe base64 alphabet and in the one spelling
+    ``make_token`` writes (no padding, no other character, no unused bits set), the signature exactly 32
+    bytes. A link with anything appended or inserted is another link, and refused."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or token.count(".") != 1:
+        raise TokenRefused("malformed token")
     payload_part, _, signature_part = token.partition(".")
-    try:
-        payload, signature = _unb64(payload_part), _unb64(signature_part)
-    except (ValueError, binascii.Error):
-        raise TokenRefused("malformed token") from None
+    payload, signature = _unb64(payload_part), _unb64(signature_part)
+    if len(signature) != hashlib.sha256().digest_size:
+        raise TokenRefused("malformed token")
     if not hmac.compare_digest(signature, hmac.new(key, payload, hashlib.sha256).digest()):
         raise TokenRefused("bad signature")
-    body = json.loads(payload)
-    claims = Claims(body["r"], body["d"], body["n"], datetime.fromtimestamp(body["e"], UTC))
+    try:
+        body = json.loads(payload)
+        claims = Claims(body["r"], body["d"], body["n"], datetime.fromtimestamp(body["e"], UTC))
+    except (ValueError, KeyError, TypeError, OverflowError, OSError):
+        raise TokenRefused("malformed claims") from None
     if now >= claims.expires:
         raise TokenRefused(f"expired at {claims.expires.isoformat()}")
     return claims
@@ -94,9 +111,16 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    if not text:
-        raise ValueError("empty")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """The bytes of one part, only from its canonical spelling; else TokenRefused."""
+    if not _B64_PART.fullmatch(text):
+        raise TokenRefused("malformed token")
+    try:
+        raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    except (ValueError, binascii.Error):
+        raise TokenRefused("malformed token") from None
+    if _b64(raw) != text:  # unused bits set: another spelling of the same bytes
+        raise TokenRefused("malformed token")
+    return raw
 
 
 @dataclass(frozen=True)
@@ -266,6 +290,22 @@ def answerable(store: RequestStore, claims: Claims) -> dict[str, Any]:
     if claims.round != record["round"] or store.exists(layout.confirmation_closed(claims.dataset, claims.round)):
         raise TokenRefused(f"round {claims.round} is over")
     return sent
+
+
+def check_note(note: Any) -> str | None:
+    """A vendor's note as it may be recorded (stripped; None when empty), or RequestError saying what is wrong
+    without echoing it: the rules of an identity value (no control character but line breaks and tabs, no
+    surrogate or line/paragraph separator; PostgreSQL refuses a NUL in the answer it stores) and at most
+    MAX_NOTE_LENGTH characters."""
+    if note is None:
+        return None
+    if not isinstance(note, str):
+        raise RequestError("the note must be text")
+    if len(note) > MAX_NOTE_LENGTH:
+        raise RequestError(f"the note is longer than {MAX_NOTE_LENGTH} characters")
+    if any(unicodedata.category(c) in _NOTE_FORBIDDEN and c not in "\n\r\t" for c in note):
+        raise RequestError("the note contains a control character")
+    return note.strip() or None
 
 
 def vendor_responses(config: PrivacyConfig, store: RequestStore) -> list[dict[str, Any]]:

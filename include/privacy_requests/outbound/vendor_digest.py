@@ -19,7 +19,7 @@ from croniter import croniter
 
 from ..errors import StepSkipped
 from ..model.settings import PrivacyConfig
-from ..request.report import build_report
+from ..request.report import write_report
 from ..request.request import PrivacyRequest, RequestConf
 from ..store import layout
 from ..store.store import RequestStore, StoragePath
@@ -95,7 +95,7 @@ def _mark_told(config: PrivacyConfig, request_store: RequestStore, entry: dict[s
     if report.exists() and _status(report) == layout.AWAITING_DIGEST:
         request = PrivacyRequest(config, RequestConf.model_validate(entry["conf"]), entry["request_id"],
                                  request_store, subject="")
-        request_store.write_public(layout.REPORT, [build_report(request).to_json()])
+        write_report(request)  # and its certificate: now complete, with the digest's email
     log.info("Request %s: vendor '%s' told in digest %s", entry["request_id"], dataset, digest_id)
 
 

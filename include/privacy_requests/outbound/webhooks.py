@@ -76,8 +76,8 @@ def call_webhooks(request: PrivacyRequest, step: str, caller: Caller) -> int:
     were called now. A halt parks the step through ``caller.ask``."""
     if not getattr(request.policy.webhooks, step):
         raise StepSkipped(f"policy '{request.conf.policy}' has no {step}-execution webhooks")
-    if step == "post" and request.conf.dry_run:
-        raise StepSkipped("a dry run executed nothing: post-execution webhooks are not called")
+    if request.conf.dry_run:
+        return plan_webhooks(request, step)
     called = 0
     for webhook in getattr(request.policy.webhooks, step):
         if request.store.exists(layout.webhook_called(step, webhook.name)):
@@ -88,11 +88,25 @@ def call_webhooks(request: PrivacyRequest, step: str, caller: Caller) -> int:
     return called
 
 
+def plan_webhooks(request: PrivacyRequest, step: str) -> int:
+    """A dry run calls no webhook (the remote could act on the call, or derive identities it then keeps): each
+    one is a ``webhook_planned`` event of the plan (name, connection, endpoint; never a payload). The plan
+    covers the conf's identities only: what a two-way webhook would derive is not known until it is called.
+    Returns 0 (nothing was called)."""
+    planned = {(e["step"], e["webhook"]) for e in request.store.events() if e["event"] == "webhook_planned"}
+    for webhook in getattr(request.policy.webhooks, step):
+        if (step, webhook.name) not in planned:  # a cleared task does not plan twice
+            request.store.add_event("webhook_planned", step=step, webhook=webhook.name, conn_id=webhook.conn_id,
+                                    endpoint=webhook.endpoint, direction=webhook.direction)
+    log.info("Dry run: %d %s-execution webhook(s) planned, none called", len(getattr(request.policy.webhooks, step)),
+             step)
+    return 0
+
+
 def _call(request: PrivacyRequest, step: str, webhook: Webhook, caller: Caller) -> None:
     store = request.store
     payload = {"request_id": request.request_id, "policy": request.conf.policy, "step": step,
-               "direction": webhook.direction, "identity": request.identity,
-               **({"dry_run": True} if request.conf.dry_run else {})}  # the remote may not act on a dry run
+               "direction": webhook.direction, "identity": request.identity}
     may_halt = step == "pre" and webhook.direction == "two_way"
     reply = caller.post(webhook, payload, {"reply-to": caller.resume_url} if may_halt else None)
     answer = classify(webhook, reply)

@@ -26,8 +26,11 @@ def report_digest(report_json: str) -> str:
 
 
 def render_certificate(*, organization: str, policy_name: str, report: dict[str, Any], report_json: str,
-                       received: datetime | None, due: datetime | None, issued: datetime) -> str:
-    """The certificate of one finished request, from its report as written (``report_json``)."""
+                       received: datetime | None, due: datetime | None, issued: datetime,
+                       completed: datetime | None = None) -> str:
+    """The certificate of one finished request, from its report as written (``report_json``). ``due`` includes
+    the extensions granted; ``completed`` is when the request completed (None while a vendor still waits for
+    its digest: the deadline is then missed only once ``issued`` is past it)."""
     events = report["events"]
     collections = [{
         "collection": c["collection"], "kind": c["kind"], "found": c["access"].get("rows"),
@@ -39,5 +42,6 @@ def render_certificate(*, organization: str, policy_name: str, report: dict[str,
         emails=[e for e in events if e["event"] == "email_sent"],
         reviews=[e for e in events if e["event"] in ("request_approved", "request_rejected")],
         webhooks=[e for e in events if e["event"] == "webhook_called"],
-        received=received, due=due, issued=issued, deadline_met=None if due is None else issued <= due,
+        received=received, due=due, issued=issued, completed=completed,
+        deadline_met=None if due is None else completed <= due if completed else None if issued <= due else False,
         digest=report_digest(report_json))

@@ -16,8 +16,7 @@ from ..model.graph import CollectionAddress
 from ..model.masking import new_request_secrets
 from ..store import layout
 from .asking import APPROVE, REJECT, Answer, Question, duration
-from .certificate import render_certificate
-from .report import Report, build_report
+from .report import Report, write_report
 from .request import (
     PrivacyRequest,
     check_dry_run_followed,
@@ -27,6 +26,7 @@ from .request import (
     claim_subject,
     release_subject,
 )
+from .statutory_clock import request_due
 
 log = logging.getLogger(__name__)
 
@@ -80,30 +80,16 @@ def record_failure(request: PrivacyRequest, checkpoint: str, try_number: int, ex
     failure = request.store.add_event("checkpoint_failed", checkpoint=checkpoint, try_number=try_number,
                                       error=type(exc).__name__, message=str(exc) if known else "see the task log",
                                       final=final)
-    request.store.write_public(layout.REPORT, [build_report(request, failure=failure).to_json()])
+    write_report(request, failure=failure)
 
 
 def finish_request(request: PrivacyRequest) -> tuple[Report, int]:
     """report.json, then the intermediate data deleted and the subject freed; the ledger and deliverables stay.
     Returns the report and how many intermediate objects were deleted."""
-    report = build_report(request)
-    report_json = report.to_json()
-    request.store.write_public(layout.REPORT, [report_json])
-    if not request.conf.dry_run:  # a dry run erased nothing: there is nothing to certify
-        request.store.write_public(layout.CERTIFICATE, [certificate(request, report, report_json)])
+    report = write_report(request)  # and the certificate (none for a dry run, which erased nothing)
     removed = request.store.delete_intermediate()
     release_subject(request)
     return report, removed
-
-
-def certificate(request: PrivacyRequest, report: Report, report_json: str) -> str:
-    """The certificate of a finished request (certificate.py), with its received and due dates."""
-    received_at = (request.store.get(layout.REQUEST) or {}).get("received")
-    received = datetime.fromisoformat(received_at) if received_at else None
-    return render_certificate(organization=request.config.settings.organization,
-                              policy_name=request.policy.display_name, report=report.body, report_json=report_json,
-                              received=received, due=request.policy.due_date(received) if received else None,
-                              issued=datetime.now(UTC))
 
 
 def approval_question(request: PrivacyRequest) -> Question | None:
@@ -116,8 +102,8 @@ def approval_question(request: PrivacyRequest) -> Question | None:
     if approved:
         log.info("Approved by %s at %s: not asking again", approved["by"], approved["time"])
         return None
-    received = (request.store.get(layout.REQUEST) or {}).get("received")
-    due = policy.due_date(datetime.fromisoformat(received)).date() if received else "unknown"
+    dates = request_due(request.store, policy)
+    due = dates[1].date() if dates else "unknown"
     access = sorted({t for r in policy.access_rules for t in r.targets})
     erasure = sorted({t for r in policy.erasure_rules for t in r.targets})
     return Question(
@@ -157,5 +143,5 @@ def reject_request(request: PrivacyRequest, *, by: str | None, reason: str, **fi
     """End a request before anything is touched: its report says who rejected it and why (status rejected),
     and its subject is freed."""
     request.store.add_event("request_rejected", by=by, reason=reason, **fields)
-    request.store.write_public(layout.REPORT, [build_report(request).to_json()])
+    write_report(request)
     release_subject(request)

@@ -1,5 +1,10 @@
 """``report.json``: per collection and step, what happened; who approved or rejected the request; every audit
-event (webhook calls, halts, manual entries...); nothing personal beyond the request's own identity types."""
+event (webhook calls, halts, manual entries...); nothing personal beyond the request's own identity types.
+
+``write_report`` is the one writer of a request's report.json, and it writes ``certificate.html`` beside it
+from the same text, so the certificate's SHA-256, status and due date never drift from the report: finalize,
+a failure, a rejection, a vendor digest, a deadline extension and retention all write through it.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..model.graph import CollectionAddress
+from ..model.settings import PrivacyConfig
 from ..store import layout
-from .request import PrivacyRequest
+from ..store.store import RequestStore
+from .certificate import render_certificate
+from .request import PrivacyRequest, RequestConf
+from .statutory_clock import request_due
 
 
 @dataclass
@@ -96,3 +105,49 @@ def _vendor_emails(request: PrivacyRequest) -> list[dict[str, Any]]:
             result.append({"dataset": dataset, "status": layout.AWAITING_DIGEST, "since": queued["time"],
                            "schedule": queued["schedule"]})
     return result
+
+
+CERTIFIED = (layout.COMPLETE, layout.AWAITING_DIGEST)  # a certificate describes a request that did its part
+
+
+def write_report(request: PrivacyRequest, failure: dict[str, Any] | None = None,
+                 now: datetime | None = None) -> Report:
+    """Write report.json, then the certificate from the very text written (or remove a certificate that no
+    longer describes the report: the request failed after all). A dry run erased nothing: no certificate."""
+    store, now = request.store, now or datetime.now(UTC)
+    report = build_report(request, failure)
+    report_json = report.to_json()
+    store.write_public(layout.REPORT, [report_json])
+    status = report.body["status"]
+    if request.conf.dry_run or status not in CERTIFIED:
+        store.delete(layout.CERTIFICATE)
+        return report
+    if status == layout.COMPLETE:  # the first time the report says complete is when the request completed
+        store.create(layout.COMPLETED, {"time": now.isoformat()})
+    completed = (store.get(layout.COMPLETED) or {}).get("time")
+    dates = request_due(store, request.policy)
+    store.write_public(layout.CERTIFICATE, [render_certificate(
+        organization=request.config.settings.organization, policy_name=request.policy.display_name,
+        report=report.body, report_json=report_json, received=dates[0] if dates else None,
+        due=dates[1] if dates else None, completed=datetime.fromisoformat(completed) if completed else None,
+        issued=now)])
+    return report
+
+
+def rewrite_report(config: PrivacyConfig, store: RequestStore) -> Report | None:
+    """Write again the report (and certificate) of a request whose run is over, after something outside the run
+    changed it (a digest told its vendor, an extension, retention deleted its package). The request is read
+    back from its records, without its identity values (a report holds only their types); a failed request
+    stays failed. None when the request has no report yet (its run will write it)."""
+    path = store.base / layout.REPORT
+    record = store.get(layout.REQUEST)
+    if record is None or not path.exists() or record.get("policy") not in config.policies:
+        return None
+    with path.open("r") as fh:
+        previous = json.load(fh)
+    conf = RequestConf.model_construct(
+        request_id=record["request_id"], policy=record["policy"],
+        identity=dict.fromkeys(record.get("identity_types") or previous.get("identity_types") or [], ""),
+        dry_run=bool(record.get("dry_run")), after_dry_run=previous.get("after_dry_run"))
+    request = PrivacyRequest(config, conf, record["request_id"], store, subject="")
+    return write_report(request, failure=previous.get("failed_checkpoint"))

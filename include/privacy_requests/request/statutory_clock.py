@@ -10,6 +10,7 @@ in the request's store and a create-only ledger entry, so two staff extending at
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +33,29 @@ def extensions(store: RequestStore) -> list[dict[str, Any]]:
     return [store.get(name) for name in store.list(layout.EXTENSIONS)]
 
 
-def due_date(policy: Policy, received: datetime, granted: list[dict[str, Any]]) -> datetime:
-    """The regulation's due date moved by every extension granted."""
-    due = policy.due_date(received)
+def due_date(policy: Policy, received: datetime, granted: Sequence[dict[str, Any]] = ()) -> datetime:
+    """THE due date of a request, the one every page, alert, question and certificate shows: the policy's time
+    limit (GDPR one calendar month, Art. 12(3); CCPA 45 days; or the policy's ``due_days``) from receipt, moved
+    by every extension granted (``extensions(store)``)."""
+    if policy.due_days:
+        due = received + timedelta(days=policy.due_days)
+    elif policy.regulation == "ccpa":
+        due = received + timedelta(days=45)
+    else:
+        due = add_months(received, 1)
     for extension in granted:
         due = add_months(due, extension.get("months", 0)) + timedelta(days=extension.get("days", 0))
     return due
+
+
+def request_due(store: RequestStore, policy: Policy) -> tuple[datetime, datetime] | None:
+    """When the request in ``store`` was received and when it is due (extensions included); None before it
+    was validated."""
+    record = store.get(layout.REQUEST)
+    if not record or not record.get("received"):
+        return None
+    received = datetime.fromisoformat(record["received"])
+    return received, due_date(policy, received, extensions(store))
 
 
 def acknowledge_by(policy: Policy, received: datetime) -> datetime | None:

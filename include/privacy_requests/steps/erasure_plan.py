@@ -33,6 +33,8 @@ def plan_erasure(work: ErasureWork, kind: str, connector: Connector) -> dict[str
     if kind == "email":
         connector.erase(work)
         return {"rows": None, "fields": fields, "by": "the vendor, from the email rendered for this request"}
+    if kind == "saas":  # the requests it would send (method, path template, fields); none is sent
+        return connector.plan(work)  # type: ignore[attr-defined]
     if kind == "manual":
         return {"rows": None, "fields": fields, "by": "a person, who would be asked to confirm"}
     if not work.collection.primary_keys:

@@ -50,6 +50,8 @@ APPROVAL = f"{LEDGER}/approval.json"
 DEADLINE_ALERT = f"{LEDGER}/deadline_alert.json"
 # The ``send_once`` key of the access package emailed to the subject ('@' is in no dataset's fides key).
 PACKAGE_EMAIL = "@subject.access_package"
+PACKAGE_DELETED = f"{LEDGER}/access_package_deleted.json"  # the package expired (package/expiry.py): never again
+COMPLETED = f"{LEDGER}/completed.json"  # when the report first said complete (the certificate's "Completed")
 EXTENSIONS = f"{LEDGER}/extensions"  # deadline extensions, one create-only document each (statutory_clock.py)
 _ERASURE_PREFIX = f"{LEDGER}/erasure."
 
@@ -199,3 +201,26 @@ def email_subjects(dataset: str) -> str:
 def batch_report(batch_id: str) -> str:
     """A batch's report, relative to the storage root: its subjects and counts."""
     return f"{BATCHES}/{batch_id}/{REPORT}"
+
+
+# -- California's DROP (drop/): {storage}/_drop/{run}/ per run, {storage}/_drop/suppression/ across runs ------
+DROP = "_drop"  # reserved like BATCHES: not a valid request id, so never a request's folder
+DROP_SUPPRESSION = "suppression"  # the hashes received (never identities), re-matched by every run
+DROP_SUPPRESSION_ROWS = "drop/suppression"  # {id, list, hash, received, reported}
+DROP_DOWNLOAD = "drop/download.json"  # what was received: date, broker, files, rows, due date
+DROP_ITEMS = "drop/items"  # the download's work items {id, list, hash, file}
+DROP_REMOVED = "drop/removed"  # identifiers consumers withdrew {id, hash, list_type}
+DROP_REJECTED = "drop/rejected.json"  # malformed rows: file, line, reason (never their content)
+DROP_OUTCOMES = "drop/outcomes"  # per work item: status, reason, subject (decided once per run)
+DROP_MATCHED = "drop/matched.json"  # the decision is made: counts (a clear repeats nothing)
+DROP_SUBJECTS = "drop/subjects"  # the consumers to erase {request_id, identity}: the batch's subjects
+DROP_OPTED_OUT = f"{LEDGER}/drop_opt_out.json"  # the opt-out writes were done
+DROP_RESPONSES = "responses"  # the response CSVs, in clear (work item ids and status codes only)
+DROP_RUN_REPORT = "drop_report.json"
+DROP_OUTCOMES_CSV = "drop_outcomes.csv"  # per work item: id, list, status, reason (in clear: no identifier)
+DROP_CERTIFICATE = "drop_certificate.html"
+
+
+def drop_upload(name: str) -> str:
+    """The ledger entry of one response file sent through the API (its statuses, DROP's answer)."""
+    return f"{LEDGER}/drop_upload.{name}.json"

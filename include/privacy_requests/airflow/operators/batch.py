@@ -4,7 +4,7 @@ skipped steps, the owner check) is the single request's (base.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any
 
 from airflow.sdk import Context, ObjectStoragePath
@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from ...batch.collections import access_batch_collection, erase_batch_collection
 from ...batch.outputs import finish_batch, record_batch_failure, send_batch_email, write_access_packages
-from ...batch.subjects import Batch, open_batch, start_batch, subject_lines
+from ...batch.subjects import Batch, batch_subjects_source, open_batch, start_batch
 from ...errors import RequestError, StepSkipped
 from ...model.graph import CollectionAddress
 from ..hitl import asker
@@ -53,19 +53,9 @@ class BatchValidateOperator(BatchOperator):
 
 
 def _subjects(batch: Batch) -> Iterable[Any]:
-    if batch.conf.subjects is not None:
-        return batch.conf.subjects
-    return _lines(batch.conf.subjects_url or "")
-
-
-def _lines(url: str) -> Iterator[Any]:
-    """The subjects file, streamed line by line (never loaded whole)."""
-    try:
-        path = ObjectStoragePath(url)
-        with path.open("rb") as fh:
-            yield from subject_lines(fh)
-    except (OSError, ValueError) as exc:
-        raise RequestError(f"subjects_url cannot be read: {type(exc).__name__}") from None
+    """The conf's subjects, or the subjects file (checked against privacy.yml's inboxes before it is opened;
+    an object-storage URL opened through ObjectStoragePath, read in blocks)."""
+    return batch_subjects_source(batch, lambda url: ObjectStoragePath(url).open("rb"))
 
 
 class BatchSkippedOperator(BatchOperator):

@@ -39,6 +39,8 @@ class VendorConfirmationOperator(PrivacyRequestOperator):
         self.dataset = dataset
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
+        if request.conf.dry_run:  # no email went out, so nobody is asked, reminded or notified
+            raise StepSkipped(f"a dry run sent '{self.dataset}' no email: nothing to confirm")
         return self._wait(request, context)
 
     def answered(self, request: PrivacyRequest, context: Context, event: dict[str, Any]) -> dict[str, Any]:

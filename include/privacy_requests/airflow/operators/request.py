@@ -74,7 +74,7 @@ class UploadAccessPackageOperator(PrivacyRequestOperator):
         config = self.privacy_config
         emailed = deliver_package(request, sender=lambda: smtp_sender(config),
                                   send=smtp_send(config.settings.smtp_conn_id), try_number=context["ti"].try_number)
-        if emailed:
+        if emailed and emailed.get("message_id"):  # a dry run renders the email and sends nothing
             result["emailed_message_id"] = emailed["message_id"]
         return result
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from ...request.request import PrivacyRequest
 from ...store import layout
 
 log = logging.getLogger(__name__)
+SHOWN_TO = "the subject's email identity"  # what public records say instead of the address
 _TEMPLATES = Path(__file__).parent / "templates"
 _html = Environment(loader=FileSystemLoader(_TEMPLATES), autoescape=True, undefined=StrictUndefined)
 _text = Environment(loader=FileSystemLoader(_TEMPLATES), autoescape=False, undefined=StrictUndefined,
@@ -51,7 +53,22 @@ def deliver_package(request: PrivacyRequest, *, sender: Callable[[], str], send:
         log.warning("The policy delivers the access package by email, but the request gives no email identity: "
                     "the package stays in storage only")
         return None
+    if request.conf.dry_run:
+        return render_only(request, to)
     return send_once(request.store, layout.PACKAGE_EMAIL,
                      lambda: Composed(package_email(request), [to], {"attachments": 1},
-                                      event="access_package_emailed", shown_to="the subject's email identity"),
+                                      event="access_package_emailed", shown_to=SHOWN_TO),
                      sender=sender, send=send, try_number=try_number)
+
+
+def render_only(request: PrivacyRequest, to: str) -> dict[str, Any]:
+    """A dry run: the letter is rendered and kept (encrypted, like a dry run's vendor emails) for the request
+    page, and sent to nobody; no "sending" marker, no ledger entry. The public event names no address."""
+    rendered = package_email(request)
+    entry = {"dataset": layout.PACKAGE_EMAIL, "recipients": [to], "subject": rendered.subject,
+             "time": datetime.now(UTC).isoformat(), "attachments": [a.filename for a in rendered.attachments]}
+    request.store.put(layout.dry_run_email(layout.PACKAGE_EMAIL), {**entry, "html": rendered.html,
+                                                                   "text": rendered.text})
+    request.store.add_event("email_rendered", dataset=layout.PACKAGE_EMAIL, recipients=[SHOWN_TO], dry_run=True)
+    log.info("Dry run: the access package email to the subject was rendered and kept, not sent")
+    return {**entry, "recipients": [SHOWN_TO], "message_id": None}

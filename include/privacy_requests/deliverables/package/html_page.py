@@ -23,6 +23,10 @@ from .labels import category, readable, words
 from .rows import PackagedCollection
 
 SHOWN_ROWS = 500  # records of one collection shown on the page; the JSON and CSV files hold them all
+# Explicit directional formatting (embeddings, overrides, isolates): in a stored value they would reorder what
+# the person reads ("Invoice\u202egnp.exe" shows as "Invoiceexe.png"). On the page each value is isolated
+# (<bdi>, so nothing leaks past it) and these characters are shown as what they are, e.g. [U+202E].
+_BIDI_CONTROLS = {code: f"[U+{code:04X}]" for code in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
 _pages = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True,
                      undefined=StrictUndefined)
 
@@ -64,9 +68,14 @@ class System:
     sections: list[Section]
 
 
+def shown(text: str) -> str:
+    """Text as the page shows it: directional formatting characters made visible ([U+202E])."""
+    return text.translate(_BIDI_CONTROLS)
+
+
 def entries(node: dict[str, Any]) -> list[Entry]:
     """A projected row as nested entries, in the order its fields are declared."""
-    return [_entry(words(key), value) for key, value in node.items()]
+    return [_entry(shown(words(key)), value) for key, value in node.items()]
 
 
 def _entry(label: str, value: Any) -> Entry:
@@ -74,7 +83,7 @@ def _entry(label: str, value: Any) -> Entry:
         return Entry(label, children=entries(value))
     if isinstance(value, list):
         return Entry(label, items=[_entry("", v) for v in value])
-    return Entry(label, text=readable(value))
+    return Entry(label, text=shown(readable(value)))
 
 
 def _meanings(packaged: PackagedCollection) -> list[FieldMeaning]:
@@ -82,7 +91,7 @@ def _meanings(packaged: PackagedCollection) -> list[FieldMeaning]:
     for path in packaged.paths:
         spec = packaged.collection.field(path)
         categories = [category(c) for c in (spec.data_categories if spec else ())]
-        result.append(FieldMeaning(" › ".join(words(p) for p in path.split(".")), categories))
+        result.append(FieldMeaning(" › ".join(shown(words(p)) for p in path.split(".")), categories))
     return result
 
 
