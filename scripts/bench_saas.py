@@ -17,8 +17,8 @@ from include.privacy_requests.model.graph import CollectionAddress
 from include.privacy_requests.model.loading import load_config
 from include.privacy_requests.steps.collection_steps import access_collection, erase_collection
 from include.privacy_requests.store import layout
-from tests.saas_servers.stripe import StripeApi
-from tests.unit.test_saas import Harness, started
+from tests.support.saas_servers.harness import Harness, started
+from tests.support.saas_servers.stripe import StripeApi
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 CONCURRENCY = int(sys.argv[2]) if len(sys.argv) > 2 else 4

@@ -91,7 +91,7 @@ def compose_config(stripe_host: str, stripe_key: str) -> Path:
 
 def fake_stripe():
     """Jane has a customer and three charges at Stripe (two pages of 2); John has his own."""
-    from tests.saas_servers.stripe import StripeApi
+    from tests.support.saas_servers.stripe import StripeApi
 
     api = StripeApi(key="sk_test_demo").start()
     api.add_customer("cus_jane", "jane@example.com", "Jane Doe", "+15555550100")

@@ -1,9 +1,49 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: set-up (venv, packages), database servers, then pytest. Extra arguments go
-# to pytest (for example: ./scripts/test.sh tests/unit -q).
+# The tests. Set-up first (venv, pinned packages, database servers), then pytest.
+#
+#   ./scripts/test.sh          the fast loop: every tier except the tests that start Airflow clusters
+#                              (-m "not cluster": unit, dag, integration), in 2 processes
+#   ./scripts/test.sh --all    everything, what CI runs: the cluster tests too, in 4 processes
+#                              (pytest-xdist, one process per cluster, see tests/conftest.py)
+#
+# Other arguments go to pytest: ./scripts/test.sh tests/unit -q, ./scripts/test.sh -k pools.
+# Naming a file or folder of tests/e2e runs it even without --all: ./scripts/test.sh tests/e2e/test_ui.py
+# PYTEST_WORKERS sets the number of processes; -n 0 (or --pdb) runs in this one process.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$ROOT/scripts/setup.sh" --with-browser
+
+all=0
+args=()
+parallel=1
+for arg in "$@"; do
+  case "$arg" in
+    --all) all=1 ;;
+    *) args+=("$arg") ;;
+  esac
+  case "$arg" in
+    -n*|--numprocesses*|no:xdist|-pno:xdist|--pdb|--trace) parallel=0 ;;  # the caller chose how to run
+  esac
+done
+
+if [ "$all" = 1 ]; then
+  bash "$ROOT/scripts/setup.sh" --with-browser
+  select=()
+  workers="${PYTEST_WORKERS:-4}"
+else
+  bash "$ROOT/scripts/setup.sh"
+  select=(-m "not cluster")
+  for arg in "${args[@]+"${args[@]}"}"; do
+    case "$arg" in
+      -m|-m*|tests/e2e*|*/tests/e2e*) select=() ;;  # the caller chose: run what they named
+    esac
+  done
+  workers="${PYTEST_WORKERS:-2}"
+fi
+if [ "$parallel" = 1 ]; then
+  # One process per work unit: a module, or the modules sharing the demo cluster (tests/conftest.py).
+  select+=(-n "$workers" --dist loadscope --no-loadscope-reorder)
+fi
 bash "$ROOT/scripts/services.sh"
 cd "$ROOT"
-exec env -u AIRFLOW_HOME -u PYTHONPATH "$ROOT/.venv/bin/python" -m pytest "$@"
+exec env -u AIRFLOW_HOME -u PYTHONPATH "$ROOT/.venv/bin/python" -m pytest "${select[@]+"${select[@]}"}" \
+  "${args[@]+"${args[@]}"}"

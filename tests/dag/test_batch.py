@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dag.af_helpers import clear, resume
-from tests.dag.conftest import table, task_states
+from tests.support.dag_runs import clear, resume, table, task_states
 
 POLICY = "access_and_erasure_policy"  # access package, names nulled, a vendor email
 SEND = "erasure_email_send.daycare_vendor"

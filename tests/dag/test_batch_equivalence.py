@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from tests.conftest import DEMO_CONFIG
-from tests.dag.equivalence import (
+from tests.support.equivalence import (
     access_package,
     assert_same_erasure,
     digest_instructions,
@@ -19,6 +18,7 @@ from tests.dag.equivalence import (
     single_instructions,
     snapshot,
 )
+from tests.support.paths import DEMO_CONFIG
 
 SUBJECTS = {
     "jane": {"email": "jane@example.com"},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dag.equivalence import run_batch_dag
+from tests.support.equivalence import run_batch_dag
 
 SUBJECTS = [{"request_id": "ui-jane", "identity": {"email": "jane@example.com"}},
             {"request_id": "ui-john", "identity": {"email": "john@example.com"}},

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.dag_runs import dagbag
 
 CHECKPOINTS = ["validate_request", "approve_request", "pre_webhooks", "upload_access_package", "post_webhooks",
                "finalize"]
-
-
-def dagbag(monkeypatch: pytest.MonkeyPatch, config_dir: Path | None = None):
-    from airflow.dag_processing.dagbag import DagBag
-
-    if config_dir is not None:
-        monkeypatch.setenv("PRIVACY_REQUESTS_CONFIG_DIR", str(config_dir))
-    return DagBag(dag_folder=str(ROOT / "dags"))
 
 
 def test_dags_import_without_errors_and_follow_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:

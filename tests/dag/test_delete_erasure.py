@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dag.conftest import table, task_states
+from tests.support.dag_runs import table, task_states
 
 POLICY = "delete_policy"
 DELETE_POLICY = {"policy": [{"key": POLICY, "name": "Delete my account", "rules": [

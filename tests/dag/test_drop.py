@@ -15,12 +15,10 @@ import pytest
 import yaml
 from sqlalchemy import Engine, create_engine, text
 
-from tests.conftest import ROOT
-from tests.dag.af_helpers import clear, resume
-from tests.dag.conftest import task_states
-from tests.drop_server import DropServer, make_zip
-from tests.integration.conftest import postgresql_engine
-from tests.unit.test_drop_engine import HEAD, email, first_download
+from tests.support.dag_runs import clear, resume, task_states
+from tests.support.databases import postgresql_engine
+from tests.support.drop_server import HEAD, DropServer, email, first_download, make_zip
+from tests.support.paths import ROOT
 
 DROP_CONFIG = ROOT / "tests" / "drop_config"
 

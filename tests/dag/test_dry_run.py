@@ -161,7 +161,7 @@ EVERYTHING = {
 
 @pytest.fixture
 def remote(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from tests.http_remote import Remote
+    from tests.support.http_remote import Remote
 
     server = Remote()
     server.answers["/enrich"] = [(200, {"derived_identity": {"phone_number": "+15555550100"}})] * 3

@@ -6,8 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.dag.af_helpers import clear, resume
-from tests.dag.conftest import task_states
+from tests.support.dag_runs import clear, resume, task_states
 
 JANE = {"email": "jane@example.com"}
 SEND = "erasure_email_send.daycare_vendor"
@@ -136,7 +135,7 @@ def test_smtp_down_fails_then_a_clear_sends_exactly_once(run_request, shop_db: P
 
 
 def _customer_row(db: Path) -> tuple:
-    from tests.dag.conftest import table
+    from tests.support.dag_runs import table
 
     return table(db, "customer")[0]
 

@@ -1,4 +1,4 @@
-"""Issue 11's cases at the DAG level (dag.test): each one failed on the code before its fix.
+"""The request guarantees at the DAG level (dag.test): each case below failed on the code before its fix.
 
 A request names its policy; a rejected duplicate id leaves the original untouched; a duplicate subject in
 flight is refused; oversized and control-character identities are refused at the trigger and again in
@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dag.af_helpers import start
-from tests.dag.conftest import table
+from tests.support.dag_runs import start, table
 
 JANE = {"email": "jane@example.com"}
 JOHN = {"email": "john@example.com"}

@@ -22,7 +22,7 @@ from include.privacy_requests.model.settings import PrivacyConfig
 from include.privacy_requests.request.lifecycle import start_request
 from include.privacy_requests.request.request import open_request
 from include.privacy_requests.store.store import REQUEST_ID_PATTERN, is_request_folder
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 VALID = {"policy": "default_erasure_policy", "identity": {"email": "jane@example.com"}}
 KEY = Fernet.generate_key().decode()

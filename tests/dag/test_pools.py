@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import DEMO_CONFIG
-from tests.dag.test_dag_integrity import dagbag
-from tests.unit.test_config import edit, find, problems_of
+from tests.support.config_files import edit, find, problems_of
+from tests.support.dag_runs import dagbag
+from tests.support.paths import DEMO_CONFIG
 
 SHOP_TABLES = ("customer", "address", "orders", "order_item", "login", "payment_card", "sms_subscription")
 
@@ -48,7 +48,7 @@ def test_without_a_pool_every_task_is_in_the_default_pool(monkeypatch: pytest.Mo
 def test_a_pool_on_a_vendor_dataset_is_refused_with_its_place(folder: Path) -> None:
     edit(folder, "privacy.yml", _set("daycare_vendor", pool="vendors"))
     problem = find(problems_of(folder), "privacy.yml", "datasets.daycare_vendor")
-    assert "only a dataset with 'conn_id' takes one" in problem.message
+    assert "only a dataset with 'conn_id' or 'saas' takes one" in problem.message
 
 
 def test_an_empty_pool_name_is_refused(folder: Path) -> None:

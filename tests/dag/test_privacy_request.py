@@ -7,7 +7,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from tests.dag.conftest import table
+from tests.support.dag_runs import table
 
 JANE = {"email": "jane@example.com"}
 

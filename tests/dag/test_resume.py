@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dag.af_helpers import clear, resume
-from tests.dag.conftest import table, task_states
+from tests.support.dag_runs import clear, resume, table, task_states
 
 JANE = {"email": "jane@example.com"}
 POLICY = "access_and_erasure_policy"  # null_rewrite only, so every run's final state is the same

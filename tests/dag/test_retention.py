@@ -23,9 +23,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
-from tests.dag.af_helpers import clear, resume
-from tests.dag.conftest import task_states
+from tests.support.dag_runs import clear, resume, task_states
+from tests.support.paths import ROOT
 
 DAG_ID = "privacy_request"
 FORM = "access.paper_archive.membership_form"

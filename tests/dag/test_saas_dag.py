@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.dag.conftest import task_states
-from tests.saas_servers.stripe import StripeApi
+from tests.support.dag_runs import task_states
+from tests.support.saas_servers.stripe import StripeApi
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "saas"
 POLICY = "access_and_erasure_policy"  # access everything, erase names

@@ -14,8 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dag.af_helpers import drive, start
-from tests.dag.conftest import table, task_states
+from tests.support.dag_runs import drive, start, table, task_states
 
 JANE = {"email": "jane@example.com"}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.dag.conftest import table
+from tests.support.dag_runs import table
 
 FORM = {"policy": "default_access_policy", "email": "jane@example.com", "phone_number": None, "request_id": "form-1",
         "identity": None}

@@ -16,7 +16,7 @@ import pytest
 from include.privacy_requests.outbound.vendor_confirmation import Claims, make_token, signing_key
 from include.privacy_requests.store import layout
 from include.privacy_requests.store.store import RequestStore
-from tests.dag.equivalence import run_batch_dag
+from tests.support.equivalence import run_batch_dag
 
 VENDOR = "daycare_vendor"
 
@@ -119,4 +119,5 @@ def test_the_pages_never_load_a_runs_conf(run_request, config_folder, shop_db: P
     whole = [s for s in runs if re.search(r"(?<!JSON_EXTRACT\()dag_run\.conf\b", s, re.IGNORECASE)]
     assert whole == []
     overview = api.get("/privacy/api/batches").json()
-    assert [(b["batch_id"], b["subjects"]) for b in overview] == [("page-batch", 50)]
+    # other modules' batches may share this metadata DB: this one is listed once, with its count
+    assert [(b["batch_id"], b["subjects"]) for b in overview if b["batch_id"] == "page-batch"] == [("page-batch", 50)]

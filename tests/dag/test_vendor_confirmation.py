@@ -8,8 +8,8 @@ import pytest
 from include.privacy_requests.airflow.constants import checkpoint_order
 from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
 from include.privacy_requests.model.loading import load_config
-from tests.conftest import DEMO_CONFIG
-from tests.dag.conftest import ConfigFolder
+from tests.support.dag_runs import ConfigFolder
+from tests.support.paths import DEMO_CONFIG
 
 VENDOR = "daycare_vendor"
 CONFIRM, SEND = f"vendor_confirmation.{VENDOR}", f"erasure_email_send.{VENDOR}"

@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.dag.af_helpers import clear, resume
-from tests.dag.conftest import task_states
+from tests.support.dag_runs import clear, resume, task_states
 
 VENDOR = "daycare_vendor"
 SEND = f"erasure_email_send.{VENDOR}"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.dag.conftest import table
-from tests.http_remote import Remote
+from tests.support.dag_runs import table
+from tests.support.http_remote import Remote
 
 JANE = {"email": "jane@example.com"}
 

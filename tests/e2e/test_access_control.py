@@ -1,11 +1,9 @@
 """Who may open the Privacy requests pages and what each role sees, on a real api-server with Airflow's simple
-auth manager (users per role in tests/e2e/conftest.py). Every route of the plugin is checked, those added
+auth manager (users per role in tests/support/cluster.py). Every route of the plugin is checked, those added
 later included: anonymous 401; no DAG permission 403; viewers (may read the DAG's runs) see statuses and
 counts but no identity; users, ops and admins (may change the DAG's runs) see the identity and the emails."""
 
 from __future__ import annotations
-
-import json
 
 import pytest
 import requests
@@ -13,8 +11,8 @@ from fastapi.routing import APIRoute
 
 from plugins.privacy_requests_ui import app
 from scripts.local_airflow import AirflowCluster
+from tests.support.cluster import token
 
-pytestmark = pytest.mark.e2e
 PREFIX = "/privacy"
 ROUTES = [route.path for route in app.routes if isinstance(route, APIRoute)]
 EMAIL_ROUTE = "/requests/{run_id}/emails/{dataset}"
@@ -24,15 +22,6 @@ PERSONAL_ROUTES = (EMAIL_ROUTE, PACKAGE_ROUTE)  # they show the subject's data: 
 BATCH_RUN_ROUTES = tuple(r for r in ROUTES if r.startswith("/batches/{run_id}"))
 ROLES = ("viewer", "user", "op", "admin")
 IDENTITY, MASKED = "jane@example.com", "j***@example.com"
-
-
-def token(cluster: AirflowCluster, username: str) -> str:
-    """A JWT for ``username``, whose password the api-server generated into passwords.json at start."""
-    password = json.loads((cluster.home / "passwords.json").read_text())[username]
-    response = requests.post(f"{cluster.base}/auth/token", json={"username": username, "password": password},
-                             timeout=10)
-    assert response.status_code == 201, response.text
-    return response.json()["access_token"]
 
 
 def url(cluster: AirflowCluster, route: str, run_id: str) -> str:

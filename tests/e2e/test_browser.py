@@ -21,9 +21,8 @@ from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
 from scripts.local_airflow import AirflowCluster
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
-pytestmark = pytest.mark.e2e
 ARTIFACTS = ROOT / "test-artifacts"
 
 

@@ -27,8 +27,9 @@ from sqlalchemy import text
 from upath import UPath
 
 from scripts.celery_airflow import CeleryCluster
-from tests.dag.conftest import SmtpServer, free_port
-from tests.e2e.test_faults import (
+from tests.support.cluster import START_TIMEOUT, answer
+from tests.support.databases import PG_HOST, PG_PORT, postgresql_engine
+from tests.support.faults import (
     ERASE_CUSTOMER,
     KILLED,
     OVERLAY,
@@ -36,10 +37,10 @@ from tests.e2e.test_faults import (
     SEND,
     SMTP_REFUSING,
     SUBJECTS,
+    Answers,
+    Calls,
     Faults,
     Subject,
-    _Answers,
-    _Calls,
     assert_like_a_clean_run,
     blocked_update,
     drop_role,
@@ -49,14 +50,15 @@ from tests.e2e.test_faults import (
     refusing_smtp,
     wait_until,
 )
-from tests.e2e.test_human_steps import answer
-from tests.http_remote import Remote
-from tests.integration.conftest import PG_HOST, PG_PORT, postgresql_engine
-from tests.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
+from tests.support.http_remote import Remote
+from tests.support.paths import DEMO_CONFIG
+from tests.support.ports import free_port
+from tests.support.s3_server import ACCESS_KEY, REGION, SECRET_KEY, S3Server
+from tests.support.smtp import SmtpServer, smtp_connection_uri
 
-pytestmark = pytest.mark.e2e
+# The first test waits for the cluster, its workers and four requests on four slots (RUN_TIMEOUT = 600).
+pytestmark = pytest.mark.timeout(1200)
 
-ROOT = Path(__file__).resolve().parents[2]
 BROKER = "redis://127.0.0.1:6379/5"  # this project's Redis database index
 STORE_CONN = "privacy_store"
 POOL = "shop_db"
@@ -85,7 +87,7 @@ def celery_settings_file(config: Path) -> None:
 def celery_world(base: Path, shop_url: str, s3: S3Server, bucket: str,
                  remote: Remote) -> Iterator[tuple[CeleryCluster, SmtpServer]]:
     config = base / "privacy"
-    shutil.copytree(ROOT / "include/privacy", config, ignore=shutil.ignore_patterns("seed"))
+    shutil.copytree(DEMO_CONFIG, config, ignore=shutil.ignore_patterns("seed"))
     shutil.copytree(OVERLAY, config, dirs_exist_ok=True)
     celery_settings_file(config)
     smtp = SmtpServer(free_port())
@@ -98,8 +100,7 @@ def celery_world(base: Path, shop_url: str, s3: S3Server, bucket: str,
             "AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY": Fernet.generate_key().decode(),
             "AIRFLOW_CONN_DEMO_SHOP_DB": shop_url,
             "AIRFLOW_CONN_FAULTS_CRM": remote.url,
-            "AIRFLOW_CONN_SMTP_DEFAULT": f"smtp://127.0.0.1:{smtp.port}?disable_tls=true&disable_ssl=true"
-                                         "&from_email=privacy%40example.com&timeout=5&retry_limit=0",
+            "AIRFLOW_CONN_SMTP_DEFAULT": smtp_connection_uri(smtp.port),
             # A worker that dies stops heartbeating its tasks: the scheduler fails them after this long.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
@@ -107,7 +108,7 @@ def celery_world(base: Path, shop_url: str, s3: S3Server, bucket: str,
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         }, broker_url=BROKER, workers=len(WORKERS))
         try:
-            cluster.start()
+            cluster.start(timeout=START_TIMEOUT)
             yield cluster, smtp
         finally:
             cluster.stop()
@@ -118,7 +119,7 @@ def celery_world(base: Path, shop_url: str, s3: S3Server, bucket: str,
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
     base = tmp_path_factory.mktemp("celery")
     remote = Remote()
-    remote.calls, remote.answers = _Calls(), _Answers()
+    remote.calls, remote.answers = Calls(), Answers()
     role = f"prq_celery_{secrets.token_hex(4)}"
     s3 = S3Server()
     try:

@@ -14,13 +14,12 @@ from pathlib import Path
 import pytest
 
 from scripts.local_airflow import AirflowCluster
-from tests.dag.conftest import SmtpServer, table
-from tests.e2e.conftest import airflow_world
-from tests.http_remote import Remote
+from tests.support.cluster import HITL, airflow_world, answer
+from tests.support.dag_runs import table
+from tests.support.http_remote import Remote
+from tests.support.smtp import SmtpServer
 
-pytestmark = pytest.mark.e2e
 JANE = {"email": "jane@example.com"}
-HITL = "/api/v2/dags/privacy_request/dagRuns/{run}/taskInstances/{task}/-1/hitlDetails"
 FORM = "access.paper_archive.membership_form"
 FORM_ERASURE = "erasure.paper_archive.membership_form"
 
@@ -36,11 +35,6 @@ def human(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[AirflowClu
         smtp.start()
         yield cluster, smtp, shop, storage, remote
     remote.stop()
-
-
-def answer(cluster: AirflowCluster, run_id: str, task_id: str, option: str, values: dict) -> dict:
-    cluster.wait_until_parked(run_id, task_id)
-    return cluster.patch(HITL.format(run=run_id, task=task_id), {"chosen_options": [option], "params_input": values})
 
 
 def nothing_on_paper(cluster: AirflowCluster, run_id: str) -> None:

@@ -6,9 +6,6 @@ import json
 import sqlite3
 from pathlib import Path
 
-import pytest
-
-pytestmark = pytest.mark.e2e
 SEND = "erasure_email_send.daycare_vendor"
 
 

@@ -5,10 +5,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import pytest
-
-pytestmark = pytest.mark.e2e
-
 
 def test_overview_lists_each_request_with_its_deadline(world, finished) -> None:
     cluster = world[0]

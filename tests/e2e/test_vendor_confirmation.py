@@ -20,15 +20,12 @@ from cryptography.fernet import Fernet
 
 from include.privacy_requests.outbound.vendor_confirmation import Claims, make_token, signing_key
 from scripts.local_airflow import AirflowCluster
-from tests.conftest import DEMO_CONFIG
-from tests.dag.conftest import Received, SmtpServer
-from tests.e2e.conftest import airflow_world
-from tests.e2e.test_access_control import token
+from tests.support.cluster import HITL, airflow_world, token
+from tests.support.paths import DEMO_CONFIG
+from tests.support.smtp import Received, SmtpServer
 
-pytestmark = pytest.mark.e2e
 VENDOR, VENDOR_ADDRESS = "daycare_vendor", "privacy@daycare-vendor.example"
 TASK = f"vendor_confirmation.{VENDOR}"
-HITL = "/api/v2/dags/privacy_request/dagRuns/{run}/taskInstances/{task}/-1/hitlDetails"
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/privacy-vendor/confirm\?token=[A-Za-z0-9_.%-]+")
 
 

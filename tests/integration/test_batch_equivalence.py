@@ -13,8 +13,7 @@ import yaml
 from sqlalchemy import Engine, create_engine, text
 
 from bench import data
-from tests.dag.conftest import storage  # noqa: F401 - fixture
-from tests.dag.equivalence import (
+from tests.support.equivalence import (
     access_package,
     assert_same_erasure,
     report_counts,
@@ -48,7 +47,7 @@ def use(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
 
 
 def test_a_batch_on_the_generated_graph_equals_its_single_requests(airflow_db: None, copies, tmp_path: Path,
-                                                                   storage: Path, monkeypatch) -> None:  # noqa: F811
+                                                                   storage: Path, monkeypatch) -> None:
     config_dir = data.population_config(tmp_path / "config")
     settings = yaml.safe_load((config_dir / "privacy.yml").read_text())
     (config_dir / "privacy.yml").write_text(yaml.safe_dump({**settings, "retries": {"count": 0}}))

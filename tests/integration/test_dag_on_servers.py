@@ -6,38 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
-from tests.conftest import DEMO_CONFIG
-from tests.dag.conftest import config_folder, run_request, smtp, storage  # noqa: F401 - fixtures
-
-CONN_SCHEMES = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}
+from tests.support.databases import airflow_uri, load_seed, rows
 
 
-def airflow_uri(engine: Engine) -> str:
-    url = engine.url
-    scheme = CONN_SCHEMES[engine.dialect.name]
-    if scheme == "sqlite":
-        return f"sqlite:///{url.database}"
-    return f"{scheme}://{url.username}@{url.host}:{url.port}/{url.database}"
-
-
-def load_seed(engine: Engine) -> None:
-    statements = [s.strip() for s in (DEMO_CONFIG / "seed" / "demo_shop.sql").read_text().split(";")]
-    with engine.begin() as conn:
-        for statement in statements:
-            body = "\n".join(line for line in statement.splitlines() if not line.startswith("--")).strip()
-            if body:
-                conn.execute(text(body))
-
-
-def rows(engine: Engine, table: str) -> list[tuple]:
-    with engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(f"SELECT * FROM {table} ORDER BY id"))]
-
-
-def test_erasure_request_through_an_airflow_connection(engine: Engine, run_request, monkeypatch,  # noqa: F811
-                                                        storage: Path, smtp) -> None:  # noqa: F811
+def test_erasure_request_through_an_airflow_connection(engine: Engine, run_request, monkeypatch,
+                                                        storage: Path, smtp) -> None:
     load_seed(engine)
     monkeypatch.setenv("AIRFLOW_CONN_DEMO_SHOP_DB", airflow_uri(engine))
     _, dag_run, states = run_request("default_erasure_policy", {"email": "jane@example.com"})

@@ -8,7 +8,7 @@ from sqlalchemy import Engine, text
 from include.privacy_requests.drop.hashing import list_hash
 from include.privacy_requests.drop.matching import plan_targets, stream_hashes
 from include.privacy_requests.model.loading import load_config
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 EMAILS = [" Anna.Smith@Domain.com ", "danielle.johnson12@example.com", "A.Lice+Tag@Co.COM", "tab\tinside@x.com",
           "", None, "Zoë@exämple.com"]

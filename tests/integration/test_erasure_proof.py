@@ -21,8 +21,7 @@ from include.privacy_requests.request.lifecycle import start_request
 from include.privacy_requests.request.request import PrivacyRequest, open_request
 from include.privacy_requests.steps.collection_steps import access_collection, erase_collection
 from include.privacy_requests.store import layout
-from tests.dag.conftest import config_folder, run_request, smtp, storage  # noqa: F401 - fixtures
-from tests.integration.conftest import postgresql_engine
+from tests.support.databases import airflow_uri, load_seed, postgresql_engine, rows
 
 CUSTOMER = CollectionAddress("shop", "customer")
 ROWS = [(1, "jane@example.com", "Jane", "+100", "1 Main St"),
@@ -201,14 +200,12 @@ def test_a_row_deleted_after_masking_fails_verification(request_: PrivacyRequest
         erase_collection(request_, CUSTOMER, lambda _: SqlConnector(pg), try_number=1)
 
 
-def test_the_dag_fails_without_retry_and_a_clear_completes_the_erasure(pg: Engine, run_request,  # noqa: F811
-                                                                        config_folder, monkeypatch,  # noqa: F811
-                                                                        smtp) -> None:  # noqa: F811
+def test_the_dag_fails_without_retry_and_a_clear_completes_the_erasure(pg: Engine, run_request,
+                                                                        config_folder, monkeypatch,
+                                                                        smtp) -> None:
     """Through Airflow on a PostgreSQL shop: a trigger keeps Jane's phone; the erasure task fails at its first
     try although retries are configured; after the trigger is dropped, clearing it completes the request."""
-    from tests.dag.af_helpers import clear, resume
-    from tests.dag.conftest import task_states
-    from tests.integration.test_dag_on_servers import airflow_uri, load_seed, rows
+    from tests.support.dag_runs import clear, resume, task_states
 
     load_seed(pg)
     with pg.begin() as conn:

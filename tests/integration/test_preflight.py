@@ -21,7 +21,7 @@ from include.privacy_requests.errors import DataSourceError, TransientError
 from include.privacy_requests.model.loading import load_config
 from include.privacy_requests.model.masking import FieldMask, Masker, new_request_secrets
 from include.privacy_requests.model.settings import PrivacyConfig
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 HASH = {"strategy": "hash"}
 NULL = {"strategy": "null_rewrite"}
@@ -114,7 +114,7 @@ def fields_of(problems: list[str]) -> set[str]:
     return {p.split(":", 2)[1].split(".")[1] for p in problems}
 
 
-# --- the case: a hash into a TIMESTAMP and its neighbours ----------------------------------------------
+# --- a hash into a TIMESTAMP and its neighbours -------------------------------------------------------------
 
 
 MISMATCHED = {"created_at": HASH, "points": HASH, "code": HASH, "name": NULL, "notes": HASH}

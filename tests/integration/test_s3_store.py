@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 
 from include.privacy_requests.store import in_flight, layout
 from include.privacy_requests.store.store import RequestStore
-from tests.s3_server import S3Server
+from tests.support.s3_server import S3Server
 
 CONN_ID = "privacy_store_s3"
 RACERS = 4

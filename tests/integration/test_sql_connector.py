@@ -98,7 +98,7 @@ def test_retrieve_ors_the_input_fields(engine: Engine) -> None:
     assert connector.statements == 1
 
 
-def test_retrieve_duplicate_values_issue_one_statement(engine: Engine) -> None:
+def test_retrieve_sends_duplicate_values_in_one_statement(engine: Engine) -> None:
     create_customers(engine)
     connector = SqlConnector(engine)
 

@@ -26,7 +26,7 @@ from include.privacy_requests.model.graph import CollectionAddress
 from include.privacy_requests.model.loading import load_config
 from include.privacy_requests.model.settings import BatchSettings, PrivacyConfig
 from include.privacy_requests.store import layout
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()
 SUBJECTS = [{"request_id": "r-jane", "identity": {"email": "jane@example.com"}},

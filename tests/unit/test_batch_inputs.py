@@ -20,7 +20,7 @@ from include.privacy_requests.errors import RequestError
 from include.privacy_requests.model.loading import load_config
 from include.privacy_requests.model.settings import BatchSettings, PrivacyConfig
 from include.privacy_requests.store import layout
-from tests.conftest import DEMO_CONFIG, ROOT
+from tests.support.paths import DEMO_CONFIG, ROOT
 
 KEY = Fernet.generate_key().decode()
 SECRET = "AKIAIOSFODNN7EXAMPLE"

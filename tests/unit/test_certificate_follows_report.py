@@ -24,8 +24,8 @@ from include.privacy_requests.request.report import rewrite_report
 from include.privacy_requests.request.request import claim_request_id, open_request
 from include.privacy_requests.request.statutory_clock import extend
 from include.privacy_requests.store import layout
-from tests.conftest import DEMO_CONFIG
-from tests.outbox import Outbox
+from tests.support.outbox import Outbox
+from tests.support.paths import DEMO_CONFIG
 
 VENDOR = "daycare_vendor"
 KEY = Fernet.generate_key().decode()

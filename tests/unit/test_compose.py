@@ -19,7 +19,7 @@ from scripts.local_airflow import component_commands
 
 ROOT = Path(__file__).resolve().parents[2]
 AIRFLOW_SERVICES = {"airflow-init", "api-server", "scheduler", "dag-processor", "triggerer", "worker-1", "worker-2"}
-TEST_TOOLS = ("pytest", "hypothesis", "selenium", "ruff", "aiosmtpd", "moto")
+TEST_TOOLS = ("pytest", "hypothesis", "selenium", "ruff", "aiosmtpd", "moto", "pytest-timeout", "pytest-xdist")
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from include.privacy_requests.errors import ConfigError, Problem
 from include.privacy_requests.model.graph import CollectionAddress
 from include.privacy_requests.model.loading import load_config
+from tests.support.config_files import edit, find, problems_of
 
 DEMO = Path(__file__).resolve().parents[2] / "include" / "privacy"
 SHOP = "datasets/demo_shop.yml"
@@ -32,28 +32,6 @@ def folder(tmp_path: Path) -> Path:
         for path in (DEMO / sub).glob("*.yml"):
             shutil.copy(path, target / sub / path.name)
     return target
-
-
-def edit(folder: Path, name: str, change: Callable[[Any], None]) -> None:
-    """Load a YAML file of the folder, let ``change`` modify it in place, write it back."""
-    path = folder / name
-    data = yaml.safe_load(path.read_text())
-    change(data)
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-
-
-def problems_of(folder: Path) -> list[Problem]:
-    """The problems load_config reports for the folder (fails the test if it loads)."""
-    with pytest.raises(ConfigError) as info:
-        load_config(folder)
-    return info.value.problems
-
-
-def find(problems: list[Problem], file: str, field: str) -> Problem:
-    """The single problem reported for this file and field."""
-    matches = [p for p in problems if p.file == file and p.field == field]
-    assert len(matches) == 1, f"expected one problem at {file}: {field}, got {[str(p) for p in problems]}"
-    return matches[0]
 
 
 def collection(data: dict[str, Any], name: str) -> dict[str, Any]:

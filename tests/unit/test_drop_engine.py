@@ -20,41 +20,17 @@ from include.privacy_requests.batch.subjects import start_batch
 from include.privacy_requests.connectors.sql import SqlConnector
 from include.privacy_requests.connectors.vendor import VendorConnector
 from include.privacy_requests.drop.files import DropFileError
-from include.privacy_requests.drop.hashing import hash_field, list_hash
 from include.privacy_requests.drop.respond import respond
 from include.privacy_requests.drop.run import DropRun, drop_batch, drop_subjects, has_subjects, match, receive
 from include.privacy_requests.errors import RequestError
 from include.privacy_requests.model.loading import load_config
 from include.privacy_requests.model.settings import PrivacyConfig
 from include.privacy_requests.store import layout
-from tests.conftest import ROOT
-from tests.drop_server import make_zip
+from tests.support.drop_server import HEAD, email, first_download, make_zip
+from tests.support.paths import ROOT
 
 CONFIG = ROOT / "tests" / "drop_config"
 KEY = Fernet.generate_key().decode()
-HEAD = "ID,Hash\r\n"
-
-
-def email(value: str) -> str:
-    return hash_field("email", value) or ""
-
-
-def first_download() -> bytes:
-    ndz = list_hash("NDZ", {"first_name": "danielle", "last_name": "JOHNSON", "dob": "1985-07-04",
-                            "zip": "91790"})
-    return make_zip({
-        "20261201_4821_Email.csv": HEAD + "".join(f"{i},{h}\r\n" for i, h in [
-            ("EMAIL0000001", email("anna.smith@domain.com")), ("EMAIL0000002", email("shared@family.example")),
-            ("EMAIL0000003", email("kept@loans.example")), ("EMAIL0000004", email("nobody@nowhere.example")),
-            ("EMAIL0000005", email("later@example.com"))]) + "bad-row,xyz\r\n",
-        "20261201_4821_Phone.csv": HEAD + f"PHONE0000001,{hash_field('phone', '+1(415)555-9317')}\r\n",
-        "20261201_4821_NDZ.csv": HEAD + f"NDZ000000001,{ndz}\r\n",
-        "20261201_4821_MAID.csv": HEAD + f"MAID00000001,{hash_field('maid', '6d92078a82464ba4ae5b76104861e7dc')}\r\n",
-        "20261201_4821_CTVID.csv": HEAD,
-        "20261201_4821_NameVIN.csv": HEAD,
-    })
-
-
 @pytest.fixture
 def config() -> PrivacyConfig:
     return load_config(CONFIG)

@@ -17,7 +17,7 @@ from include.privacy_requests.drop.files import (
 )
 from include.privacy_requests.drop.hashing import hash_field
 from include.privacy_requests.errors import RequestError, TransientError
-from tests.drop_server import DropServer, make_zip
+from tests.support.drop_server import DropServer, make_zip
 
 H1 = hash_field("email", "a@example.com")
 H2 = hash_field("phone", "+1(415)555-9317")

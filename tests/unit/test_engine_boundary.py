@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.support.paths import ROOT
 
 ENGINE = ROOT / "include" / "privacy_requests"
 MAX_LINES = 400

@@ -26,8 +26,8 @@ from include.privacy_requests.request.asking import APPROVE, REJECT, RESUME, Que
 from include.privacy_requests.request.lifecycle import approval_question, record_review, start_request
 from include.privacy_requests.request.request import PrivacyRequest, open_request
 from include.privacy_requests.store import layout
-from tests.conftest import DEMO_CONFIG
-from tests.outbox import Outbox
+from tests.support.outbox import Outbox
+from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()
 JANE = {"email": "jane@example.com"}

@@ -23,7 +23,7 @@ from include.privacy_requests.request.certificate import render_certificate
 from include.privacy_requests.request.lifecycle import start_request
 from include.privacy_requests.request.request import open_request, parse_conf
 from include.privacy_requests.steps.erasure_plan import compare, would_change
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 SECRETS = new_request_secrets()
 

@@ -17,7 +17,7 @@ from include.privacy_requests.model.loading import load_config
 from include.privacy_requests.model.policy import AccessPackageSettings
 from include.privacy_requests.store import layout
 from include.privacy_requests.store.store import RequestStore
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()
 NOW = datetime(2026, 12, 4, 12, 0, tzinfo=UTC)

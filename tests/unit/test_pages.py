@@ -16,7 +16,7 @@ from include.privacy_requests.model.loading import load_config
 from include.privacy_requests.model.settings import PrivacyConfig
 from include.privacy_requests.store import layout
 from include.privacy_requests.store.store import RequestStore
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()
 VENDOR = "daycare_vendor"

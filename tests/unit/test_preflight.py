@@ -12,7 +12,7 @@ from include.privacy_requests.model.graph import Collection, CollectionAddress, 
 from include.privacy_requests.model.loading import load_config
 from include.privacy_requests.model.masking import new_request_secrets
 from include.privacy_requests.model.policy import Policy
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 EVERY_KIND = Collection(CollectionAddress("ds", "people"), [
     FieldSpec("id", ("user.unique_id",), primary_key=True, data_type="integer"),

@@ -1,4 +1,4 @@
-"""Engine guards of issue 11: request ids that stay inside the storage, bounded identities, and one request
+"""Engine guards of a request: request ids that stay inside the storage, bounded identities, and one request
 at a time per subject (in_flight), raced by threads as two workers would."""
 
 from __future__ import annotations

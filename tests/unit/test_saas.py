@@ -13,7 +13,6 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from cryptography.fernet import Fernet
 
 from include.privacy_requests.connectors.saas import SaasConnector
 from include.privacy_requests.connectors.saas_http import resolve_params
@@ -21,18 +20,16 @@ from include.privacy_requests.errors import ConfigError, DataSourceError, Reques
 from include.privacy_requests.model.graph import CollectionAddress
 from include.privacy_requests.model.loading import load_config
 from include.privacy_requests.model.settings import PrivacyConfig
-from include.privacy_requests.request.lifecycle import start_request
-from include.privacy_requests.request.request import PrivacyRequest, open_request
+from include.privacy_requests.request.request import PrivacyRequest
 from include.privacy_requests.steps.collection_steps import access_collection, erase_collection
 from include.privacy_requests.store import layout
-from tests.saas_servers.mailchimp import MailchimpApi, subscriber_hash
-from tests.saas_servers.shopify import ShopifyApi
-from tests.saas_servers.stripe import StripeApi
-from tests.saas_servers.tokens import TokenApi
+from tests.support.saas_servers.harness import JANE, Harness, started
+from tests.support.saas_servers.mailchimp import MailchimpApi, subscriber_hash
+from tests.support.saas_servers.shopify import ShopifyApi
+from tests.support.saas_servers.stripe import StripeApi
+from tests.support.saas_servers.tokens import TokenApi
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "saas"
-KEY = Fernet.generate_key().decode()
-JANE = "jane@example.com"
 
 
 @pytest.fixture(scope="module")
@@ -46,34 +43,6 @@ def servers() -> Iterator[dict[str, Any]]:
     yield {"stripe": stripe, "mailchimp": mailchimp, "shopify": shopify}
     for server in (stripe, mailchimp, shopify):
         server.stop()
-
-
-class Harness:
-    """The connectors of the example datasets, on the fake servers; sleeps recorded, not slept."""
-
-    def __init__(self, config: PrivacyConfig, servers: dict[str, Any]) -> None:
-        self.config, self.servers, self.sleeps = config, servers, []
-        self.client = httpx.Client(timeout=10)
-        self.params = {
-            "stripe": {"domain": servers["stripe"].host, "api_key": servers["stripe"].key, "page_size": 3},
-            "mailchimp": {"domain": servers["mailchimp"].host, "api_key": servers["mailchimp"].api_key},
-            "shopify": {"domain": servers["shopify"].host, "access_token": servers["shopify"].token, "page_size": 3},
-        }
-        self.erase_by = "update"
-
-    def connector_for(self, dataset: str) -> SaasConnector:
-        saas = self.config.saas[dataset]
-        return SaasConnector(config=saas, dataset=dataset, params=resolve_params(saas, self.params[dataset], "t"),
-                             client=self.client, declared=self.config.saas_declared[dataset], protocol="http",
-                             erase_by=self.erase_by, sleep=self.sleeps.append, backoff_seconds=0.01)
-
-
-def started(config: PrivacyConfig, root: Path, policy: str, request_id: str = "r-1", email: str = JANE,
-            dry_run: bool = False) -> PrivacyRequest:
-    conf = {"policy": policy, "identity": {"email": email}, "request_id": request_id, "dry_run": dry_run}
-    request = open_request(config, conf, "run-1", root, KEY)
-    start_request(request, "run-1", "2026-12-04T00:00:00+00:00")
-    return request
 
 
 def access(request: PrivacyRequest, harness: Harness, dataset: str) -> dict[str, list[dict[str, Any]]]:

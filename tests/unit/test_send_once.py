@@ -13,7 +13,7 @@ from include.privacy_requests.outbound.email.render import RenderedEmail
 from include.privacy_requests.outbound.vendor_email import Composed, send_once
 from include.privacy_requests.store import layout
 from include.privacy_requests.store.store import RequestStore
-from tests.outbox import Outbox
+from tests.support.outbox import Outbox
 
 KEY = "vendor_x"
 

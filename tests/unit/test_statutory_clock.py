@@ -15,7 +15,7 @@ from include.privacy_requests.model.settings import PrivacyConfig
 from include.privacy_requests.request.statutory_clock import acknowledge_by, due_date, extend, extensions
 from include.privacy_requests.store import layout
 from include.privacy_requests.store.store import RequestStore
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()
 RECEIVED = datetime(2026, 1, 31, 10, 0, tzinfo=UTC)

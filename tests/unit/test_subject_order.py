@@ -30,7 +30,7 @@ from include.privacy_requests.request.request import (
     stop_reading,
 )
 from include.privacy_requests.store import layout
-from tests.conftest import DEMO_CONFIG
+from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()
 T0, T1, T2 = "2026-12-01T10:00:00+00:00", "2026-12-01T10:00:01+00:00", "2026-12-01T10:00:02+00:00"

@@ -36,8 +36,8 @@ from include.privacy_requests.outbound.vendor_confirmation import (
 from include.privacy_requests.request.asking import Answer
 from include.privacy_requests.request.request import PrivacyRequest, open_request
 from include.privacy_requests.store import layout
-from tests.conftest import DEMO_CONFIG
-from tests.outbox import Outbox
+from tests.support.outbox import Outbox
+from tests.support.paths import DEMO_CONFIG
 
 KEY = Fernet.generate_key().decode()
 VENDOR = "daycare_vendor"

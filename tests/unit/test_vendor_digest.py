@@ -27,8 +27,8 @@ from include.privacy_requests.request.lifecycle import finish_request
 from include.privacy_requests.request.report import build_report
 from include.privacy_requests.request.request import PrivacyRequest, claim_request_id, open_request
 from include.privacy_requests.store import in_flight, layout
-from tests.conftest import DEMO_CONFIG
-from tests.outbox import Outbox
+from tests.support.outbox import Outbox
+from tests.support.paths import DEMO_CONFIG
 
 VENDOR = "daycare_vendor"
 KEY = Fernet.generate_key().decode()

@@ -92,7 +92,7 @@ def run_single_dag(config_dir: Path, policy: str, identity: dict[str, str], requ
     """One privacy_request run in-process (dag.test); returns the run and its task states."""
     from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
     from include.privacy_requests.model.loading import load_config
-    from tests.dag.conftest import task_states
+    from tests.support.dag_runs import task_states
 
     dag = build_privacy_request_dag(load_config(config_dir))
     dag_run = dag.test(run_conf={"policy": policy, "identity": identity, "request_id": request_id})
@@ -103,7 +103,7 @@ def run_batch_dag(config_dir: Path, policy: str, subjects: list[dict[str, Any]],
     """One privacy_request_batch run in-process (dag.test); returns the run and its task states."""
     from include.privacy_requests.airflow.dag_factory import build_batch_dag
     from include.privacy_requests.model.loading import load_config
-    from tests.dag.conftest import task_states
+    from tests.support.dag_runs import task_states
 
     dag = build_batch_dag(load_config(config_dir))
     dag_run = dag.test(run_conf={"batch_id": batch_id, "policy": policy, "subjects": subjects})

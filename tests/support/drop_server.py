@@ -11,6 +11,8 @@ from email.parser import BytesParser
 from email.policy import default
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from include.privacy_requests.drop.hashing import hash_field, list_hash
+
 
 def make_zip(files: dict[str, str]) -> bytes:
     """A download ZIP from {file name: CSV text}."""
@@ -78,3 +80,27 @@ class DropServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+# The regulator's first download of the engine and DAG tests: hashes of the subjects in tests/drop_config.
+HEAD = "ID,Hash\r\n"
+
+
+def email(value: str) -> str:
+    return hash_field("email", value) or ""
+
+
+def first_download() -> bytes:
+    ndz = list_hash("NDZ", {"first_name": "danielle", "last_name": "JOHNSON", "dob": "1985-07-04",
+                            "zip": "91790"})
+    return make_zip({
+        "20261201_4821_Email.csv": HEAD + "".join(f"{i},{h}\r\n" for i, h in [
+            ("EMAIL0000001", email("anna.smith@domain.com")), ("EMAIL0000002", email("shared@family.example")),
+            ("EMAIL0000003", email("kept@loans.example")), ("EMAIL0000004", email("nobody@nowhere.example")),
+            ("EMAIL0000005", email("later@example.com"))]) + "bad-row,xyz\r\n",
+        "20261201_4821_Phone.csv": HEAD + f"PHONE0000001,{hash_field('phone', '+1(415)555-9317')}\r\n",
+        "20261201_4821_NDZ.csv": HEAD + f"NDZ000000001,{ndz}\r\n",
+        "20261201_4821_MAID.csv": HEAD + f"MAID00000001,{hash_field('maid', '6d92078a82464ba4ae5b76104861e7dc')}\r\n",
+        "20261201_4821_CTVID.csv": HEAD,
+        "20261201_4821_NameVIN.csv": HEAD,
+    })

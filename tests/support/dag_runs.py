@@ -1,12 +1,23 @@
-"""Clear tasks of an existing run and drive that same run in-process, like a user clearing in the UI.
+"""In-process DAG runs (dag.test): what a run left (task states, a table of the shop), the DAG files as the
+dag-processor loads them, a copy of the demo configuration to edit, and clear-and-resume of an existing run.
 
-``dag.test()`` always makes a new run; resuming needs the same loop pointed at the existing run. It uses
-Airflow's private ``_run_task`` (the loop dag.test itself uses), which is why Airflow's version is pinned.
+``dag.test()`` always makes a new run; resuming needs the same loop pointed at the existing run (``clear`` then
+``resume``, like a user clearing in the UI). It uses Airflow's private ``_run_task`` (the loop dag.test itself
+uses), which is why Airflow's version is pinned.
 """
 
 from __future__ import annotations
 
+import sqlite3
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.paths import ROOT
 
 
 def clear(dag, run_id: str, task_ids: list[str], *, include_downstream: bool = True) -> list[str]:
@@ -102,3 +113,44 @@ def drive(dag, run_id: str, *, until=None, timeout: float = 120) -> str:
             if not ran:
                 time.sleep(0.2)  # only rescheduled tasks left: their time comes
         return str(dag_run.state)
+
+
+def task_states(dag, run_id: str) -> dict[str, tuple[str | None, int]]:
+    """task_id -> (state, try_number), read fresh from the metadata DB."""
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        tis = session.query(TaskInstance).filter_by(dag_id=dag.dag_id, run_id=run_id).all()
+        return {ti.task_id: (ti.state, ti.try_number) for ti in tis}
+
+
+def table(db: Path, name: str) -> list[tuple]:
+    """Every row of a table of a SQLite database, ordered by its first two columns."""
+    with sqlite3.connect(db) as con:
+        return con.execute(f"SELECT * FROM {name} ORDER BY 1, 2").fetchall()
+
+
+def dagbag(monkeypatch: pytest.MonkeyPatch, config_dir: Path | None = None):
+    """The project's DAG files loaded as the dag-processor loads them (on ``config_dir`` if given)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    if config_dir is not None:
+        monkeypatch.setenv("PRIVACY_REQUESTS_CONFIG_DIR", str(config_dir))
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+class ConfigFolder:
+    """A copy of the demo configuration that a test edits before building the DAG."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def edit(self, name: str, change: Callable[[Any], None]) -> None:
+        file = self.path / name
+        data = yaml.safe_load(file.read_text())
+        change(data)
+        file.write_text(yaml.safe_dump(data, sort_keys=False))
+
+    def write(self, name: str, data: Any) -> None:
+        (self.path / name).write_text(yaml.safe_dump(data, sort_keys=False))
