@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 import pymongo
 import pytest
 
-from tests.mongo_server import mongo_server
+from tests.support.mongo_server import mongo_server
 
 DOCS = {"dataset": [{"fides_key": "docs", "collections": [{"name": "feedback", "fields": [
     {"name": "_id", "data_categories": ["system.operations"], "fides_meta": {"primary_key": True}},

@@ -26,7 +26,7 @@ from include.privacy_requests.model.settings import PrivacyConfig
 from include.privacy_requests.request.lifecycle import start_request
 from include.privacy_requests.request.request import PrivacyRequest, open_request
 from include.privacy_requests.steps.collection_steps import access_collection, erase_collection
-from tests.mongo_server import mongo_server
+from tests.support.mongo_server import mongo_server
 
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432"
 SEED_EMAIL = "customer-1@example.com"
