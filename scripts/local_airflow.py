@@ -159,7 +159,7 @@ class AirflowCluster:
             time.sleep(0.5)
         raise AssertionError(f"{task_id} of run {run_id} not {state} after {timeout} s: {self.task_states(run_id)}")
 
-    def wait_until_parked(self, run_id: str, task_id: str, timeout: float = 120) -> None:
+    def wait_until_parked(self, run_id: str, task_id: str, timeout: float = 600) -> None:
         """Until the task awaits input and the scheduler has seen its worker exit.
 
         Airflow 3.3 fails a task answered before the scheduler processes the parked worker's exit (seconds

@@ -99,7 +99,7 @@ def test_task_killed_mid_erasure(faults: Faults) -> None:
     subject, cluster, lock = KILLED, faults.cluster, faults.row_lock
     assert lock is not None
     try:
-        backend = wait_until(lambda: blocked_update(faults), 180, "no erasure UPDATE waiting on customer")
+        backend = wait_until(lambda: blocked_update(faults), 600, "no erasure UPDATE waiting on customer")
         assert cluster.task_states(subject.request_id)[ERASE_CUSTOMER][0] == "running"
         ti_id = cluster.get(f"/api/v2/dags/privacy_request/dagRuns/{subject.request_id}/taskInstances/"
                             f"{ERASE_CUSTOMER}")["id"]
