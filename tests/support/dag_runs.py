@@ -37,31 +37,17 @@ def clear(dag, run_id: str, task_ids: list[str], *, include_downstream: bool = T
 def resume(dag, run_id: str, timeout: float = 120) -> str:
     """Run the cleared tasks of an existing run until it finishes; returns the run's final state."""
     from airflow.models.dagrun import DagRun
-    from airflow.sdk.definitions.dag import _run_task
-    from airflow.serialization.serialized_objects import DagSerialization
     from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, TaskInstanceState
+    from airflow.utils.state import DagRunState
 
-    serialized = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
     deadline = time.monotonic() + timeout
     with create_session() as session:
         dag_run = session.query(DagRun).filter_by(dag_id=dag.dag_id, run_id=run_id).one()
         if dag_run.state == DagRunState.QUEUED:
             dag_run.state = DagRunState.RUNNING
             session.commit()
-        dag_run.dag = serialized
-        while dag_run.state == DagRunState.RUNNING and time.monotonic() < deadline:
-            session.expire_all()
-            schedulable, _ = dag_run.update_state(session=session)
-            for ti in schedulable:
-                if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
-                    ti.try_number += 1
-                ti.state = TaskInstanceState.SCHEDULED
-            session.commit()
-            for ti in dag_run.get_task_instances(session=session):
-                if ti.state == TaskInstanceState.SCHEDULED:
-                    _run_task(ti=ti, task=dag.task_dict[ti.task_id])
-        return str(dag_run.state)
+        dag_run.dag = _serialized(dag)
+        return _run_until_done(dag, dag_run, session, deadline)
 
 
 def start(dag, run_conf: dict, first_tasks: list[str]) -> str:
@@ -82,37 +68,48 @@ def drive(dag, run_id: str, *, until=None, timeout: float = 120) -> str:
     """Run the tasks of an existing run as the scheduler would, creating those it has no instance of yet,
     until the run ends or ``until()`` holds; waits (not busy) while tasks are rescheduled. Returns its state."""
     from airflow.models.dagrun import DagRun
-    from airflow.sdk.definitions.dag import _run_task
-    from airflow.serialization.serialized_objects import DagSerialization
     from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState, TaskInstanceState
 
-    serialized = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
     deadline = time.monotonic() + timeout
     with create_session() as session:
         dag_run = session.query(DagRun).filter_by(dag_id=dag.dag_id, run_id=run_id).one()
-        dag_run.dag = serialized
         version = next(ti.dag_version_id for ti in dag_run.get_task_instances(session=session))
+        dag_run.dag = _serialized(dag)
         dag_run.verify_integrity(session=session, dag_version_id=version)
         session.commit()
-        while dag_run.state == DagRunState.RUNNING and time.monotonic() < deadline:
-            if until is not None and until():
-                break
-            session.expire_all()
-            schedulable, _ = dag_run.update_state(session=session)
-            for ti in schedulable:
-                if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
-                    ti.try_number += 1
-                ti.state = TaskInstanceState.SCHEDULED
-            session.commit()
-            ran = False
-            for ti in dag_run.get_task_instances(session=session):
-                if ti.state == TaskInstanceState.SCHEDULED:
-                    _run_task(ti=ti, task=dag.task_dict[ti.task_id])
-                    ran = True
-            if not ran:
-                time.sleep(0.2)  # only rescheduled tasks left: their time comes
-        return str(dag_run.state)
+        return _run_until_done(dag, dag_run, session, deadline, until)
+
+
+def _serialized(dag):
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+
+
+def _run_until_done(dag, dag_run, session, deadline: float, until=None) -> str:
+    """The scheduler's loop, in this process: schedule what may run, run it, until the run ends, ``until()``
+    holds or the deadline passes; waits (not busy) while only rescheduled tasks are left."""
+    from airflow.sdk.definitions.dag import _run_task
+    from airflow.utils.state import DagRunState, TaskInstanceState
+
+    while dag_run.state == DagRunState.RUNNING and time.monotonic() < deadline:
+        if until is not None and until():
+            break
+        session.expire_all()
+        schedulable, _ = dag_run.update_state(session=session)
+        for ti in schedulable:
+            if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+                ti.try_number += 1
+            ti.state = TaskInstanceState.SCHEDULED
+        session.commit()
+        ran = False
+        for ti in dag_run.get_task_instances(session=session):
+            if ti.state == TaskInstanceState.SCHEDULED:
+                _run_task(ti=ti, task=dag.task_dict[ti.task_id])
+                ran = True
+        if not ran:
+            time.sleep(0.2)  # only rescheduled tasks left: their time comes
+    return str(dag_run.state)
 
 
 def task_states(dag, run_id: str) -> dict[str, tuple[str | None, int]]:
