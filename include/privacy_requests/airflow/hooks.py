@@ -29,6 +29,7 @@ from ..outbound.vendor_confirmation import Links, signing_key
 from ..outbound.vendor_email import Send
 from ..outbound.webhooks import Reply
 from ..request.asking import Answer, Ask
+from .bigquery import BIGQUERY_CONN_TYPES, bigquery_engine
 from .constants import CONFIRM_PAGE, STORE_KEY_VARIABLE, confirming_vendors
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ def sql_connector(conn_id: str) -> SqlConnector:
 
 def sql_engine(conn_id: str) -> Engine:
     connection = _connection(conn_id, "privacy.yml maps a dataset to it")
+    if connection.conn_type in BIGQUERY_CONN_TYPES:
+        return bigquery_engine(conn_id, dict(connection.extra_dejson or {}), connection.schema)
     try:
         hook = connection.get_hook()
     except Exception as exc:

@@ -41,12 +41,15 @@ class PairUpdate:
 
 @lru_cache(maxsize=128)
 def pair_update(dialect: Dialect, table: str, keys: tuple[str, ...], per_row: tuple[str, ...],
-                constants: tuple[str, ...], rows: int) -> PairUpdate:
+                constants: tuple[str, ...], rows: int, nulls: tuple[str, ...] = ()) -> PairUpdate:
     """The UPDATE for ``rows`` pairs, made once per shape.
 
     A per-row column is set from the pairs, or left as it is where the pair holds NULL (the value found was
-    NULL: there is nothing to mask); a constant column is set to its one value.
+    NULL: there is nothing to mask); a constant column is set to its one value (a parameter), a ``nulls``
+    column to NULL (written in the text: BigQuery's driver cannot type a NULL parameter).
     """
+    if dialect.name == "bigquery":
+        return _bigquery_pair_update(dialect, table, keys, per_row, constants, rows, nulls)
     if dialect.paramstyle not in _PLACEHOLDERS:
         raise DataSourceError(f"the database driver's parameter style '{dialect.paramstyle}' is not supported "
                               f"for per-row masks (supported: {', '.join(_PLACEHOLDERS)})")
@@ -67,13 +70,45 @@ def pair_update(dialect: Dialect, table: str, keys: tuple[str, ...], per_row: tu
     on = " AND ".join(f"{tbl}.{quote(k)} = v.k{i}" for i, k in enumerate(keys))
     target = (lambda c: f"{tbl}.{quote(c)}") if mysql else quote
     sets = ", ".join([*(f"{target(c)} = COALESCE(v.m{i}, {tbl}.{quote(c)})" for i, c in enumerate(per_row)),
-                      *(f"{target(c)} = {mark}" for c in constants)])
+                      *(f"{target(c)} = {mark}" for c in constants), *(f"{target(c)} = NULL" for c in nulls)])
     if mysql:
         return PairUpdate(f"UPDATE {tbl} JOIN {pairs} ON {on} SET {sets}", constants_first=False)
     return PairUpdate(f"UPDATE {tbl} SET {sets} FROM {pairs} WHERE {on}", constants_first=True)  # PostgreSQL, SQLite
 
 
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # positional, as every driver used here takes
+
+
+# BigQuery takes at most 10,000 query parameters per statement (pairs are parameters; an IN list is one array).
+BIGQUERY_PARAMETERS = 9_000
+
+
+def pair_rows(dialect: Dialect, width: int, size: int) -> int:
+    """Rows per pair UPDATE: ``size``, or fewer where the database caps the parameters of a statement."""
+    if dialect.name == "bigquery":
+        return max(1, min(size, BIGQUERY_PARAMETERS // max(1, width)))
+    return size
+
+
+def _bigquery_pair_update(dialect: Dialect, table: str, keys: tuple[str, ...], per_row: tuple[str, ...],
+                          constants: tuple[str, ...], rows: int, nulls: tuple[str, ...]) -> PairUpdate:
+    """BigQuery's form: ``MERGE t USING (SELECT typed row WHERE 1 = 0 UNION ALL SELECT ?, ? ...) AS v ON ...
+    WHEN MATCHED THEN UPDATE SET ...``. No VALUES list there. MERGE, not UPDATE ... FROM: its pairs come before
+    its SET in the text, and bqemulator binds UPDATE ... FROM's positional parameters FROM first (BigQuery
+    binds them in the order of the text), so only this order means the same on both. A per-row value is
+    typed STRING in its placeholder (every per-row strategy writes text, and a NULL must have a type for the
+    driver); keys are typed by their values (never NULL)."""
+    quote = dialect.identifier_preparer.quote
+    tbl = quote(table)  # resolved in the connection's default dataset, as every other statement
+    columns = [f"k{i}" for i in range(len(keys))] + [f"m{i}" for i in range(len(per_row))]
+    typed = ", ".join(f"{quote(c)} AS {n}" for c, n in zip([*keys, *per_row], columns, strict=True))
+    row = "SELECT " + ", ".join(["%s"] * len(keys) + ["%(:STRING)s"] * len(per_row))
+    pairs = f"(SELECT {typed} FROM {tbl} WHERE 1 = 0 UNION ALL {' UNION ALL '.join([row] * rows)}) AS v"
+    on = " AND ".join(f"{tbl}.{quote(k)} = v.k{i}" for i, k in enumerate(keys))
+    sets = ", ".join([*(f"{quote(c)} = COALESCE(v.m{i}, {tbl}.{quote(c)})" for i, c in enumerate(per_row)),
+                      *(f"{quote(c)} = %s" for c in constants), *(f"{quote(c)} = NULL" for c in nulls)])
+    return PairUpdate(f"MERGE {tbl} USING {pairs} ON {on} WHEN MATCHED THEN UPDATE SET {sets}",
+                      constants_first=False)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from sqlalchemy import Engine, column, or_, select, table, tuple_, update
+from sqlalchemy import Engine, column, null, or_, select, table, tuple_, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from ..errors import DataSourceError, RequestError, TransientError
@@ -23,7 +23,7 @@ from ..request.request import PrivacyRequest
 from ..store import layout
 from . import deletion, verification
 from .base import Erased, ErasureWork, Found
-from .pair_update import can_check, pair_check, pair_update
+from .pair_update import can_check, pair_check, pair_rows, pair_update
 
 log = logging.getLogger(__name__)
 
@@ -204,10 +204,13 @@ class SqlConnector:
         constants = {c: m.apply(None) for c, m in masks.items() if not m.per_row}
         nulls = tuple(c for c, v in constants.items() if v is None)
         values = {c: v for c, v in constants.items() if v is not None}
+        written = {c: null() if v is None else v for c, v in constants.items()}  # a NULL in the text, not bound
         total = 0
         try:
             with self.engine.begin() as conn:
                 size = rows_per_statement(len(keys) + len(per_row), UPDATE_BATCH)
+                if per_row:
+                    size = pair_rows(conn.dialect, len(keys) + len(per_row), size)
                 if checks is not None:
                     checks.size = size
                 for batch in in_chunks(rows, size):
@@ -222,12 +225,12 @@ class SqlConnector:
                         checks.statements.append((check.sql, check.parameters(pairs, list(values.values()))))
                     if per_row:
                         shape = pair_update(conn.dialect, collection.address.collection, tuple(keys),
-                                            tuple(per_row), tuple(constants), len(pairs))
+                                            tuple(per_row), tuple(values), len(pairs), nulls)
                         self.statements += 1
-                        result = conn.exec_driver_sql(shape.sql, shape.parameters(pairs, list(constants.values())))
+                        result = conn.exec_driver_sql(shape.sql, shape.parameters(pairs, list(values.values())))
                     else:
                         self.statements += 1
-                        result = conn.execute(update(tbl).where(_key_in(tbl, keys, list(by_key))).values(constants))
+                        result = conn.execute(update(tbl).where(_key_in(tbl, keys, list(by_key))).values(written))
                     changed = result.rowcount
                     if changed > len(by_key):  # raising here rolls the whole collection back
                         raise DataSourceError(f"{collection.address}: the primary key ({', '.join(keys)}) is not "
