@@ -34,3 +34,15 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   "$VENV/bin/pip" install -q -r "$ROOT/requirements-dev.txt"
   echo "$want" > "$stamp"
 fi
+
+# The BigQuery stand-in the tests start (bqemulator, test-only) has its own venv: it refuses the FastAPI that
+# Airflow needs (requirements-bqemulator.txt says why). tests/support/bigquery_server.py runs it from there.
+EMU="$ROOT/.venv-bqemulator"
+emu_stamp="$EMU/.requirements.sha"
+emu_want="$(sha256sum "$ROOT/requirements-bqemulator.txt" | cut -d' ' -f1)"
+if [ "$(cat "$emu_stamp" 2>/dev/null)" != "$emu_want" ]; then
+  echo "setup: installing the BigQuery stand-in in $EMU"
+  [ -x "$EMU/bin/python" ] || python3 -m venv "$EMU"
+  "$EMU/bin/pip" install -q -r "$ROOT/requirements-bqemulator.txt"
+  echo "$emu_want" > "$emu_stamp"
+fi

@@ -145,3 +145,21 @@ def test_the_preflight_reads_bigquery_column_types(tmp_path: Path, engine: Engin
     config = config_for(tmp_path)
     (problem,) = erasure_preflight(config, config.policies["erase"], lambda _: engine)
     assert problem.startswith("shop:customer.name") and "NOT NULL" in problem.upper()
+
+
+def test_the_wing_builds_the_engine_from_an_airflow_connection(endpoint: str, engine: Engine,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sql_engine`` (the one place a dataset's conn_id becomes an engine) on a google_cloud_platform connection."""
+    import json
+
+    from include.privacy_requests.airflow.hooks import sql_engine
+
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_BQ", json.dumps({
+        "conn_type": "google_cloud_platform", "schema": "shop",
+        "extra": {"project": PROJECT, "api_endpoint": endpoint}}))
+    built = sql_engine("shop_bq")
+    try:
+        with built.connect() as conn:
+            assert conn.execute(text("SELECT COUNT(*) FROM customer")).scalar_one() == 2
+    finally:
+        built.dispose()
