@@ -8,6 +8,7 @@
     ./scripts/bench.sh --only proof   # erasing a subject who owns 10,006 rows, with and without proof of erasure
     ./scripts/bench.sh --only executors   # LocalExecutor vs CeleryExecutor with 1 and 2 workers, 50 in flight
     ./scripts/bench.sh --only drop [--rows N]   # a DROP Email list of 1,000,000 hashes (N), half matching
+    ./scripts/bench.sh --only bigquery [--quick]   # one subject's 10,000 (1,000) records on the BigQuery stand-in
 
 Prints one table: each figure, what it is compared against, and the target.
 """
@@ -742,12 +743,20 @@ def print_table(figures: list[Figure]) -> None:
             print("  ".join("-" * w for w in widths))
 
 
+def bigquery_stand_in(records: int) -> list[Figure]:
+    """Records erased per second on the BigQuery stand-in (bench/bigquery.py): an emulator, not BigQuery."""
+    from bench import bigquery
+
+    return [Figure(measure, result, "an emulator (DuckDB): says little about BigQuery", load)
+            for measure, result, load in bigquery.main(records)]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, few requests: a smoke run")
     parser.add_argument("--only", nargs="+", metavar="PART",
                         choices=["engine", "proof", "erasure", "memory", "parse", "scheduler", "batch", "pages",
-                                 "executors", "drop"],
+                                 "executors", "drop", "bigquery"],
                         help="run only these parts")
     parser.add_argument("--subjects", type=int, metavar="N",
                         help="subjects in the batch part (default 10,000; 1,000 with --quick)")
@@ -775,6 +784,7 @@ def main() -> int:
         ("pages", lambda w: pages(w, 10_000 if args.quick else 100_000)),
         ("executors", lambda w: executors(w, 10 if args.quick else 50)),
         ("drop", lambda w: drop(w, args.rows or (10_000 if args.quick else 1_000_000))),
+        ("bigquery", lambda w: bigquery_stand_in(1_000 if args.quick else 10_000)),
     ]
     steps = [(name, step) for name, step in parts if not args.only or name in args.only]
     figures: list[Figure] = []
