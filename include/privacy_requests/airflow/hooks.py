@@ -147,10 +147,11 @@ def mongo_database(conn_id: str) -> Any:
     return MongoHook(mongo_conn_id=conn_id).get_conn()[connection.schema]
 
 
-def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
+def erasure_problems(config: PrivacyConfig, policy: Policy, *, dry_run: bool = False) -> list[str]:
     """What would make a request fail half-way, checked before anything is touched: the SMTP connection for
-    vendor emails and an access package delivered by email, and every erasure target's real column type
-    against its strategy (preflight)."""
+    vendor emails and an access package delivered by email, the SaaS connections (a dry run sends no
+    ``test_request``: the engine records it as planned), and every erasure target's real column type against
+    its strategy (preflight)."""
     engines: list[Engine] = []
 
     def engine_for(conn_id: str) -> Engine:
@@ -158,7 +159,7 @@ def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
         return engines[-1]
 
     emails = config.email_datasets or policy.access_package.deliver
-    problems = (smtp_problems(config) if emails else []) + saas_problems(config)
+    problems = (smtp_problems(config) if emails else []) + saas_problems(config, send=not dry_run)
     if config.email_datasets:
         problems += confirmation_problems(config)
     try:
@@ -173,14 +174,15 @@ def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
             engine.dispose()
 
 
-def saas_problems(config: PrivacyConfig) -> list[str]:
+def saas_problems(config: PrivacyConfig, send: bool = True) -> list[str]:
     """Each SaaS dataset's connection exists, gives every connector param, and its credentials pass the config's
-    ``test_request``; an API that cannot be reached now is left to the access steps (they retry)."""
+    ``test_request``; an API that cannot be reached now is left to the access steps (they retry). With ``send``
+    False (a dry run) the test requests are prepared, not sent."""
     problems = []
     for dataset in sorted(config.saas):
         connector = saas_connector(config, dataset)
         try:
-            connector.test_connection()  # type: ignore[attr-defined]
+            connector.test_connection(send=send)  # type: ignore[attr-defined]
         except TransientError as exc:
             log.warning("SaaS dataset %s not checked before the request: %s", dataset, exc)
         except (RequestError, DataSourceError) as exc:
