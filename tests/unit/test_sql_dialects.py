@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy.dialects import postgresql, sqlite
 
-from include.privacy_requests.connectors.dialects import enforces_foreign_keys
+from include.privacy_requests.connectors.dialects import enforces_foreign_keys, snowflake_transient
 from include.privacy_requests.connectors.pair_update import can_check, pair_check, pair_update
 
 
@@ -43,3 +43,12 @@ def test_snowflake_enforces_no_foreign_key_and_sqlite_only_with_its_pragma() -> 
     assert not enforces_foreign_keys("snowflake", lambda: True)
     assert enforces_foreign_keys("postgresql", lambda: False)
     assert enforces_foreign_keys("sqlite", lambda: True) and not enforces_foreign_keys("sqlite", lambda: False)
+
+
+def test_snowflake_errors_are_transient_when_snowflake_could_not_be_reached() -> None:
+    from snowflake.connector.errors import InternalServerError, OperationalError, ProgrammingError
+
+    assert snowflake_transient(InternalServerError(errno=500)) is True  # HTTP 500, numbered 290500
+    assert snowflake_transient(OperationalError(msg="no route", errno=250001)) is True
+    assert snowflake_transient(ProgrammingError(msg="SQL compilation error", errno=2003, sqlstate="42S02")) is False
+    assert snowflake_transient(ValueError("another driver")) is None

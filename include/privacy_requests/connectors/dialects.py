@@ -82,3 +82,22 @@ def case_sensitive_names(dialect_name: str) -> bool:
     MySQL and SQLite match regardless of case, and Snowflake's reflection reports unquoted (upper-case) names
     in lower case, as SQLAlchemy spells case-insensitive names."""
     return dialect_name == "postgresql"
+
+
+# The Snowflake connector's error numbers that mean "could not talk to Snowflake (now)": failed to connect, the
+# connection closed, a request failed or timed out; and HTTP 429 and 5xx answers, which it numbers 290000 + status.
+# Its errors carry the SQLSTATE "n/a" when the server gave none, so the SQLSTATE alone does not tell.
+_SNOWFLAKE_TRANSIENT = {250001, 250002, 250003, 250005, 251011, 290429}
+
+
+def snowflake_transient(orig: BaseException) -> bool | None:
+    """Whether a Snowflake connector error is transient; None for an error of another driver."""
+    if type(orig).__module__.split(".")[:2] != ["snowflake", "connector"]:
+        return None
+    errno = getattr(orig, "errno", -1)
+    return (type(orig).__name__ in _SNOWFLAKE_HTTP_RETRYABLE or errno in _SNOWFLAKE_TRANSIENT
+            or 290500 <= errno < 290600 or str(getattr(orig, "sqlstate", "")).startswith("08"))
+
+
+_SNOWFLAKE_HTTP_RETRYABLE = {"InternalServerError", "ServiceUnavailableError", "GatewayTimeoutError",
+                             "BadGatewayError", "OtherHTTPRetryableError"}
