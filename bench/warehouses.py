@@ -68,7 +68,7 @@ def _erase(engine: Engine, folder: Path, strategy: dict[str, Any]) -> tuple[floa
     connector = SqlConnector(engine)
     started = time.perf_counter()
     outcome = erase_collection(request, address, lambda _: connector, try_number=1)
-    return time.perf_counter() - started, connector.statements, outcome.masked
+    return time.perf_counter() - started, connector.statements, outcome.detail.get("deleted", outcome.masked)
 
 
 def snowflake(records: int) -> list[tuple[str, float, int, int]]:
