@@ -23,6 +23,7 @@ from ..request.request import PrivacyRequest
 from ..store import layout
 from . import deletion, verification
 from .base import Erased, ErasureWork, Found
+from .dialects import snowflake_transient
 from .pair_update import can_check, execute, pair_check, pair_update
 
 log = logging.getLogger(__name__)
@@ -314,6 +315,9 @@ _TRANSIENT_MESSAGES = ("database is locked", "unable to open database file", "co
 def _is_connection_problem(orig: BaseException | None) -> bool:
     if orig is None:
         return False
+    snowflake = snowflake_transient(orig)
+    if snowflake is not None:
+        return snowflake
     state = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
     if state:
         return str(state).startswith(_TRANSIENT_SQLSTATES)
