@@ -66,7 +66,19 @@ def sql_engine(conn_id: str) -> Engine:
         raise RequestError(f"connection '{conn_id}' ({connection.conn_type}) has no usable hook: {exc}") from None
     if not hasattr(hook, "get_sqlalchemy_engine"):
         raise RequestError(f"connection '{conn_id}' ({type(hook).__name__}) does not provide a SQLAlchemy engine")
-    return hook.get_sqlalchemy_engine()
+    options = _engine_options(connection)
+    return hook.get_sqlalchemy_engine(options) if options else hook.get_sqlalchemy_engine()
+
+
+def _engine_options(connection: Connection) -> dict[str, Any]:
+    """What a provider's hook does not take from its connection but its driver needs. The Snowflake hook passes
+    the extras ``host`` and ``port`` on but not ``protocol``: a server on plain HTTP (an emulator such as
+    fakesnow on 127.0.0.1) is reached with the extra ``protocol: http``; a Snowflake account is HTTPS, the
+    default."""
+    if connection.conn_type != "snowflake":
+        return {}
+    protocol = (connection.extra_dejson or {}).get("protocol")
+    return {"connect_args": {"protocol": protocol}} if protocol else {}
 
 
 def saas_connector(config: PrivacyConfig, dataset: str) -> Connector:

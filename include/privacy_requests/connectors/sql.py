@@ -23,7 +23,8 @@ from ..request.request import PrivacyRequest
 from ..store import layout
 from . import deletion, verification
 from .base import Erased, ErasureWork, Found
-from .pair_update import can_check, pair_check, pair_update
+from .dialects import snowflake_transient
+from .pair_update import can_check, execute, pair_check, pair_update
 
 log = logging.getLogger(__name__)
 
@@ -224,7 +225,7 @@ class SqlConnector:
                         shape = pair_update(conn.dialect, collection.address.collection, tuple(keys),
                                             tuple(per_row), tuple(constants), len(pairs))
                         self.statements += 1
-                        result = conn.exec_driver_sql(shape.sql, shape.parameters(pairs, list(constants.values())))
+                        result = execute(conn, shape.sql, shape.parameters(pairs, list(constants.values())))
                     else:
                         self.statements += 1
                         result = conn.execute(update(tbl).where(_key_in(tbl, keys, list(by_key))).values(constants))
@@ -314,6 +315,9 @@ _TRANSIENT_MESSAGES = ("database is locked", "unable to open database file", "co
 def _is_connection_problem(orig: BaseException | None) -> bool:
     if orig is None:
         return False
+    snowflake = snowflake_transient(orig)
+    if snowflake is not None:
+        return snowflake
     state = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
     if state:
         return str(state).startswith(_TRANSIENT_SQLSTATES)
