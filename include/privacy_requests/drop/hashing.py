@@ -1,10 +1,13 @@
 """Standardization and hashing of identifiers exactly as DROP's technical specification says (v1.2.0,
 "Working with the data"): standardize, encode as UTF-8, SHA-256, Base64 (always 44 characters).
 
-Email, as the specification's hashing rules state it: "Trim leading/trailing whitespace; lowercase the entire
-address; do not remove dots, plus signs, or other characters". Whitespace inside an address is therefore kept
-(``"a b@x.com"`` stays ``"a b@x.com"``); before 2026-12-04 we removed all whitespace, which hashed such a value
-differently from DROP. The SQL the databases run for the Email list (matching.py) trims the same way.
+Email: "Trim leading/trailing whitespace; lowercase the entire address; do not remove dots, plus signs, or
+other characters" (the specification's email rule, privacy.ca.gov/drop-for-data-brokers/technical-specifications/
+working-with-data/#hashing, as DataGrail's DROP "Hashing Algorithm" reference reproduces it; the official page's
+hashing section could not be read from here, and its one email vector, "Anna.Smith@Domain.com", has no
+whitespace, so it does not decide the question). Whitespace inside an address is therefore kept (``"a b@x.com"``
+stays ``"a b@x.com"``); before 2026-12-04 we removed all whitespace, which hashed such a value differently from
+DROP. The SQL the databases run for the Email list (matching.py) trims the same way.
 
 Each ``standardize_*`` returns None for a value that cannot be an identifier of its kind (empty, a MAID that
 is not 32 hex digits, ...): such a value never matches, it is not an error. Composite lists (NDZ, NameVIN)
