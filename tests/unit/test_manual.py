@@ -62,6 +62,7 @@ def test_a_dry_run_asks_nobody_to_look_a_subject_up(archive: PrivacyConfig, form
 
     found = ManualConnector(ask=ask).retrieve(request, forms, {"email": ["jane@example.com"]})
     assert asked == [] and list(found.rows) == [] and found.status == "planned"
+    ManualConnector(ask=ask).retrieve(request, forms, {"email": ["jane@example.com"]})  # a cleared task
     (planned,) = [e for e in request.store.events() if e["event"] == "manual_lookup_planned"]
     assert planned["collection"] == "paper_archive:membership_form" and planned["values"] == {"email": 1}
     assert "jane" not in json.dumps(planned)
