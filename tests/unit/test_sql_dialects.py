@@ -52,3 +52,21 @@ def test_snowflake_errors_are_transient_when_snowflake_could_not_be_reached() ->
     assert snowflake_transient(OperationalError(msg="no route", errno=250001)) is True
     assert snowflake_transient(ProgrammingError(msg="SQL compilation error", errno=2003, sqlstate="42S02")) is False
     assert snowflake_transient(ValueError("another driver")) is None
+
+
+def test_a_per_row_mask_on_bigquery_is_a_merge_with_typed_placeholders() -> None:
+    """No VALUES list on BigQuery: the pairs are SELECTs; a per-row value is typed STRING for the driver (a NULL
+    has no type of its own), a NULL constant is in the text, and the pairs' parameters come before the SET's."""
+    from sqlalchemy_bigquery import BigQueryDialect
+
+    from include.privacy_requests.connectors.dialects import enforces_foreign_keys, pair_rows
+
+    dialect = BigQueryDialect()
+    shape = pair_update(dialect, "customer", ("id",), ("phone",), ("city",), 2, ("name",))
+    assert shape.sql == (
+        "MERGE `customer` USING (SELECT `id` AS k0, `phone` AS m0 FROM `customer` WHERE 1 = 0 UNION ALL "
+        "SELECT %s, %(:STRING)s UNION ALL SELECT %s, %(:STRING)s) AS v ON `customer`.`id` = v.k0 WHEN MATCHED THEN "
+        "UPDATE SET `phone` = COALESCE(v.m0, `customer`.`phone`), `city` = %s, `name` = NULL")
+    assert shape.parameters([((1,), ("h1",)), ((3,), (None,))], ["MASKED"]) == (1, "h1", 3, None, "MASKED")
+    assert not can_check(dialect) and not enforces_foreign_keys("bigquery", lambda: True)
+    assert pair_rows(dialect, 2, 5000) == 4500 and pair_rows(sqlite.dialect(), 2, 5000) == 5000

@@ -1,6 +1,7 @@
 """What differs between the SQL databases the connector writes text for, in one place: placeholders, how a
 list of rows is spelled, how a multi-table UPDATE names its columns, the exact "differs" test of the proof,
-whether foreign keys are enforced and whether names are case-sensitive.
+whether foreign keys are enforced, whether names are case-sensitive and how many parameters a statement takes.
+BigQuery's statement shape (a MERGE) is in pair_update.py, beside the others.
 
 Everything else goes through SQLAlchemy Core, whose dialects already tell the databases apart. Snowflake comes
 through ``snowflake-sqlalchemy`` (dialect name ``snowflake``, parameter style ``pyformat``: the connector binds
@@ -72,9 +73,21 @@ def enforces_foreign_keys(dialect_name: str, sqlite_pragma: Callable[[], bool]) 
     """Whether the database refuses a delete a foreign key still points at. SQLite only with ``PRAGMA
     foreign_keys`` on; Snowflake never on its standard tables (its constraints are informational, only a hybrid
     table enforces them)."""
-    if dialect_name == "snowflake":
+    if dialect_name in ("snowflake", "bigquery"):  # BigQuery's keys are never enforced
         return False
     return sqlite_pragma() if dialect_name == "sqlite" else True
+
+
+# BigQuery takes at most 10,000 query parameters per statement (an IN list is one array parameter there).
+BIGQUERY_PARAMETERS = 9_000
+
+
+def pair_rows(dialect: Dialect, width: int, size: int) -> int:
+    """Rows per pair statement of ``width`` parameters a row: ``size``, or fewer where the database caps the
+    parameters of a statement (BigQuery)."""
+    if dialect.name == "bigquery":
+        return max(1, min(size, BIGQUERY_PARAMETERS // max(1, width)))
+    return size
 
 
 def case_sensitive_names(dialect_name: str) -> bool:

@@ -118,17 +118,6 @@ def _numbered(sql: str) -> str:
     return re.sub(r"%%|%s", lambda m: "%" if m[0] == "%%" else f"${next(numbers)}", sql)
 
 
-# BigQuery takes at most 10,000 query parameters per statement (pairs are parameters; an IN list is one array).
-BIGQUERY_PARAMETERS = 9_000
-
-
-def pair_rows(dialect: Dialect, width: int, size: int) -> int:
-    """Rows per pair UPDATE: ``size``, or fewer where the database caps the parameters of a statement."""
-    if dialect.name == "bigquery":
-        return max(1, min(size, BIGQUERY_PARAMETERS // max(1, width)))
-    return size
-
-
 def _bigquery_pair_update(dialect: Dialect, table: str, keys: tuple[str, ...], per_row: tuple[str, ...],
                           constants: tuple[str, ...], rows: int, nulls: tuple[str, ...]) -> PairUpdate:
     """BigQuery's form: ``MERGE t USING (SELECT typed row WHERE 1 = 0 UNION ALL SELECT ?, ? ...) AS v ON ...

@@ -23,8 +23,8 @@ from ..request.request import PrivacyRequest
 from ..store import layout
 from . import deletion, verification
 from .base import Erased, ErasureWork, Found
-from .dialects import snowflake_transient
-from .pair_update import can_check, execute, pair_check, pair_rows, pair_update
+from .dialects import pair_rows, snowflake_transient
+from .pair_update import can_check, execute, pair_check, pair_update
 
 log = logging.getLogger(__name__)
 
