@@ -10,33 +10,54 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.dag_runs import clear, resume, table, task_states
+from tests.support.dag_runs import ConfigFolder, clear, resume, table, task_states
+from tests.support.paths import DEMO_CONFIG, DEMO_SEED
+from tests.support.ports import free_port
+from tests.support.smtp import SmtpServer, smtp_connection_uri
 
 JANE = {"email": "jane@example.com"}
 POLICY = "access_and_erasure_policy"  # null_rewrite only, so every run's final state is the same
 TABLES = ("customer", "address", "orders", "order_item", "login", "payment_card", "sms_subscription")
 
 
-@pytest.fixture
-def reference(run_request, shop_db: Path, storage: Path, smtp, tmp_path: Path):
-    """The final state of the same request without any fault, on a copy of the shop."""
-    clean = tmp_path / "clean_shop.db"
-    shutil.copy(shop_db, clean)
+def final_state(db: Path, request_dir: Path) -> dict:
+    package = json.loads((request_dir / "access_package.json").read_text())
+    return {"tables": {t: table(db, t) for t in TABLES}, "package": package}
 
-    def final_state(db: Path, request_dir: Path) -> dict:
-        package = json.loads((request_dir / "access_package.json").read_text())
-        return {"tables": {t: table(db, t) for t in TABLES}, "package": package}
 
-    import os
+@pytest.fixture(scope="module")
+def clean_run(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The final state of the request without any fault, on a shop, store and SMTP server of its own: made once
+    for the module (the policy only nulls, so every clean run of it ends the same)."""
+    from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
+    from include.privacy_requests.model.loading import load_config
 
-    original = os.environ["AIRFLOW_CONN_DEMO_SHOP_DB"]
-    os.environ["AIRFLOW_CONN_DEMO_SHOP_DB"] = f"sqlite:///{clean}"
+    base = tmp_path_factory.mktemp("clean-run")
+    clean = base / "clean_shop.db"
+    with sqlite3.connect(clean) as con:
+        con.executescript(DEMO_SEED.read_text())
+    config = ConfigFolder(base / "privacy")
+    shutil.copytree(DEMO_CONFIG, config.path, ignore=shutil.ignore_patterns("seed"))
+    config.edit("privacy.yml", lambda d: d.update(retries={"count": 0}))
+    smtp = SmtpServer(free_port())
+    smtp.start()
     try:
-        run_request(POLICY, JANE, request_id="reference")
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("AIRFLOW_CONN_DEMO_SHOP_DB", f"sqlite:///{clean}")
+            env.setenv("PRIVACY_REQUESTS_STORAGE", f"file://{base / 'storage'}")
+            env.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_uri(smtp.port))
+            dag = build_privacy_request_dag(load_config(config.path))
+            dag_run = dag.test(run_conf={"policy": POLICY, "identity": JANE, "request_id": "reference"})
     finally:
-        os.environ["AIRFLOW_CONN_DEMO_SHOP_DB"] = original
-    expected = final_state(clean, storage / "reference")
-    return expected, final_state
+        smtp.stop()
+    assert dag_run.state == "success"
+    return final_state(clean, base / "storage" / "reference")
+
+
+@pytest.fixture
+def reference(clean_run: dict, smtp):
+    """The clean run's final state, and how to read a run's (the test's own runs send through ``smtp``)."""
+    return clean_run, final_state
 
 
 def assert_resumed(dag, run_id: str, failed: str, states_before: dict, reference, shop_db: Path,
