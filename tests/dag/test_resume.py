@@ -4,16 +4,12 @@ fault would, upstream work is reused, and no side effect happens twice."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tests.support.dag_runs import ConfigFolder, clear, resume, table, task_states
-from tests.support.paths import DEMO_CONFIG, DEMO_SEED
-from tests.support.ports import free_port
-from tests.support.smtp import SmtpServer, smtp_connection_uri
+from tests.support.dag_runs import clear, own_request, resume, table, task_states
 
 JANE = {"email": "jane@example.com"}
 POLICY = "access_and_erasure_policy"  # null_rewrite only, so every run's final state is the same
@@ -29,29 +25,9 @@ def final_state(db: Path, request_dir: Path) -> dict:
 def clean_run(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
     """The final state of the request without any fault, on a shop, store and SMTP server of its own: made once
     for the module (the policy only nulls, so every clean run of it ends the same)."""
-    from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
-    from include.privacy_requests.model.loading import load_config
-
-    base = tmp_path_factory.mktemp("clean-run")
-    clean = base / "clean_shop.db"
-    with sqlite3.connect(clean) as con:
-        con.executescript(DEMO_SEED.read_text())
-    config = ConfigFolder(base / "privacy")
-    shutil.copytree(DEMO_CONFIG, config.path, ignore=shutil.ignore_patterns("seed"))
-    config.edit("privacy.yml", lambda d: d.update(retries={"count": 0}))
-    smtp = SmtpServer(free_port())
-    smtp.start()
-    try:
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("AIRFLOW_CONN_DEMO_SHOP_DB", f"sqlite:///{clean}")
-            env.setenv("PRIVACY_REQUESTS_STORAGE", f"file://{base / 'storage'}")
-            env.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_uri(smtp.port))
-            dag = build_privacy_request_dag(load_config(config.path))
-            dag_run = dag.test(run_conf={"policy": POLICY, "identity": JANE, "request_id": "reference"})
-    finally:
-        smtp.stop()
-    assert dag_run.state == "success"
-    return final_state(clean, base / "storage" / "reference")
+    run = own_request(tmp_path_factory.mktemp("clean-run"), POLICY, JANE, request_id="reference")
+    assert run.dag_run.state == "success"
+    return final_state(run.shop, run.storage / "reference")
 
 
 @pytest.fixture
