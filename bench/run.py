@@ -8,6 +8,7 @@
     ./scripts/bench.sh --only proof   # erasing a subject who owns 10,006 rows, with and without proof of erasure
     ./scripts/bench.sh --only executors   # LocalExecutor vs CeleryExecutor with 1 and 2 workers, 50 in flight
     ./scripts/bench.sh --only drop [--rows N]   # a DROP Email list of 1,000,000 hashes (N), half matching
+    ./scripts/bench.sh --only warehouses [--quick]   # one subject's 10,000 (1,000) records erased on each stand-in
 
 Prints one table: each figure, what it is compared against, and the target.
 """
@@ -727,6 +728,17 @@ def _bench_email(index: int) -> str:
     return f"bench-{index + 2}@example.com"
 
 
+def warehouses(records: int) -> list[Figure]:
+    """One subject's records erased on each warehouse stand-in (bench/warehouses.py); no target: emulators."""
+    from bench import warehouses as stand_ins
+
+    load = os.getloadavg()[0]
+    return [Figure(f"Snowflake stand-in (fakesnow): {what}, one subject with {erased:,} records",
+                   f"{erased / seconds:,.0f} records/s ({seconds:.1f} s, {statements} statements, load {load:.1f})",
+                   "an emulator on DuckDB, not Snowflake", "none (emulator)")
+            for what, seconds, statements, erased in stand_ins.snowflake(records)]
+
+
 # -- the table -----------------------------------------------------------------------------------------
 def _env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -747,7 +759,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="small data, few requests: a smoke run")
     parser.add_argument("--only", nargs="+", metavar="PART",
                         choices=["engine", "proof", "erasure", "memory", "parse", "scheduler", "batch", "pages",
-                                 "executors", "drop"],
+                                 "executors", "drop", "warehouses"],
                         help="run only these parts")
     parser.add_argument("--subjects", type=int, metavar="N",
                         help="subjects in the batch part (default 10,000; 1,000 with --quick)")
@@ -775,6 +787,7 @@ def main() -> int:
         ("pages", lambda w: pages(w, 10_000 if args.quick else 100_000)),
         ("executors", lambda w: executors(w, 10 if args.quick else 50)),
         ("drop", lambda w: drop(w, args.rows or (10_000 if args.quick else 1_000_000))),
+        ("warehouses", lambda w: warehouses(1_000 if args.quick else 10_000)),
     ]
     steps = [(name, step) for name, step in parts if not args.only or name in args.only]
     figures: list[Figure] = []

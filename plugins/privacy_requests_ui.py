@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import quote
 
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
@@ -207,9 +208,28 @@ def batch_subject_page(run_id: str, request_id: str, personal: MaySeeConf) -> st
     row = request_row(config, run, report, order, datetime.now(UTC))
     position = {task_id: index for index, task_id in enumerate(order)}
     timeline = sorted(run.tasks, key=lambda t: position.get(t.task_id, len(position)))
+    reader = _reader()
     return _pages.get_template("request.html.j2").render(
         row=row, report=report, timeline=timeline, personal=personal, identity="kept with the batch's subjects",
-        emails=[], batch=_batch_rows([batch])[0])
+        emails=[], batch=_batch_rows([batch])[0],
+        certificate=f"./{quote(request_id)}/certificate" if reader.has_certificate(request_id) else False)
+
+
+@app.get("/batches/{run_id}/requests/{request_id}/certificate", response_class=HTMLResponse,
+         dependencies=_BATCH_ACCESS)
+def batch_subject_certificate(run_id: str, request_id: str) -> HTMLResponse:
+    """A batch subject's certificate, as the batch's finalize wrote it from the subject's report; only for a
+    subject of that batch (no personal data: the same readers as the subject's page)."""
+    from include.privacy_requests.deliverables.overview import batch_id_of, belongs_to_batch
+
+    batch = _one_batch(run_id)
+    reader = _reader()
+    path = reader.deliverable(request_id, layout.CERTIFICATE)
+    if not belongs_to_batch(reader.report(request_id), batch_id_of(batch)) or path is None or not path.exists():
+        raise HTTPException(status_code=404, detail=f"no certificate of a subject '{request_id}' of batch run "
+                                                    f"'{run_id}' (written when the batch completes)")
+    return HTMLResponse(path.read_text(), headers={
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'"})
 
 
 @app.get("/requests/{run_id}", response_class=HTMLResponse)

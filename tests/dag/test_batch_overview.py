@@ -3,6 +3,7 @@ in-process, then the plugin's pages are read through Airflow's own API app (its 
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +55,13 @@ def test_the_overview_lists_a_batch_and_opens_each_subjects_request_page(run_req
     assert "Privacy request ui-jane" in jane.text and "A subject of batch" in jane.text
     assert "demo_shop:customer" in jane.text and "access.demo_shop.customer" in jane.text  # collections, tasks
     assert "jane@example.com" not in jane.text
+    # Its certificate, linked from its page, is the one finalize wrote from its report (the SHA-256 matches).
+    assert 'href="./ui-jane/certificate"' in jane.text
+    served = api.get(f"/privacy/batches/{dag_run.run_id}/requests/ui-jane/certificate")
+    digest = hashlib.sha256((storage / "ui-jane" / "report.json").read_bytes()).hexdigest()
+    assert served.status_code == 200 and f'<code id="report-sha256">{digest}</code>' in served.text
+    assert served.headers["Content-Security-Policy"] == "default-src 'none'; style-src 'unsafe-inline'"
+    assert api.get(f"/privacy/batches/{dag_run.run_id}/requests/req-1/certificate").status_code == 404
     rejected = api.get(f"/privacy/batches/{dag_run.run_id}/requests/ui-fax")
     assert rejected.status_code == 200 and "rejected" in rejected.text
     assert "already used" in page.text

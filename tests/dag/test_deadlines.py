@@ -56,3 +56,46 @@ def rejected_request(storage: Path, request_id: str) -> None:
     store.put("request.json", {"request_id": request_id, "policy": "urgent_access", "identity_types": ["email"],
                                "run_id": request_id, "received": datetime.now(UTC).isoformat()})
     store.write_public("report.json", [json.dumps({"status": "rejected"})])
+
+
+def test_drop_downloads_not_answered_near_their_45_day_due_date_are_alerted_once(config_folder, storage: Path,
+                                                                                 smtp, airflow_db) -> None:
+    """A DROP download is due 45 days after its date: the deadline alert names one not yet answered within
+    drop.alert_days_before_due days (4 here, the requests' 5 otherwise), once; an answered one, one with time
+    left and one outside the DROP window are not named."""
+    from datetime import timedelta
+
+    from airflow.sdk import ObjectStoragePath
+
+    from include.privacy_requests.airflow.dag_factory import build_deadlines_dag
+    from include.privacy_requests.drop.run import DropRun, receive
+    from include.privacy_requests.model.loading import load_config
+    from include.privacy_requests.store import layout
+    from tests.support.drop_server import HEAD, email, make_zip
+
+    config_folder.edit("privacy.yml", lambda d: d.update(drop={
+        "broker_id": "4821", "policy": "default_erasure_policy", "folder": "file:///tmp/privacy-drop-unused",
+        "alert_days_before_due": 4}))
+    config = load_config(config_folder.path)
+    root = ObjectStoragePath(f"file://{storage}")
+    key = os.environ["AIRFLOW_VAR_PRIVACY_REQUESTS_STORE_KEY"]
+    today = datetime.now(UTC).date()
+    for run_id, age in (("near", 42), ("answered", 43), ("time-left", 30), ("five-days-left", 40)):
+        day = (today - timedelta(days=age)).strftime("%Y%m%d")
+        download = make_zip({f"{day}_4821_Email.csv": HEAD + f"EMAIL0000001,{email('anna.smith@domain.com')}\r\n"})
+        run = DropRun(config, run_id, root, key)
+        receive(run, download, datetime.now(UTC).isoformat())
+        if run_id == "answered":  # drop_respond wrote its report: the download is answered
+            run.store.write_public(layout.DROP_RUN_REPORT, ["{}\n"])
+
+    dag = build_deadlines_dag(config)
+    assert dag.test().state == "success"
+    (alert,) = smtp.received
+    assert "1 DROP download(s) due within 5 day(s)" in alert.message["Subject"]
+    body = alert.part("text/html")
+    near = (today - timedelta(days=42)).isoformat()
+    assert f"DROP download of {near}" in body and "3 day(s) left" in body
+    assert body.count("DROP download of") == 1  # not the answered one, nor those with 15 and 5 days left
+
+    assert dag.test().state == "success"
+    assert len(smtp.received) == 1  # each download is alerted about once

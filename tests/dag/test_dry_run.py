@@ -234,3 +234,22 @@ def test_a_dry_run_of_every_feature_at_once_sends_nothing_calls_nothing_changes_
     assert "the subject&#39;s email identity" in page and "not sent" in page
     letter = pages.get(f"/privacy/requests/{dag_run.run_id}/emails/{layout.PACKAGE_EMAIL}")
     assert letter.status_code == 200 and letter.text == package["html"]
+
+
+@pytest.mark.timeout(240)  # before the fix the run waited for a person (dag.test cannot answer)
+def test_a_dry_run_of_a_reviewed_policy_asks_nobody_and_plans_the_approval(run, shop_db: Path, storage: Path,
+                                                                           smtp) -> None:
+    from airflow.models.hitl import HITLDetail
+    from airflow.utils.session import create_session
+
+    before = checksums(shop_db)
+    dag_run, report = run("dry-reviewed", policy="reviewed_erasure_policy", dry_run=True)
+
+    assert dag_run.state == "success"
+    with create_session() as session:
+        assert session.query(HITLDetail).count() == 0  # no question reached Airflow's required actions
+    assert checksums(shop_db) == before and smtp.received == []
+    (planned,) = [e for e in report["events"] if e["event"] == "approval_planned"]
+    assert planned["subject"] == "Approve privacy request dry-reviewed?"
+    assert "Required actions" in planned["asked_of"] and planned["options"] == ["Approve", "Reject"]
+    assert report["review"] is None and report["rows_planned"] == 2 and report["status"] == "complete"

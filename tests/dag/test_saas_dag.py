@@ -76,7 +76,11 @@ def test_dry_run_sends_nothing_and_lists_the_requests(airflow_db, config_folder,
                                  "request_id": "r-dry", "dry_run": True})
     assert dag_run.state == "success", task_states(dag, dag_run.run_id)
     assert stripe.writes == []
+    # validate_request sent no test_request (GET /v1/customers without a query): it is planned instead.
+    assert not [c for c in stripe.calls if c.path == "/v1/customers" and not c.query]
     report = read(storage / "r-dry" / "report.json")
+    planned = [e for e in report["events"] if e["event"] == "saas_test_planned"]
+    assert [(e["dataset"], e["method"], e["path"]) for e in planned] == [("stripe", "GET", "/v1/customers")]
     customer = next(c for c in report["collections"] if c["collection"] == "stripe:customer")
     assert customer["erasure"]["plan"]["requests"] == [
         {"method": "POST", "path": "/v1/customers/<customer_id>", "count": 1, "fields": ["name"]}]

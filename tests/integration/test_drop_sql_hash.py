@@ -11,8 +11,8 @@ from include.privacy_requests.model.loading import load_config
 from tests.support.paths import ROOT
 
 EMAILS = [" Anna.Smith@Domain.com ", "danielle.johnson12@example.com", "A.Lice+Tag@Co.COM", "tab\tinside@x.com",
-          "", None, "Zoë@exämple.com"]
-PHONES = ["+1(415)555-9317", "+84(90)123 4567", "+354(123)4567", "5551273811", "", None, "555-0100"]
+          "", None, "Zoë@exämple.com", "\t Space Inside@x.com \n", "   "]
+PHONES = ["+1(415)555-9317", "+84(90)123 4567", "+354(123)4567", "5551273811", "", None, "555-0100", "1", "2"]
 
 
 def test_hashes_in_the_database_equal_the_specification(engine: Engine) -> None:

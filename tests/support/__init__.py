@@ -16,6 +16,7 @@ fixtures       the pytest fixtures (smtp, shop_db, storage, config_folder, run_r
 cluster        the Airflow cluster harness: airflow_world(), token(), answer() (human-in-the-loop), wait_until()
 faults         the fault harness shared by the fault and Celery e2e modules (subjects, shop, checks)
 drop_server    the regulator's DROP endpoint (a real HTTP server) and its first download
+snowflake_server  snowflake_server(), SnowflakeServer: fakesnow's HTTP server (a Snowflake emulator) on 127.0.0.1
 saas_servers   fake SaaS vendors (Mailchimp, Shopify, Stripe, a token endpoint) on real HTTP servers
 
 tests/unit/test_test_layout.py enforces that no test module imports another test module or a conftest.

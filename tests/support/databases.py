@@ -69,7 +69,8 @@ def postgresql_engine(tmp_path: Path, template: str | None = None) -> Iterator[E
             cur.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     except psycopg2.OperationalError as exc:
         unreachable("PostgreSQL", f"{PG_HOST}:{PG_PORT}", PG_START, exc)
-    engine = create_engine(f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}")
+    # psycopg 3, the driver Airflow's PostgresHook gives the engine (provider 7 with psycopg installed)
+    engine = create_engine(f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{name}")
     try:
         yield engine
     finally:

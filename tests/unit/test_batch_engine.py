@@ -199,3 +199,43 @@ def test_provenance_and_chunks_unit() -> None:
     assert arrived.subjects_of({"email": "john@example.com", "id": 8}) == set()
     assert list(chunks({"a": [1, 2, 3], "b": [4]}, 4)) == [{"a": [1, 2, 3], "b": [4]}]
     assert list(chunks({"a": [1, 2, 3], "b": [4]}, 2)) == [{"a": [1, 2]}, {"a": [3]}, {"b": [4]}]
+
+
+def test_each_batch_subject_gets_a_certificate_of_its_own_report(config: PrivacyConfig, shop: Path,
+                                                                 tmp_path: Path) -> None:
+    """finalize writes each subject's certificate.html from the very text of its report.json (its SHA-256),
+    with the batch's dates; a failure reported afterwards removes it, as for a single request."""
+    import hashlib
+    from datetime import UTC, datetime, timedelta
+
+    from include.privacy_requests.batch.outputs import finish_batch, write_access_packages
+    from include.privacy_requests.deliverables.package.expiry import expire_access_packages
+
+    batch, _ = run_access(config, tmp_path / "storage", shop, policy="default_access_policy")
+    root = tmp_path / "storage"
+    write_access_packages(batch)
+    finish_batch(batch)
+    for subject in SUBJECTS:
+        folder = root / subject["request_id"]
+        certificate = (folder / layout.CERTIFICATE).read_text()
+        digest = hashlib.sha256((folder / layout.REPORT).read_bytes()).hexdigest()
+        assert f'<code id="report-sha256">{digest}</code>' in certificate
+        assert "2026-11-28" in certificate and 'class="met"' in certificate  # received with the batch, in time
+        assert subject["identity"]["email"] not in certificate
+    completed = batch.store.get(layout.COMPLETED)
+    finish_batch(batch)  # a cleared finalize: the certificates follow the new reports, completion does not move
+    assert batch.store.get(layout.COMPLETED) == completed
+    folder = root / "r-jane"
+    digest = hashlib.sha256((folder / layout.REPORT).read_bytes()).hexdigest()
+    assert f'<code id="report-sha256">{digest}</code>' in (folder / layout.CERTIFICATE).read_text()
+
+    # Retention deletes the packages a month later: the event joins each report, and the certificate follows.
+    assert expire_access_packages(config, root, KEY, now=datetime.now(UTC) + timedelta(days=31)).requests == 3
+    for subject in SUBJECTS:
+        folder = root / subject["request_id"]
+        assert "access_package_deleted" in (folder / layout.REPORT).read_text()
+        digest = hashlib.sha256((folder / layout.REPORT).read_bytes()).hexdigest()
+        assert f'<code id="report-sha256">{digest}</code>' in (folder / layout.CERTIFICATE).read_text()
+
+    record_batch_failure(batch, "finalize", 3, RequestError("broken"), final=True)
+    assert not any((root / s["request_id"] / layout.CERTIFICATE).exists() for s in SUBJECTS)

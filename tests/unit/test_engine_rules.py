@@ -205,3 +205,18 @@ def test_a_reconsidered_rejection_holds_its_subject_again(config: PrivacyConfig,
     with pytest.raises(RequestError, match="'meanwhile' for the same subject"):
         record_review(other, approve)
     assert approval_question(other) is not None  # not approved: nothing proceeds
+
+
+def test_a_dry_run_asks_nobody_for_approval_and_plans_the_question(config: PrivacyConfig, tmp_path: Path) -> None:
+    """A dry run of a policy with manual_approval does not wait for a person: the question it would ask, and of
+    whom, is an approval_planned event of its plan (once, however often the task is cleared)."""
+    conf = {"policy": "reviewed_erasure_policy", "identity": JANE, "request_id": "dry", "dry_run": True}
+    request = open_request(config, conf, "run-dry", tmp_path, KEY)
+    start_request(request, "run-dry", "2026-11-28T00:00:00+00:00")
+    assert approval_question(request, "the DPO team") is None
+    assert approval_question(request, "the DPO team") is None
+    planned = [e for e in request.store.events() if e["event"] == "approval_planned"]
+    assert len(planned) == 1
+    assert planned[0]["asked_of"] == "the DPO team" and planned[0]["options"] == [APPROVE, REJECT]
+    assert planned[0]["subject"] == "Approve privacy request dry?" and planned[0]["timeout_seconds"] > 0
+    assert "jane" not in json.dumps(planned) and not request.store.exists(layout.APPROVAL)

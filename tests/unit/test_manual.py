@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
+from cryptography.fernet import Fernet
 
 from include.privacy_requests.connectors.manual import (
+    ManualConnector,
     access_question,
     check_rows,
     entry_form,
@@ -16,12 +20,15 @@ from include.privacy_requests.errors import RequestError
 from include.privacy_requests.model.graph import Collection, CollectionAddress
 from include.privacy_requests.model.loading import load_config
 from include.privacy_requests.model.policy import MaskingStrategySpec
+from include.privacy_requests.model.settings import PrivacyConfig
+from include.privacy_requests.request.asking import Question
+from include.privacy_requests.request.request import open_request
 
 HUMAN = Path(__file__).resolve().parents[1] / "e2e" / "human_steps" / "datasets"
 
 
 @pytest.fixture(scope="module")
-def forms(tmp_path_factory: pytest.TempPathFactory) -> Collection:
+def archive(tmp_path_factory: pytest.TempPathFactory) -> PrivacyConfig:
     """The paper archive of the end-to-end tests, loaded beside the demo configuration."""
     import shutil
 
@@ -33,7 +40,32 @@ def forms(tmp_path_factory: pytest.TempPathFactory) -> Collection:
                                                          "\n  paper_archive: {manual: true}\ndata_categories:"))
     config = load_config(folder)
     assert config.mapping("paper_archive").kind == "manual"
-    return config.graph.collections[CollectionAddress("paper_archive", "membership_form")]
+    return config
+
+
+@pytest.fixture(scope="module")
+def forms(archive: PrivacyConfig) -> Collection:
+    return archive.graph.collections[CollectionAddress("paper_archive", "membership_form")]
+
+
+def test_a_dry_run_asks_nobody_to_look_a_subject_up(archive: PrivacyConfig, forms: Collection,
+                                                     tmp_path: Path) -> None:
+    """A dry run plans the look-up (fields and how many values, never the values) instead of asking a person."""
+    conf = {"policy": "default_erasure_policy", "identity": {"email": "jane@example.com"}, "request_id": "dry",
+            "dry_run": True}
+    request = open_request(archive, conf, "run-dry", tmp_path, Fernet.generate_key().decode())
+    asked: list[Question] = []
+
+    def ask(question: Question) -> NoReturn:
+        asked.append(question)
+        raise AssertionError("a dry run asked a person")
+
+    found = ManualConnector(ask=ask).retrieve(request, forms, {"email": ["jane@example.com"]})
+    assert asked == [] and list(found.rows) == [] and found.status == "planned"
+    ManualConnector(ask=ask).retrieve(request, forms, {"email": ["jane@example.com"]})  # a cleared task
+    (planned,) = [e for e in request.store.events() if e["event"] == "manual_lookup_planned"]
+    assert planned["collection"] == "paper_archive:membership_form" and planned["values"] == {"email": 1}
+    assert "jane" not in json.dumps(planned)
 
 
 def test_the_form_has_one_list_of_records_with_the_collections_fields(forms: Collection) -> None:

@@ -64,6 +64,6 @@ def test_old_packages_go_young_ones_and_open_requests_stay(tmp_path: Path) -> No
     assert report["events"][-1]["event"] == "access_package_deleted" and report["events"][-1]["keep_days"] == 30
     assert report["events"][-1]["emailed_copy"] is None  # not delivered by email: no copy elsewhere
     assert "jane@example.com" not in text
-    assert not (root / "b-1" / layout.CERTIFICATE).exists()  # a batch subject has none
+    assert not (root / "b-1" / layout.CERTIFICATE).exists()  # this stand-in report names no policy
     assert batch.exists(layout.PACKAGE_DELETED)
     assert expire_access_packages(config, root, KEY, now=NOW).files == 0  # nothing left to delete

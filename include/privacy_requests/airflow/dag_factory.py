@@ -318,7 +318,8 @@ def build_deadlines_dag(config: PrivacyConfig) -> DAG | None:
         tags=["privacy"],
         default_args={"owner": "privacy", "retries": 1, "retry_delay": timedelta(minutes=5)},
         doc_md=f"Notifies about privacy requests still open {alert.days_before_due} day(s) before their due date "
-               f"({alert.notifier}); each request once.",
+               f"({alert.notifier}), and about DROP downloads not yet answered before their 45-day due date; "
+               "each once.",
     ) as dag:
         DeadlineCheckOperator(task_id="check_deadlines", privacy_config=config)
     return dag

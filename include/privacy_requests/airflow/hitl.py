@@ -17,6 +17,10 @@ from airflow.sdk.execution_time.hitl import upsert_hitl_detail
 from ..request.asking import Ask, Question
 
 RESUME_PATH = "/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails"
+# Whom a question goes to: ``asker`` assigns no user, so Airflow lets every user allowed to answer the DAG's
+# required actions (the auth manager's PUT permission on the DAG's HITL details) answer it.
+ASKED_OF = ("any Airflow user allowed to answer this DAG's required actions (Browse, Required actions; "
+            "no user assigned)")
 
 
 def asker(context: Context) -> Ask:

@@ -66,7 +66,19 @@ def sql_engine(conn_id: str) -> Engine:
         raise RequestError(f"connection '{conn_id}' ({connection.conn_type}) has no usable hook: {exc}") from None
     if not hasattr(hook, "get_sqlalchemy_engine"):
         raise RequestError(f"connection '{conn_id}' ({type(hook).__name__}) does not provide a SQLAlchemy engine")
-    return hook.get_sqlalchemy_engine()
+    options = _engine_options(connection)
+    return hook.get_sqlalchemy_engine(options) if options else hook.get_sqlalchemy_engine()
+
+
+def _engine_options(connection: Connection) -> dict[str, Any]:
+    """What a provider's hook does not take from its connection but its driver needs. The Snowflake hook passes
+    the extras ``host`` and ``port`` on but not ``protocol``: a server on plain HTTP (an emulator such as
+    fakesnow on 127.0.0.1) is reached with the extra ``protocol: http``; a Snowflake account is HTTPS, the
+    default."""
+    if connection.conn_type != "snowflake":
+        return {}
+    protocol = (connection.extra_dejson or {}).get("protocol")
+    return {"connect_args": {"protocol": protocol}} if protocol else {}
 
 
 def saas_connector(config: PrivacyConfig, dataset: str) -> Connector:
@@ -147,10 +159,11 @@ def mongo_database(conn_id: str) -> Any:
     return MongoHook(mongo_conn_id=conn_id).get_conn()[connection.schema]
 
 
-def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
+def erasure_problems(config: PrivacyConfig, policy: Policy, *, dry_run: bool = False) -> list[str]:
     """What would make a request fail half-way, checked before anything is touched: the SMTP connection for
-    vendor emails and an access package delivered by email, and every erasure target's real column type
-    against its strategy (preflight)."""
+    vendor emails and an access package delivered by email, the SaaS connections (a dry run sends no
+    ``test_request``: the engine records it as planned), and every erasure target's real column type against
+    its strategy (preflight)."""
     engines: list[Engine] = []
 
     def engine_for(conn_id: str) -> Engine:
@@ -158,7 +171,7 @@ def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
         return engines[-1]
 
     emails = config.email_datasets or policy.access_package.deliver
-    problems = (smtp_problems(config) if emails else []) + saas_problems(config)
+    problems = (smtp_problems(config) if emails else []) + saas_problems(config, send=not dry_run)
     if config.email_datasets:
         problems += confirmation_problems(config)
     try:
@@ -173,14 +186,15 @@ def erasure_problems(config: PrivacyConfig, policy: Policy) -> list[str]:
             engine.dispose()
 
 
-def saas_problems(config: PrivacyConfig) -> list[str]:
+def saas_problems(config: PrivacyConfig, send: bool = True) -> list[str]:
     """Each SaaS dataset's connection exists, gives every connector param, and its credentials pass the config's
-    ``test_request``; an API that cannot be reached now is left to the access steps (they retry)."""
+    ``test_request``; an API that cannot be reached now is left to the access steps (they retry). With ``send``
+    False (a dry run) the test requests are prepared, not sent."""
     problems = []
     for dataset in sorted(config.saas):
         connector = saas_connector(config, dataset)
         try:
-            connector.test_connection()  # type: ignore[attr-defined]
+            connector.test_connection(send=send)  # type: ignore[attr-defined]
         except TransientError as exc:
             log.warning("SaaS dataset %s not checked before the request: %s", dataset, exc)
         except (RequestError, DataSourceError) as exc:

@@ -15,7 +15,7 @@ from ..deliverables.access_package import write_access_package
 from ..errors import ConfigError, DataSourceError, RequestError, StepSkipped, TransientError
 from ..outbound.email.render import DigestEntry, render_digest_email
 from ..outbound.vendor_email import Composed, Send, send_once
-from ..request.report import assemble_report, collection_entry
+from ..request.report import assemble_report, collection_entry, subject_due, write_certificate
 from ..request.request import release_subject
 from ..steps.collection_steps import erasure_began
 from ..store import layout
@@ -117,7 +117,8 @@ def send_batch_email(batch: Batch, dataset: str, *, sender: Callable[[], str], s
 
 
 def _subject_reports(batch: Batch, failure: dict[str, Any] | None) -> Iterator[dict[str, Any]]:
-    """Write every accepted subject's report.json from the batch's results; yields each one's summary.
+    """Write every accepted subject's report.json, and its certificate.html from the same text (as
+    report.write_report does for a single request), from the batch's results; yields each one's summary.
 
     Per subject: its report written (compact JSON: Python's encoder in C, where an indent takes its pure-Python
     one, five times slower), its events folder looked at (a batch keeps a subject's validation in its own
@@ -129,6 +130,14 @@ def _subject_reports(batch: Batch, failure: dict[str, Any] | None) -> Iterator[d
         results[address] = (store.get(layout.result(layout.ACCESS, address)) or {},
                             store.get(layout.result(layout.ERASURE, address)) or {},
                             store.get(layout.erasure_ledger(address)) or {})
+    # The certificate's dates, once per batch: every subject was received with the batch, and completed when the
+    # batch first completed (a create-only mark in the batch's ledger, so a cleared finalize does not move it).
+    now = datetime.now(UTC)
+    received = datetime.fromisoformat(store.get(layout.REQUEST)["received"])
+    if failure is None:
+        store.create(layout.COMPLETED, {"time": now.isoformat()})
+    completed_at = (store.get(layout.COMPLETED) or {}).get("time") if failure is None else None
+    completed = datetime.fromisoformat(completed_at) if completed_at else None
     emails = []
     for dataset in config.email_datasets:
         sent = store.get(layout.email_sent(dataset))
@@ -155,7 +164,12 @@ def _subject_reports(batch: Batch, failure: dict[str, Any] | None) -> Iterator[d
              "batch_id": batch.batch_id}
             for sent, listed in emails if subject.position in listed]
         report = assemble_report(request, collections, sorted(events, key=lambda e: e["time"]), failure)
-        request.store.write_public(layout.REPORT, [json.dumps(report.body) + "\n"])
+        report_json = json.dumps(report.body) + "\n"
+        request.store.write_public(layout.REPORT, [report_json])
+        # Its certificate from the very text written: one more write, nothing read (a failure removes it).
+        write_certificate(config, batch.policy, request.store, report.body, report_json, received=received,
+                          due=subject_due(batch.policy, received, report.body["events"]),
+                          completed=completed if report.body["status"] == layout.COMPLETE else None, now=now)
         yield {"request_id": subject.request_id, "status": report.body["status"],
                "rows_found": report.body["rows_found"], "rows_masked": report.body["rows_masked"],
                "rows_deleted": report.body["rows_deleted"],

@@ -7,6 +7,7 @@ task); it is called again with the answer.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from ..model.graph import Collection
     from ..model.policy import MaskingStrategySpec
     from ..request.request import PrivacyRequest
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -46,6 +49,14 @@ class ErasureWork:
     collection: Collection
     fields: dict[str, MaskingStrategySpec]
     rows: Callable[[], Iterator[dict[str, Any]]]
+
+    def without_primary_key(self) -> Erased | None:
+        """The answer of a connector that erases by primary key when the collection declares none, else None."""
+        if self.collection.primary_keys:
+            return None
+        reason = "no primary key is defined for this collection: nothing erased"
+        log.warning("%s: %s", self.collection.address, reason)
+        return Erased("no_primary_key", detail={"reason": reason})
 
 
 class Connector(Protocol):

@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 from ..model.graph import Collection, CollectionAddress
 from ..model.policy import Policy
 from ..model.settings import PrivacyConfig
+from .dialects import case_sensitive_names, enforces_foreign_keys
 from .sql import classify_error
 
 EngineFor = Callable[[str], Engine]
@@ -65,9 +66,7 @@ def delete_problems(config: PrivacyConfig, policy: Policy, engine_for: EngineFor
 
 
 def _enforced(conn: Connection) -> bool:
-    if conn.dialect.name != "sqlite":
-        return True
-    return bool(conn.execute(text("PRAGMA foreign_keys")).scalar())
+    return enforces_foreign_keys(conn.dialect.name, lambda: bool(conn.execute(text("PRAGMA foreign_keys")).scalar()))
 
 
 def _foreign_keys(conn: Connection) -> list[tuple[str, dict[str, Any]]]:
@@ -78,7 +77,7 @@ def _foreign_keys(conn: Connection) -> list[tuple[str, dict[str, Any]]]:
 
 
 def _same(a: str, b: str, conn: Connection) -> bool:
-    return a == b if conn.dialect.name == "postgresql" else a.lower() == b.lower()
+    return a == b if case_sensitive_names(conn.dialect.name) else a.lower() == b.lower()
 
 
 def _match(collections: list[Collection], table: str, conn: Connection) -> Collection | None:

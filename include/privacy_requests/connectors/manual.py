@@ -39,6 +39,16 @@ class ManualConnector:
     def retrieve(self, request: PrivacyRequest, collection: Collection, inputs: dict[str, list[Any]]) -> Found:
         if not inputs:
             return Found([])  # nobody is asked when no value reaches the collection
+        if request.conf.dry_run:
+            # A dry run asks nobody (the person would search an archive for a request that changes nothing): the
+            # look-up is planned, with the fields and how many values would be looked up (never the values),
+            # and the collection finds nothing, so what a person would enter is not in the plan.
+            if not any(e["event"] == "manual_lookup_planned" and e["collection"] == str(collection.address)
+                       for e in request.store.events()):  # a cleared task does not plan twice
+                request.store.add_event("manual_lookup_planned", collection=str(collection.address),
+                                        values={f: len(v) for f, v in sorted(inputs.items())})
+            log.info("Dry run: the look-up in %s is planned; nobody is asked", collection.address)
+            return Found([], "planned", {"asked": False})
         if self.answer is None:
             self.ask(Question(subject=f"Look up privacy request {request.request_id} in {collection.address}",
                               body=access_question(collection, inputs), options=[CONFIRM],

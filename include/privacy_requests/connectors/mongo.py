@@ -66,10 +66,9 @@ class MongoConnector:
 
     def erase(self, work: ErasureWork) -> Erased:
         collection = work.collection
-        if not collection.primary_keys:
-            reason = "no primary key is defined for this collection: nothing erased"
-            log.warning("%s: %s", collection.address, reason)
-            return Erased("no_primary_key", detail={"reason": reason})
+        refused = work.without_primary_key()
+        if refused is not None:
+            return refused
         if deletes(work.fields):
             return self.delete(work)
         masks = field_masks(work)

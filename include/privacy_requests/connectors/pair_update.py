@@ -4,6 +4,7 @@ A CASE with one branch per row made the database compare every row with every br
 most of the time to build; a join looks each key up once. The statement text depends only on the table,
 the columns and the number of rows, so a chunk of the usual size is built once and reused; every key and
 value is a bound parameter (the driver's positional placeholders). Needs SQLite 3.33 or later (UPDATE FROM).
+What differs between databases is in dialects.py.
 
 The pairs are typed by the table itself: ``SELECT key AS k0, col AS m0 FROM t WHERE 1 = 0 UNION ALL VALUES
 (...)`` gives the list the column types (PostgreSQL would otherwise read a text key as ``text`` and refuse to
@@ -13,14 +14,17 @@ connection's collation, and comparing two columns of different collations is an 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Dialect
+from sqlalchemy import Connection, Dialect
+from sqlalchemy.exc import DBAPIError
 
 from ..errors import DataSourceError
+from .dialects import DIFFERS, PLACEHOLDERS, joined_update_names_table, placeholder, quoter, values_rows
 
 
 @dataclass(frozen=True)
@@ -47,33 +51,68 @@ def pair_update(dialect: Dialect, table: str, keys: tuple[str, ...], per_row: tu
     A per-row column is set from the pairs, or left as it is where the pair holds NULL (the value found was
     NULL: there is nothing to mask); a constant column is set to its one value.
     """
-    if dialect.paramstyle not in _PLACEHOLDERS:
+    mark = placeholder(dialect)
+    if mark is None:
         raise DataSourceError(f"the database driver's parameter style '{dialect.paramstyle}' is not supported "
-                              f"for per-row masks (supported: {', '.join(_PLACEHOLDERS)})")
-    mark = _PLACEHOLDERS[dialect.paramstyle]
-
-    def quote(name: str) -> str:  # a '%' in a name would read as a placeholder in the format styles
-        quoted = dialect.identifier_preparer.quote(name)
-        return quoted if mark == "?" else quoted.replace("%", "%%")
-
+                              f"for per-row masks (supported: {', '.join(PLACEHOLDERS)})")
+    quote = quoter(dialect, mark)
     tbl = quote(table)
-    columns = [f"k{i}" for i in range(len(keys))] + [f"m{i}" for i in range(len(per_row))]
-    typed = ", ".join(f"{quote(c)} AS {n}" for c, n in zip([*keys, *per_row], columns, strict=True))
-    mysql = dialect.name in ("mysql", "mariadb")  # a multi-table UPDATE names its target columns by table
-    # MySQL (8.0.19+) spells a row of a VALUES list ROW(...); MariaDB, PostgreSQL and SQLite do not.
-    row = ("ROW(" if mysql and not getattr(dialect, "is_mariadb", False) else "(") + ", ".join(
-        [mark] * len(columns)) + ")"
-    pairs = f"(SELECT {typed} FROM {tbl} WHERE 1 = 0 UNION ALL VALUES {', '.join([row] * rows)}) AS v"
-    on = " AND ".join(f"{tbl}.{quote(k)} = v.k{i}" for i, k in enumerate(keys))
+    pairs, on = _pairs(dialect, mark, quote, tbl, keys, per_row, rows)
+    mysql = joined_update_names_table(dialect)
     target = (lambda c: f"{tbl}.{quote(c)}") if mysql else quote
     sets = ", ".join([*(f"{target(c)} = COALESCE(v.m{i}, {tbl}.{quote(c)})" for i, c in enumerate(per_row)),
                       *(f"{target(c)} = {mark}" for c in constants)])
     if mysql:
         return PairUpdate(f"UPDATE {tbl} JOIN {pairs} ON {on} SET {sets}", constants_first=False)
-    return PairUpdate(f"UPDATE {tbl} SET {sets} FROM {pairs} WHERE {on}", constants_first=True)  # PostgreSQL, SQLite
+    # PostgreSQL, SQLite, Snowflake
+    return PairUpdate(f"UPDATE {tbl} SET {sets} FROM {pairs} WHERE {on}", constants_first=True)
 
 
-_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}  # positional, as every driver used here takes
+def _pairs(dialect: Dialect, mark: str, quote: Callable[[str], str], tbl: str, keys: tuple[str, ...],
+           per_row: tuple[str, ...], rows: int) -> tuple[str, str]:
+    """The pairs as a derived table ``v`` typed by the table (module docstring), and the join condition."""
+    columns = [f"k{i}" for i in range(len(keys))] + [f"m{i}" for i in range(len(per_row))]
+    typed = ", ".join(f"{quote(c)} AS {n}" for c, n in zip([*keys, *per_row], columns, strict=True))
+    listed = values_rows(dialect, mark, len(columns), rows)
+    pairs = f"(SELECT {typed} FROM {tbl} WHERE 1 = 0 UNION ALL {listed}) AS v"
+    on = " AND ".join(f"{tbl}.{quote(k)} = v.k{i}" for i, k in enumerate(keys))
+    return pairs, on
+
+
+@dataclass(frozen=True)
+class Executed:
+    """What a pair statement gave: the rows it changed, and the row a counting statement returns."""
+
+    rowcount: int
+    row: tuple[Any, ...] = ()
+
+
+def execute(conn: Connection, sql: str, parameters: Sequence[Any]) -> Executed:
+    """Run a pair statement (``%s`` or ``?`` placeholders) with its parameters, in ``conn``'s transaction.
+
+    With psycopg 3 (what Airflow's PostgresHook uses) the statement goes to a RawCursor in PostgreSQL's own
+    ``$n`` placeholders: psycopg's other cursors rewrite ``%s`` placeholders with a scan of the whole text on
+    every execution (texts this long are not cached): 120 ms for a chunk of 5,000 pairs, more than the
+    database took to run it, twice per chunk with proof of erasure. A driver error is raised as SQLAlchemy
+    raises it from the other drivers (a DBAPIError), so the connector classifies it the same way."""
+    if conn.dialect.driver != "psycopg":
+        result = conn.exec_driver_sql(sql, tuple(parameters))
+        return Executed(result.rowcount, tuple(result.fetchone() or ()) if result.returns_rows else ())
+    import psycopg
+
+    try:
+        with psycopg.RawCursor(conn.connection.driver_connection) as cursor:
+            cursor.execute(_numbered(sql), parameters)
+            return Executed(cursor.rowcount, tuple(cursor.fetchone() or ()) if cursor.description else ())
+    except psycopg.Error as exc:
+        raise DBAPIError.instance(sql[:200], None, exc, psycopg.Error) from exc
+
+
+@lru_cache(maxsize=128)
+def _numbered(sql: str) -> str:
+    """``%s`` placeholders as ``$1, $2 ...`` in their order, and ``%%`` as ``%``."""
+    numbers = iter(range(1, 1 << 31))
+    return re.sub(r"%%|%s", lambda m: "%" if m[0] == "%%" else f"${next(numbers)}", sql)
 
 
 @dataclass(frozen=True)
@@ -90,12 +129,12 @@ class PairCheck:
         return (*constants, *(value for key, new in pairs for value in (*key, *new)))
 
 
-CHECKED_DIALECTS = ("postgresql", "mysql", "mariadb", "sqlite")
+CHECKED_DIALECTS = tuple(DIFFERS)
 
 
 def can_check(dialect: Dialect) -> bool:
     """Whether the proof can be one counting statement per chunk here; elsewhere the rows are read back."""
-    return dialect.name in CHECKED_DIALECTS and dialect.paramstyle in _PLACEHOLDERS
+    return dialect.name in CHECKED_DIALECTS and placeholder(dialect) is not None
 
 
 @lru_cache(maxsize=128)
@@ -109,21 +148,11 @@ def pair_check(dialect: Dialect, table: str, keys: tuple[str, ...], per_row: tup
     if not can_check(dialect):
         raise DataSourceError(f"no counting proof for the '{dialect.name}' dialect with parameter style "
                               f"'{dialect.paramstyle}': read the rows back instead")
-    mark = _PLACEHOLDERS[dialect.paramstyle]
-
-    def quote(name: str) -> str:
-        quoted = dialect.identifier_preparer.quote(name)
-        return quoted if mark == "?" else quoted.replace("%", "%%")
-
+    mark = placeholder(dialect) or "?"
+    quote = quoter(dialect, mark)
     tbl = quote(table)
-    columns = [f"k{i}" for i in range(len(keys))] + [f"m{i}" for i in range(len(per_row))]
-    typed = ", ".join(f"{quote(c)} AS {n}" for c, n in zip([*keys, *per_row], columns, strict=True))
-    mysql = dialect.name in ("mysql", "mariadb")
-    row = ("ROW(" if mysql and not getattr(dialect, "is_mariadb", False) else "(") + ", ".join(
-        [mark] * len(columns)) + ")"
-    pairs = f"(SELECT {typed} FROM {tbl} WHERE 1 = 0 UNION ALL VALUES {', '.join([row] * rows)}) AS v"
-    on = " AND ".join(f"{tbl}.{quote(k)} = v.k{i}" for i, k in enumerate(keys))
-    differs = _DIFFERS[dialect.name]
+    pairs, on = _pairs(dialect, mark, quote, tbl, keys, per_row, rows)
+    differs = DIFFERS[dialect.name]
     bad = [*(f"{tbl}.{quote(c)} IS NOT NULL" for c in nulls),
            *(differs(f"{tbl}.{quote(c)}", mark) for c in constants),
            *(differs(f"{tbl}.{quote(c)}", f"v.m{i}") for i, c in enumerate(per_row))]
@@ -133,19 +162,3 @@ def pair_check(dialect: Dialect, table: str, keys: tuple[str, ...], per_row: tup
         # table to join it with a list of keys, where an IN list is scanned once or looked up by index).
         return PairCheck(f"{counted} WHERE {tbl}.{quote(keys[0])} IN ({', '.join([mark] * rows)})")
     return PairCheck(f"{counted} JOIN {pairs} ON {on}")
-
-
-def _mysql_differs(a: str, b: str) -> str:
-    # NULL-safe, and byte for byte: a PAD SPACE or case-insensitive collation would call 'X' and 'x ' equal.
-    return f"NOT (CAST(CONVERT({a} USING utf8mb4) AS BINARY) <=> CAST(CONVERT({b} USING utf8mb4) AS BINARY))"
-
-
-# "a differs from b", NULL-safe and exact. PostgreSQL's deterministic collations compare bytes in the end
-# (a nondeterministic ICU collation would not: see docs/dry-run-and-proof.md); SQLite's COLLATE on the
-# right-hand operand overrides a column's NOCASE.
-_DIFFERS = {
-    "postgresql": lambda a, b: f"{a} IS DISTINCT FROM {b}",
-    "mysql": _mysql_differs,
-    "mariadb": _mysql_differs,
-    "sqlite": lambda a, b: f"{a} IS NOT {b} COLLATE BINARY",
-}

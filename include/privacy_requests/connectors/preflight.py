@@ -38,6 +38,7 @@ from ..model.masking import Masker, new_request_secrets
 from ..model.policy import MaskingStrategySpec, Policy
 from ..model.settings import PrivacyConfig
 from .delete_preflight import delete_problems
+from .dialects import case_sensitive_names
 from .sql import classify_error, written_fields
 
 EngineFor = Callable[[str], Engine]
@@ -142,7 +143,7 @@ def _mariadb_json_columns(conn: Connection, tables: set[str]) -> set[tuple[str, 
 def _check_column(target: Target, columns: list[dict[str, Any]], conn: Connection,
                   json_checked: set[tuple[str, str]]) -> list[str]:
     table = target.collection.address.collection
-    column = _find(columns, target.column, case_sensitive=conn.dialect.name == "postgresql")
+    column = _find(columns, target.column, case_sensitive=case_sensitive_names(conn.dialect.name))
     if column is None:
         return [f"{target.where}: column '{target.column}' does not exist in table '{table}'; fix the field's "
                 "name in the dataset"]

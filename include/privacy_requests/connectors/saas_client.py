@@ -209,9 +209,10 @@ class SaasClient:
         with ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs))) as pool:
             return list(pool.map(work, jobs))
 
-    def test_connection(self) -> None:
+    def test_connection(self, send: bool = True) -> None:
         """Send the config's ``test_request`` (none: nothing to do), once: refused credentials raise
-        RequestError, another 4xx DataSourceError, an API that cannot be reached TransientError."""
+        RequestError, another 4xx DataSourceError, an API that cannot be reached TransientError. With ``send``
+        False (a dry run) the request is prepared (the connection and its params are checked) and not sent."""
         request = self.config.test_request
         if request is None:
             return
@@ -219,6 +220,8 @@ class SaasClient:
             prepared = self.prepare(request, {})
         except MissingValue as exc:
             raise RequestError(f"{self.dataset}: test_request: placeholder <{exc}> has no value") from None
+        if not send:
+            return
         attempts, self.max_attempts = self.max_attempts, 1
         try:
             self.send(prepared, request, f"{self.dataset} (test_request)")

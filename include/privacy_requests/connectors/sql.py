@@ -23,7 +23,8 @@ from ..request.request import PrivacyRequest
 from ..store import layout
 from . import deletion, verification
 from .base import Erased, ErasureWork, Found
-from .pair_update import can_check, pair_check, pair_update
+from .dialects import snowflake_transient
+from .pair_update import can_check, execute, pair_check, pair_update
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +54,9 @@ class SqlConnector:
     def erase(self, work: ErasureWork) -> Erased:
         """Mask by primary key; fields a SQL UPDATE cannot write as asked are logged and left out."""
         collection = work.collection
-        if not collection.primary_keys:
-            reason = "no primary key is defined for this collection: nothing erased"
-            log.warning("%s: %s", collection.address, reason)
-            return Erased("no_primary_key", detail={"reason": reason})
+        refused = work.without_primary_key()
+        if refused is not None:
+            return refused
         if deletes(work.fields):
             return self.delete(work)
         masks = field_masks(work)
@@ -224,7 +224,7 @@ class SqlConnector:
                         shape = pair_update(conn.dialect, collection.address.collection, tuple(keys),
                                             tuple(per_row), tuple(constants), len(pairs))
                         self.statements += 1
-                        result = conn.exec_driver_sql(shape.sql, shape.parameters(pairs, list(constants.values())))
+                        result = execute(conn, shape.sql, shape.parameters(pairs, list(constants.values())))
                     else:
                         self.statements += 1
                         result = conn.execute(update(tbl).where(_key_in(tbl, keys, list(by_key))).values(constants))
@@ -314,6 +314,9 @@ _TRANSIENT_MESSAGES = ("database is locked", "unable to open database file", "co
 def _is_connection_problem(orig: BaseException | None) -> bool:
     if orig is None:
         return False
+    snowflake = snowflake_transient(orig)
+    if snowflake is not None:
+        return snowflake
     state = getattr(orig, "pgcode", None) or getattr(orig, "sqlstate", None)
     if state:
         return str(state).startswith(_TRANSIENT_SQLSTATES)

@@ -27,6 +27,7 @@ from ..model.graph import Collection
 from ..model.masking import FieldMask
 from ..model.values import in_chunks, rows_per_statement
 from ..store.store import dumps
+from .pair_update import execute
 
 READ_BATCH = 5000  # rows read back per SELECT at most
 _RANDOM_ALPHABET = set(string.ascii_lowercase + string.digits)
@@ -123,7 +124,7 @@ def count(engine: Engine, checks: Checks) -> Verification:
     with engine.connect() as conn:
         for index, (sql, parameters) in enumerate(checks.statements):
             result.statements += 1
-            present, bad = conn.exec_driver_sql(sql, parameters).one()
+            present, bad = execute(conn, sql, parameters).row
             present, bad = int(present or 0), int(bad or 0)
             result.present += present
             result.verified += present - bad

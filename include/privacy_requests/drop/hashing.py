@@ -1,6 +1,14 @@
 """Standardization and hashing of identifiers exactly as DROP's technical specification says (v1.2.0,
 "Working with the data"): standardize, encode as UTF-8, SHA-256, Base64 (always 44 characters).
 
+Email: "Trim leading/trailing whitespace; lowercase the entire address; do not remove dots, plus signs, or
+other characters" (the specification's email rule, privacy.ca.gov/drop-for-data-brokers/technical-specifications/
+working-with-data/#hashing, as DataGrail's DROP "Hashing Algorithm" reference reproduces it; the official page's
+hashing section could not be read from here, and its one email vector, "Anna.Smith@Domain.com", has no
+whitespace, so it does not decide the question). Whitespace inside an address is therefore kept (``"a b@x.com"``
+stays ``"a b@x.com"``); before 2026-12-04 we removed all whitespace, which hashed such a value differently from
+DROP. The SQL the databases run for the Email list (matching.py) trims the same way.
+
 Each ``standardize_*`` returns None for a value that cannot be an identifier of its kind (empty, a MAID that
 is not 32 hex digits, ...): such a value never matches, it is not an error. Composite lists (NDZ, NameVIN)
 hash each field, concatenate the Base64 hashes in the specification's order and hash the result again.
@@ -21,7 +29,7 @@ from .transliteration import transliterate
 HASH_LENGTH = 44
 HASH_PATTERN = re.compile(r"^[A-Za-z0-9+/]{43}=$")
 
-_WHITESPACE = re.compile(r"\s+")
+_EDGE_WHITESPACE = re.compile(r"^\s+|\s+$")  # trim: the same class as the SQL's \s
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _NOT_HEX = re.compile(r"[^0-9a-f]")
 _ZIP_PLUS_4 = re.compile(r"^\s*([0-9]{5})\s*[-\s]\s*[0-9]{4}\s*$")
@@ -43,11 +51,12 @@ def _text(value: Any) -> str | None:
 
 
 def standardize_email(value: Any) -> str | None:
-    """All whitespace removed (so trimmed), lowercased; dots, plus signs and the rest kept."""
+    """Leading and trailing whitespace trimmed (whitespace inside kept), lowercased; dots, plus signs and every
+    other character kept (the specification's email rule, quoted in the module docstring)."""
     text = _text(value)
     if text is None:
         return None
-    text = _WHITESPACE.sub("", text).lower()
+    text = _EDGE_WHITESPACE.sub("", text).lower()
     return text or None
 
 

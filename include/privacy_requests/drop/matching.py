@@ -128,13 +128,13 @@ def _sql_hash(dialect: str, list_type: str, col: Any) -> Any | None:
         return None
     if dialect == "postgresql":
         if list_type == "Email":
-            standard = func.lower(func.regexp_replace(col, r"\s", "", "g"))
+            standard = func.lower(func.regexp_replace(col, r"^\s+|\s+$", "", "g"))  # trimmed (hashing.py)
         else:
             standard = func.right(func.regexp_replace(col, "[^0-9]", "", "g"), 10)
         return func.encode(func.sha256(func.convert_to(func.nullif(standard, ""), "UTF8")), "base64")
     if dialect in ("mysql", "mariadb"):
         if list_type == "Email":
-            standard = func.lower(func.regexp_replace(col, "[[:space:]]", ""))
+            standard = func.lower(func.regexp_replace(col, "^[[:space:]]+|[[:space:]]+$", ""))
         else:
             standard = func.right(func.regexp_replace(col, "[^0-9]", ""), 10)
         # The column's character set must be utf8mb4 (the default of MySQL 8 and MariaDB 10.6+): SHA2 hashes

@@ -63,6 +63,9 @@ class DropSettings(_Strict):
     opt_out: dict[str, dict[str, Any]] = Field(default_factory=dict)
     exemptions: list[DropExemption] = Field(default_factory=list)
     due_days: int = Field(default=45, ge=1)
+    # The deadline alert (privacy.yml's deadline_alert, which must be set) names a download not yet answered this
+    # many days before its due date; None: deadline_alert.days_before_due.
+    alert_days_before_due: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _a_source(self) -> DropSettings:

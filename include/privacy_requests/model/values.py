@@ -12,6 +12,12 @@ T = TypeVar("T")
 
 def values_at(row: dict[str, Any], path: str) -> Iterator[Any]:
     """Every non-null value at a dotted path; arrays are walked, JSON text columns decoded."""
+    if "." not in path and isinstance(row, dict):  # a column holding one value: nearly every call, kept short
+        node = row.get(path)
+        if not isinstance(node, list):
+            if node is not None:
+                yield node
+            return
     stack: list[tuple[Any, list[str]]] = [(row, path.split("."))]
     while stack:
         node, parts = stack.pop()

@@ -70,6 +70,8 @@ def start_request(request: PrivacyRequest, run_id: str, received: str,
         raise RequestError("request rejected: " + "; ".join(problems))
     if not request.conf.dry_run:
         claim_subject(request, run_ended)
+    elif request.policy.erasure_rules or request.policy.access_package.deliver:  # what a real run sends: planned
+        plan_saas_tests(request)
     start_reading(request, record["received"])
     if not request.store.exists(layout.SECRETS):
         request.store.put(layout.SECRETS, new_request_secrets())
@@ -77,6 +79,18 @@ def start_request(request: PrivacyRequest, run_id: str, received: str,
                             identity_types=record["identity_types"], dry_run=request.conf.dry_run,
                             after_dry_run=request.conf.after_dry_run)
     return record
+
+
+def plan_saas_tests(request: PrivacyRequest) -> None:
+    """A dry run sends no SaaS ``test_request`` (a call to the vendor's API with our credentials): each one a
+    real run would send in validate_request is a ``saas_test_planned`` event (dataset, method, path template;
+    no value), once."""
+    store = request.store
+    planned = {e["dataset"] for e in store.events() if e["event"] == "saas_test_planned"}
+    for dataset, saas in sorted(request.config.saas.items()):
+        test = saas.test_request
+        if test is not None and dataset not in planned:
+            store.add_event("saas_test_planned", dataset=dataset, method=test.method, path=test.path)
 
 
 def record_result(request: PrivacyRequest, step: str, address: CollectionAddress | None, try_number: int,
@@ -111,16 +125,29 @@ def finish_request(request: PrivacyRequest) -> tuple[Report, int]:
     return report, removed
 
 
-def approval_question(request: PrivacyRequest) -> Question | None:
+def approval_question(request: PrivacyRequest, asked_of: str = "a person") -> Question | None:
     """What to ask when the policy wants a person to approve; None when it was approved already (a clear does
-    not ask again). No identity value is in the question: only the policy, its categories and the due date."""
+    not ask again). No identity value is in the question: only the policy, its categories and the due date.
+
+    A dry run asks nobody (it would keep a person waiting for a request that changes nothing, and the person
+    would act on it): the question it would ask is an ``approval_planned`` event of the plan instead, saying
+    whom it would be asked of (``asked_of``, as the orchestrator routes questions), and None is returned, so the
+    dry run goes on as if approved and its plan shows what an approved request would do."""
     policy = request.policy
     if not policy.manual_approval:
         raise StepSkipped(f"policy '{policy.key}' does not ask for manual approval")
+    if request.conf.dry_run:
+        plan_approval(request, asked_of)
+        return None
     approved = request.store.get(layout.APPROVAL)
     if approved:
         log.info("Approved by %s at %s: not asking again", approved["by"], approved["time"])
         return None
+    return _question(request)
+
+
+def _question(request: PrivacyRequest) -> Question:
+    policy = request.policy
     dates = request_due(request.store, policy)
     due = dates[1].date() if dates else "unknown"
     access = sorted({t for r in policy.access_rules for t in r.targets})
@@ -134,6 +161,18 @@ def approval_question(request: PrivacyRequest) -> Question | None:
         options=[APPROVE, REJECT], timeout=request.config.settings.wait_timeout,
         form={"reason": {"default": "", "type": ["null", "string"], "title": "Reason",
                          "description": "Why (kept in the request's report)."}})
+
+
+def plan_approval(request: PrivacyRequest, asked_of: str) -> None:
+    """The approval a dry run would ask for, recorded once (a cleared task does not plan twice): the question's
+    subject, options and timeout, and whom it would be asked of; no identity value, as in the question."""
+    store = request.store
+    if any(e["event"] == "approval_planned" for e in store.events()):
+        return
+    question = _question(request)
+    store.add_event("approval_planned", subject=question.subject, options=question.options,
+                    asked_of=asked_of, timeout_seconds=int(question.timeout.total_seconds()))
+    log.info("Dry run: the approval that would be asked of %s is planned; nobody is asked", asked_of)
 
 
 def record_review(request: PrivacyRequest, event: dict[str, Any]) -> bool:

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..model.graph import CollectionAddress
-from ..model.policy import DELETE
+from ..model.policy import DELETE, Policy
 from ..model.settings import PrivacyConfig
 from ..store import layout
 from ..store.store import RequestStore
 from .certificate import render_certificate
 from .request import PrivacyRequest, RequestConf
-from .statutory_clock import request_due
+from .statutory_clock import due_date, request_due
 
 
 @dataclass
@@ -136,12 +136,30 @@ def write_report(request: PrivacyRequest, failure: dict[str, Any] | None = None,
         store.create(layout.COMPLETED, {"time": now.isoformat()})
     completed = (store.get(layout.COMPLETED) or {}).get("time")
     dates = request_due(store, request.policy)
-    store.write_public(layout.CERTIFICATE, [render_certificate(
-        organization=request.config.settings.organization, policy_name=request.policy.display_name,
-        report=report.body, report_json=report_json, received=dates[0] if dates else None,
-        due=dates[1] if dates else None, completed=datetime.fromisoformat(completed) if completed else None,
-        issued=now)])
+    write_certificate(request.config, request.policy, store, report.body, report_json,
+                      received=dates[0] if dates else None, due=dates[1] if dates else None,
+                      completed=datetime.fromisoformat(completed) if completed else None, now=now)
     return report
+
+
+def write_certificate(config: PrivacyConfig, policy: Policy, store: RequestStore, body: dict[str, Any],
+                      report_json: str, *, received: datetime | None, due: datetime | None,
+                      completed: datetime | None, now: datetime) -> None:
+    """``certificate.html`` from the report as written (``report_json``, whose SHA-256 it carries): one write,
+    nothing read. A report that is not complete (or awaiting a digest), or a dry run's, gets none."""
+    if body.get("dry_run") or body.get("status") not in CERTIFIED:
+        store.delete(layout.CERTIFICATE)
+        return
+    store.write_public(layout.CERTIFICATE, [render_certificate(
+        organization=config.settings.organization, policy_name=policy.display_name, report=body,
+        report_json=report_json, received=received, due=due, completed=completed, issued=now)])
+
+
+def subject_due(policy: Policy, received: datetime, events: list[dict[str, Any]]) -> datetime:
+    """A batch subject's due date from its report's events: every ``deadline_extended`` event holds the
+    extension granted (the same entries ``statutory_clock.extensions`` reads from the ledger), so a batch
+    computes it without reading a subject's ledger."""
+    return due_date(policy, received, [e for e in events if e.get("event") == "deadline_extended"])
 
 
 def rewrite_report(config: PrivacyConfig, store: RequestStore) -> Report | None:

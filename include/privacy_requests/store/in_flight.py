@@ -74,7 +74,10 @@ def release(root: StoragePath, subject: str, request_id: str) -> None:
     (a finished holder blocks nobody): deleting it would reset the generations, and a newcomer that read it
     could then win a generation another newcomer wins too."""
     folder = root / layout.SUBJECTS / subject
-    if not folder.exists():
+    try:
+        if sum(path.name.removesuffix(".json").isdigit() for path in folder.iterdir()) < 2:
+            return  # the newest claim alone: nothing older to remove, no claim to read (a batch's every subject)
+    except (FileNotFoundError, NotADirectoryError):  # object storage has no empty folders: no claim at all
         return
     claims = _claims(folder)
     if not any(holder == request_id for _, holder in claims):

@@ -11,7 +11,7 @@ from ...deliverables.package.delivery import deliver_package
 from ...request.lifecycle import approval_question, finish_request, record_review, start_request
 from ...request.request import PrivacyRequest, stop_reading
 from ...store import layout
-from ..hitl import asker
+from ..hitl import ASKED_OF, asker
 from ..hooks import erasure_problems, smtp_send, smtp_sender
 from .base import PrivacyRequestOperator
 
@@ -23,7 +23,8 @@ class ValidateRequestOperator(PrivacyRequestOperator):
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, Any]:
         record = start_request(request, context["run_id"], context["dag_run"].run_after.isoformat(),
-                               lambda: erasure_problems(self.privacy_config, request.policy),
+                               lambda: erasure_problems(self.privacy_config, request.policy,
+                                                                dry_run=request.conf.dry_run),
                                run_ended=self.run_ended(context))
         self.log.info("Request %s valid: policy %s, identity types %s", request.request_id, request.conf.policy,
                       record["identity_types"])
@@ -34,15 +35,15 @@ class ApproveRequestOperator(PrivacyRequestOperator, SkipMixin):
     """Waits for a person to approve or reject the request when its policy asks for manual approval.
 
     Reject ends the request before anything is touched: the rest of the run is skipped, and the report says
-    who rejected it and why.
+    who rejected it and why. A dry run asks nobody: the question is an ``approval_planned`` event of its plan.
     """
 
     inherits_from_skipmixin = True
 
     def run(self, request: PrivacyRequest, context: Context) -> dict[str, bool]:
-        question = approval_question(request)
-        if question is None:
-            return {"approved": True}
+        question = approval_question(request, ASKED_OF)
+        if question is None:  # approved already, or a dry run (which plans the question and asks nobody)
+            return {"planned": True} if request.conf.dry_run else {"approved": True}
         asker(context)(question)
 
     def answered(self, request: PrivacyRequest, context: Context, event: dict[str, Any]) -> dict[str, bool]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ...model.policy import AccessPackageSettings
 from ...model.settings import PrivacyConfig
-from ...request.report import rewrite_report
+from ...request.report import rewrite_report, subject_due, write_certificate
 from ...store import layout
 from ...store.store import RequestStore, StoragePath, is_request_folder
 
@@ -106,7 +106,25 @@ def _report(config: PrivacyConfig, store: RequestStore, event: dict[str, Any]) -
         return
     report["events"] = [*report.get("events", ()), event]
     report["updated_at"] = event["time"]
-    store.write_public(layout.REPORT, [json.dumps(report, indent=2) + "\n"])
+    report_json = json.dumps(report, indent=2) + "\n"
+    store.write_public(layout.REPORT, [report_json])
+    _certify_subject(config, store, report, report_json)
+
+
+def _certify_subject(config: PrivacyConfig, store: RequestStore, report: dict[str, Any], report_json: str) -> None:
+    """A batch subject's certificate follows its rewritten report, with the dates its batch gave it: received
+    with the batch, completed when the batch first completed."""
+    record, policy = store.get(layout.REQUEST) or {}, config.policies.get(report.get("policy") or "")
+    batch_id = next((e["batch_id"] for e in report.get("events", ()) if e.get("event") == "request_validated"
+                     and e.get("batch_id")), None)
+    if policy is None or not record.get("received") or batch_id is None:
+        return
+    received = datetime.fromisoformat(record["received"])
+    completed = (store.beside(layout.BATCHES, batch_id).get(layout.COMPLETED) or {}).get("time")
+    write_certificate(config, policy, store, report, report_json, received=received,
+                      due=subject_due(policy, received, report["events"]),
+                      completed=datetime.fromisoformat(completed) if completed and report.get("status") ==
+                      layout.COMPLETE else None, now=datetime.now(UTC))
 
 
 def _read(path: StoragePath) -> dict[str, Any] | None:
