@@ -104,7 +104,7 @@ def _airflow_template() -> str:
             cur.execute(f'CREATE DATABASE "{part}"')
             with tempfile.TemporaryDirectory() as home:
                 env = {**os.environ, "AIRFLOW_HOME": home, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                       "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://{PG_USER}@{PG_HOST}:{PG_PORT}/{part}"}
+                       "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{part}"}
                 subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
                                capture_output=True)
             cur.execute(f'ALTER DATABASE "{part}" RENAME TO "{name}"')
