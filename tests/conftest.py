@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 import functools
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -33,6 +34,19 @@ __all__ = ["DEMO_CONFIG", "ROOT"]  # kept importable for branches not yet moved 
 
 pytest_plugins = ["tests.support.fixtures"]
 
+
+def _scratch_root() -> str | None:
+    """A RAM-backed folder for what the tests write (Airflow home, metadata DB, pytest's tmp_path), when the
+    machine has one with room: SQLite and the request store commit with fsync, which on a loaded disk was a
+    good part of every dag.test() run. ``PRQ_TEST_TMP`` names another folder (``PRQ_TEST_TMP=`` keeps the
+    system's temporary folder)."""
+    chosen = os.environ.get("PRQ_TEST_TMP", "/dev/shm")
+    if not chosen or not os.path.isdir(chosen) or not os.access(chosen, os.W_OK):
+        return None
+    return chosen if shutil.disk_usage(chosen).free > 2 * 1024**3 else None
+
+
+tempfile.tempdir = _scratch_root()  # pytest's tmp_path and every mkdtemp below follow it (None: the default)
 _HOME = tempfile.mkdtemp(prefix="af-test-home-")
 
 os.environ.update({
@@ -57,6 +71,11 @@ TIER_TIMEOUTS = {"e2e": 900}
 # the longest does not start last. A module not listed goes after these, in collection order.
 CLUSTER_ORDER = ("test_leaks_and_concurrency", "test_celery", "test_faults", "test_vendor_confirmation",
                  "test_human_steps", "demo")
+# The longest modules of the fast loop (measured 2026-12-04, --durations), started first for the same reason:
+# a 100 s module that starts last keeps one process busy while the other has nothing left to do.
+SLOW_MODULES = ("tests/dag/test_resume.py", "tests/integration/test_batch_equivalence.py",
+                "tests/dag/test_privacy_request.py", "tests/dag/test_guarantees.py", "tests/dag/test_retention.py",
+                "tests/dag/test_dry_run.py", "tests/dag/test_email_connector.py")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -103,7 +122,8 @@ def demo_cluster_modules() -> frozenset[str]:
 def _start_order(unit: str) -> int:
     name = "demo" if unit == "cluster:demo" else Path(unit).stem
     if not unit.startswith(("cluster:", "tests/e2e/")):
-        return len(CLUSTER_ORDER) + 1
+        slow = SLOW_MODULES.index(unit) if unit in SLOW_MODULES else len(SLOW_MODULES)
+        return len(CLUSTER_ORDER) + 1 + slow
     return CLUSTER_ORDER.index(name) if name in CLUSTER_ORDER else len(CLUSTER_ORDER)
 
 
@@ -122,9 +142,29 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
     return ClusterScheduling(config, log)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    shutil.rmtree(_HOME, ignore_errors=True)  # this process's Airflow home and metadata DB
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
-    """A fresh Airflow metadata DB (SQLite), for tests that run DAGs."""
+    """A fresh Airflow metadata DB (SQLite), for tests that run DAGs: a copy of an empty, migrated one that the
+    first process to need it makes (``airflow db reset``) and keeps for this version of Airflow."""
+    import fcntl
+
+    import airflow
+    from airflow import settings
     from airflow.utils import db
 
-    db.resetdb()
+    template = Path(tempfile.gettempdir()) / f"prq-test-airflow-{airflow.__version__}-metadata.db"
+    metadata = Path(_HOME) / "airflow.db"
+    with open(f"{template}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel processes: one makes the template, the others wait
+        if not template.exists():
+            db.resetdb()
+            settings.engine.dispose()
+            shutil.copyfile(metadata, f"{template}.part")
+            os.replace(f"{template}.part", template)
+            return
+    settings.engine.dispose()
+    shutil.copyfile(template, metadata)

@@ -7,17 +7,30 @@ import json
 import sqlite3
 from pathlib import Path
 
-from tests.support.dag_runs import table
+import pytest
+
+from tests.support.dag_runs import FinishedRequest, own_request, table
 
 JANE = {"email": "jane@example.com"}
+
+
+# Runs that several tests only read, each made once for the module.
+@pytest.fixture(scope="module")
+def janes_access(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> FinishedRequest:
+    return own_request(tmp_path_factory.mktemp("access"), "default_access_policy", JANE)
+
+
+@pytest.fixture(scope="module")
+def janes_access_and_erasure(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> FinishedRequest:
+    return own_request(tmp_path_factory.mktemp("access-erasure"), "access_and_erasure_policy", JANE)
 
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def test_access_request_returns_exactly_janes_rows(run_request, shop_db: Path, storage: Path, smtp) -> None:
-    _, dag_run, states = run_request("default_access_policy", JANE)
+def test_access_request_returns_exactly_janes_rows(janes_access: FinishedRequest) -> None:
+    dag_run, states, storage, smtp = janes_access.dag_run, janes_access.states, janes_access.storage, janes_access.smtp
 
     assert dag_run.state == "success"
     package = read_json(storage / "req-1" / "access_package.json")
@@ -88,10 +101,9 @@ def test_hash_masking_matches_an_independent_computation(run_request, config_fol
     assert not (storage / "req-1" / "secrets.json").exists()
 
 
-def test_store_keeps_nothing_personal_in_clear_and_drops_rows_when_done(run_request, shop_db: Path,
-                                                                         storage: Path, smtp) -> None:
-    run_request("access_and_erasure_policy", JANE)
-    request_dir = storage / "req-1"
+def test_store_keeps_nothing_personal_in_clear_and_drops_rows_when_done(
+        janes_access_and_erasure: FinishedRequest) -> None:
+    request_dir = janes_access_and_erasure.storage / "req-1"
     leftovers = [p for p in request_dir.rglob("*") if p.is_file()]
     assert not [p for p in leftovers if p.parts[-2] in ("rows", "values", "instructions")]
     for path in leftovers:
@@ -101,11 +113,11 @@ def test_store_keeps_nothing_personal_in_clear_and_drops_rows_when_done(run_requ
         assert b"Jane Doe" not in path.read_bytes(), path
 
 
-def test_no_personal_data_in_xcom(run_request, shop_db: Path, smtp) -> None:
+def test_no_personal_data_in_xcom(janes_access_and_erasure: FinishedRequest) -> None:
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    _, dag_run, _ = run_request("access_and_erasure_policy", JANE)
+    dag_run = janes_access_and_erasure.dag_run
     with create_session() as session:
         values = [json.dumps(x.value) for x in session.query(XComModel).filter_by(run_id=dag_run.run_id)]
     assert values, "tasks push their counts to XCom"
@@ -120,7 +132,6 @@ def test_identity_values_are_registered_with_the_secret_masker(run_request, shop
 
 
 def test_unknown_policy_is_refused_before_a_run_starts(run_request, shop_db: Path, storage: Path) -> None:
-    import pytest
     from airflow.sdk.exceptions import ParamValidationError
 
     before = table(shop_db, "customer")
@@ -184,9 +195,8 @@ def test_missing_connection_fails_with_a_clear_message(run_request, monkeypatch,
     assert states["access.demo_shop.customer"] == ("failed", 1)
 
 
-def test_sqlite_file_unchanged_by_access(run_request, shop_db: Path, smtp) -> None:
-    digest = hashlib.sha256(shop_db.read_bytes()).hexdigest()
-    run_request("default_access_policy", JANE)
-    with sqlite3.connect(shop_db):
+def test_sqlite_file_unchanged_by_access(janes_access: FinishedRequest) -> None:
+    digest = hashlib.sha256(janes_access.shop_before).hexdigest()
+    with sqlite3.connect(janes_access.shop):
         pass
-    assert hashlib.sha256(shop_db.read_bytes()).hexdigest() == digest
+    assert hashlib.sha256(janes_access.shop.read_bytes()).hexdigest() == digest

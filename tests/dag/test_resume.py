@@ -4,39 +4,36 @@ fault would, upstream work is reused, and no side effect happens twice."""
 from __future__ import annotations
 
 import json
-import shutil
 import sqlite3
 from pathlib import Path
 
 import pytest
 
-from tests.support.dag_runs import clear, resume, table, task_states
+from tests.support.dag_runs import clear, own_request, resume, table, task_states
 
 JANE = {"email": "jane@example.com"}
 POLICY = "access_and_erasure_policy"  # null_rewrite only, so every run's final state is the same
 TABLES = ("customer", "address", "orders", "order_item", "login", "payment_card", "sms_subscription")
 
 
+def final_state(db: Path, request_dir: Path) -> dict:
+    package = json.loads((request_dir / "access_package.json").read_text())
+    return {"tables": {t: table(db, t) for t in TABLES}, "package": package}
+
+
+@pytest.fixture(scope="module")
+def clean_run(airflow_db: None, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The final state of the request without any fault, on a shop, store and SMTP server of its own: made once
+    for the module (the policy only nulls, so every clean run of it ends the same)."""
+    run = own_request(tmp_path_factory.mktemp("clean-run"), POLICY, JANE, request_id="reference")
+    assert run.dag_run.state == "success"
+    return final_state(run.shop, run.storage / "reference")
+
+
 @pytest.fixture
-def reference(run_request, shop_db: Path, storage: Path, smtp, tmp_path: Path):
-    """The final state of the same request without any fault, on a copy of the shop."""
-    clean = tmp_path / "clean_shop.db"
-    shutil.copy(shop_db, clean)
-
-    def final_state(db: Path, request_dir: Path) -> dict:
-        package = json.loads((request_dir / "access_package.json").read_text())
-        return {"tables": {t: table(db, t) for t in TABLES}, "package": package}
-
-    import os
-
-    original = os.environ["AIRFLOW_CONN_DEMO_SHOP_DB"]
-    os.environ["AIRFLOW_CONN_DEMO_SHOP_DB"] = f"sqlite:///{clean}"
-    try:
-        run_request(POLICY, JANE, request_id="reference")
-    finally:
-        os.environ["AIRFLOW_CONN_DEMO_SHOP_DB"] = original
-    expected = final_state(clean, storage / "reference")
-    return expected, final_state
+def reference(clean_run: dict, smtp):
+    """The clean run's final state, and how to read a run's (the test's own runs send through ``smtp``)."""
+    return clean_run, final_state
 
 
 def assert_resumed(dag, run_id: str, failed: str, states_before: dict, reference, shop_db: Path,

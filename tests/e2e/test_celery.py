@@ -28,7 +28,7 @@ from upath import UPath
 
 from scripts.celery_airflow import CeleryCluster
 from tests.support.cluster import START_TIMEOUT, answer
-from tests.support.databases import PG_HOST, PG_PORT, postgresql_engine
+from tests.support.databases import PG_HOST, PG_PORT, airflow_metadata_engine, postgresql_engine
 from tests.support.faults import (
     ERASE_CUSTOMER,
     KILLED,
@@ -91,7 +91,7 @@ def celery_world(base: Path, shop_url: str, s3: S3Server, bucket: str,
     shutil.copytree(OVERLAY, config, dirs_exist_ok=True)
     celery_settings_file(config)
     smtp = SmtpServer(free_port())
-    with contextmanager(postgresql_engine)(base) as metadata:
+    with contextmanager(airflow_metadata_engine)(base) as metadata:
         cluster = CeleryCluster(base / "airflow", free_port(), {
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata.url.render_as_string(hide_password=False),
             "PRIVACY_REQUESTS_CONFIG_DIR": str(config),
@@ -107,6 +107,7 @@ def celery_world(base: Path, shop_url: str, s3: S3Server, bucket: str,
             # Only the DAGs the cluster unpauses run: the daily retention and deadline checks would take slots.
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         }, broker_url=BROKER, workers=len(WORKERS))
+        cluster.migrated = True
         try:
             cluster.start(timeout=START_TIMEOUT)
             yield cluster, smtp

@@ -17,7 +17,7 @@ import requests
 from cryptography.fernet import Fernet
 
 from scripts.local_airflow import AirflowCluster
-from tests.support.databases import postgresql_engine
+from tests.support.databases import airflow_metadata_engine
 from tests.support.paths import DEMO_CONFIG, DEMO_SEED
 from tests.support.ports import free_port
 from tests.support.smtp import SmtpServer, smtp_connection_uri
@@ -50,7 +50,7 @@ def airflow_world(base: Path, overlay: Path | None = None, env: dict[str, str] |
     storage = base / "storage"
     # PostgreSQL, not SQLite, for Airflow's own metadata: under load SQLite's single writer made the API
     # server answer a trigger with HTTP 500 (a write waiting out SQLite's busy timeout).
-    with contextmanager(postgresql_engine)(base) as metadata:
+    with contextmanager(airflow_metadata_engine)(base) as metadata:
         port = free_port()
         cluster = AirflowCluster(base / "airflow", port, {
             **({"AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}"} if public else {}),
@@ -65,6 +65,7 @@ def airflow_world(base: Path, overlay: Path | None = None, env: dict[str, str] |
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin,viewer:viewer,user:user,op:op,nobody:",
             **(env or {}),
         })
+        cluster.migrated = True
         try:
             cluster.start(timeout=START_TIMEOUT)
             yield cluster, smtp, shop, storage

@@ -8,16 +8,20 @@ uses), which is why Airflow's version is pinned.
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.support.paths import ROOT
+from tests.support.paths import DEMO_CONFIG, DEMO_SEED, ROOT
+from tests.support.ports import free_port
+from tests.support.smtp import SmtpServer, smtp_connection_uri
 
 
 def clear(dag, run_id: str, task_ids: list[str], *, include_downstream: bool = True) -> list[str]:
@@ -151,3 +155,43 @@ class ConfigFolder:
 
     def write(self, name: str, data: Any) -> None:
         (self.path / name).write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+@dataclass
+class FinishedRequest:
+    """A request run to its end on a fresh demo shop, store and SMTP server of its own (``own_request``)."""
+
+    dag: Any
+    dag_run: Any
+    states: dict[str, tuple[str | None, int]]
+    shop: Path
+    storage: Path
+    smtp: SmtpServer
+    shop_before: bytes  # the shop file before the run
+
+
+def own_request(base: Path, policy: str, identity: dict[str, str], request_id: str = "req-1") -> FinishedRequest:
+    """One request on the demo configuration (no retries), with nothing shared with the test's own fixtures: for
+    a module-scoped fixture whose finished run several tests read (one dag.test run instead of one per test)."""
+    from include.privacy_requests.airflow.dag_factory import build_privacy_request_dag
+    from include.privacy_requests.model.loading import load_config
+
+    shop = base / "demo_shop.db"
+    with sqlite3.connect(shop) as con:
+        con.executescript(DEMO_SEED.read_text())
+    config = ConfigFolder(base / "privacy")
+    shutil.copytree(DEMO_CONFIG, config.path, ignore=shutil.ignore_patterns("seed"))
+    config.edit("privacy.yml", lambda d: d.update(retries={"count": 0}))
+    smtp = SmtpServer(free_port())
+    shop_before = shop.read_bytes()
+    smtp.start()
+    try:
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("AIRFLOW_CONN_DEMO_SHOP_DB", f"sqlite:///{shop}")
+            env.setenv("PRIVACY_REQUESTS_STORAGE", f"file://{base / 'storage'}")
+            env.setenv("AIRFLOW_CONN_SMTP_DEFAULT", smtp_connection_uri(smtp.port))
+            dag = build_privacy_request_dag(load_config(config.path))
+            dag_run = dag.test(run_conf={"policy": policy, "identity": identity, "request_id": request_id})
+    finally:
+        smtp.stop()
+    return FinishedRequest(dag, dag_run, task_states(dag, dag_run.run_id), shop, base / "storage", smtp, shop_before)

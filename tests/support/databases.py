@@ -7,7 +7,11 @@ processes, other people's runs and aborted runs never collide.
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -45,20 +49,24 @@ def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-def postgresql_engine(tmp_path: Path) -> Iterator[Engine]:
-    """A new PostgreSQL database (as the superuser); a generator: wrap it in ``contextmanager`` outside pytest."""
+def _pg_admin():
+    import psycopg2
+
+    conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5)
+    conn.autocommit = True
+    return conn
+
+
+def postgresql_engine(tmp_path: Path, template: str | None = None) -> Iterator[Engine]:
+    """A new PostgreSQL database (as the superuser), empty or a copy of ``template``; a generator: wrap it in
+    ``contextmanager`` outside pytest."""
     import psycopg2
 
     name = database_name()
-
-    def admin():
-        conn = psycopg2.connect(host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", connect_timeout=5)
-        conn.autocommit = True
-        return conn
-
+    admin = _pg_admin
     try:
         with closing(admin()) as conn, conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
+            cur.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     except psycopg2.OperationalError as exc:
         unreachable("PostgreSQL", f"{PG_HOST}:{PG_PORT}", PG_START, exc)
     # psycopg 3, the driver Airflow's PostgresHook gives the engine (provider 7 with psycopg installed)
@@ -69,6 +77,39 @@ def postgresql_engine(tmp_path: Path) -> Iterator[Engine]:
         engine.dispose()
         with closing(admin()) as conn, conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def airflow_metadata_engine(tmp_path: Path) -> Iterator[Engine]:
+    """A PostgreSQL database that already holds Airflow's metadata schema, for a cluster (set its ``migrated``):
+    a copy of a template migrated once per Airflow version and kept on the server. The copy takes 0.3 s;
+    ``airflow db migrate`` took 16 s per cluster on the loaded 2-core machine (2026-12-04, load 9)."""
+    yield from postgresql_engine(tmp_path, template=_airflow_template())
+
+
+def _airflow_template() -> str:
+    import airflow
+    import psycopg2
+
+    name = "prq_template_airflow_" + "".join(c if c.isalnum() else "_" for c in airflow.__version__)
+    try:
+        conn = _pg_admin()
+    except psycopg2.OperationalError as exc:
+        unreachable("PostgreSQL", f"{PG_HOST}:{PG_PORT}", PG_START, exc)
+    with closing(conn), conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (name,))  # parallel processes make it once
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+        if cur.fetchone() is None:
+            part = f"{name}_part"
+            cur.execute(f'DROP DATABASE IF EXISTS "{part}" WITH (FORCE)')  # left by an aborted run
+            cur.execute(f'CREATE DATABASE "{part}"')
+            with tempfile.TemporaryDirectory() as home:
+                env = {**os.environ, "AIRFLOW_HOME": home, "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                       "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{part}"}
+                subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True,
+                               capture_output=True)
+            cur.execute(f'ALTER DATABASE "{part}" RENAME TO "{name}"')
+        cur.execute("SELECT pg_advisory_unlock(hashtext(%s))", (name,))
+    return name
 
 
 def mariadb_engine(tmp_path: Path) -> Iterator[Engine]:
