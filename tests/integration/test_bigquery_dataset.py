@@ -163,3 +163,39 @@ def test_the_wing_builds_the_engine_from_an_airflow_connection(endpoint: str, en
             assert conn.execute(text("SELECT COUNT(*) FROM customer")).scalar_one() == 2
     finally:
         built.dispose()
+
+
+@pytest.fixture
+def demo_shop(endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+    """The demo shop in the dataset ``demo_shop`` of the stand-in, behind the demo's connection id."""
+    import json
+
+    from tests.support.databases import load_seed
+
+    engine = bigquery_engine("demo_shop_db", {"project": PROJECT, "api_endpoint": endpoint}, "demo_shop")
+    client = engine.raw_connection().driver_connection._client
+    client.delete_dataset("demo_shop", delete_contents=True, not_found_ok=True)
+    client.create_dataset("demo_shop")
+    load_seed(engine)
+    monkeypatch.setenv("AIRFLOW_CONN_DEMO_SHOP_DB", json.dumps({
+        "conn_type": "google_cloud_platform", "schema": "demo_shop",
+        "extra": {"project": PROJECT, "api_endpoint": endpoint}}))
+    yield engine
+    engine.dispose()
+    client.delete_dataset("demo_shop", delete_contents=True, not_found_ok=True)
+
+
+def test_the_demo_erasure_request_runs_on_bigquery_through_an_airflow_connection(demo_shop: Engine, run_request,
+                                                                                  storage: Path, smtp) -> None:
+    import json
+
+    from tests.support.databases import rows as all_rows
+
+    _, dag_run, states = run_request("default_erasure_policy", {"email": "jane@example.com"})
+    assert dag_run.state == "success", states
+    customers = all_rows(demo_shop, "customer")
+    assert customers[0][2] is None and len(customers[0][3]) == 64  # Jane: name nulled, phone hashed
+    assert customers[1][2:4] == ("John Roe", "+15555550199")
+    report = json.loads((storage / "req-1" / "report.json").read_text())
+    customer = next(c for c in report["collections"] if c["collection"] == "demo_shop:customer")
+    assert customer["erasure"]["masked"] == 1 and customer["erasure"]["verified"] == 1
