@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tests.support.paths import ROOT
-from tests.support.ports import free_port
+from tests.support.ports import free_port, stop_process
 
 EMULATOR_VENV = Path(os.environ.get("BQEMULATOR_VENV", ROOT / ".venv-bqemulator"))
 PROJECT = "demo"
@@ -56,9 +56,4 @@ def bigquery_server(log: Path, timeout: float = 120.0) -> Iterator[str]:
                 time.sleep(0.2)  # polling the condition above, not waiting a fixed time
         yield endpoint
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

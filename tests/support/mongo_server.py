@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pymongo
 
+from tests.support.ports import stop_process
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -44,9 +46,4 @@ def mongo_server(log: Path, timeout: float = 60.0) -> Iterator[str]:
                     raise
         yield uri
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine
 
-from tests.support.ports import free_port
+from tests.support.ports import free_port, stop_process
 
 HOST = "127.0.0.1"
 
@@ -72,12 +72,7 @@ def snowflake_server(log: Path, timeout: float = 60.0) -> Iterator[SnowflakeServ
                     raise TimeoutError(f"fakesnow did not listen on {HOST}:{port} in {timeout} s") from None
         yield SnowflakeServer(port)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _accepts(port: int) -> bool:
